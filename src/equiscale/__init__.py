@@ -1,0 +1,16 @@
+"""equiscale: SE(3)/E(3)-equivariant learning at scale.
+
+Three operators, each exact against a slow reference path and benchmarked against the operator it
+replaces:
+
+- ``GauntTensorProduct``: products of spherical functions in O(L^3) (instead of O(L^6)).
+- ``Wigner6jConv``: equivariant graph convolution with tensor products on nodes, not edges.
+- ``fft_conv`` / ``fft_cross_conv`` / ``SE3HyenaOperator``: equivariant long convolutions,
+  O(N log N) global context.
+
+Feature layout: ``[..., (L+1)^2, C]`` (e3nn real spherical harmonics, e3nn m-order, channels last).
+"""
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]

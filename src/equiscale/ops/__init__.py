@@ -1,0 +1,1 @@
+"""equiscale.ops"""

@@ -1,0 +1,43 @@
+"""Name -> implementation tables for the command line and the trainer.
+
+Entries are import strings ("module:attribute"), imported only when used, so adding a model or a
+task never slows down ``import equiscale`` and the lower layers never import the upper ones.
+
+- ``MODELS``: ``name -> "module:Class"``; the class is built as ``Class(**model_args)``. Its
+  ``forward(batch: dict[str, Tensor])`` returns the prediction the task's loss expects.
+- ``TASKS``: ``name -> "module:build_task"``; ``build_task(**data_args) -> equiscale.train.TaskData``.
+- ``BENCHES`` / ``DATASETS``: ``name -> "module"``; the module defines
+  ``add_arguments(parser: argparse.ArgumentParser) -> None`` and ``run(args) -> dict``; they back
+  ``equiscale bench NAME`` and ``equiscale data NAME``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+MODELS: dict[str, str] = {
+    "egnn": "equiscale.models.egnn:EGNN",
+    "mlp": "equiscale.models.baselines:MLPBaseline",
+    "gnn": "equiscale.models.baselines:GNNBaseline",
+}
+
+TASKS: dict[str, str] = {
+    "nbody": "equiscale.train.tasks:nbody_task",
+}
+
+BENCHES: dict[str, str] = {}
+
+DATASETS: dict[str, str] = {
+    "nbody": "equiscale.data.nbody",
+}
+
+
+def load(table: dict[str, str], name: str, what: str) -> Any:
+    """Import the object registered under ``name`` in ``table``; unknown names raise ValueError."""
+    if name not in table:
+        raise ValueError(f"unknown {what} {name!r}; choose one of: {', '.join(sorted(table))}")
+    target = table[name]
+    module_name, _, attr = target.partition(":")
+    module = importlib.import_module(module_name)
+    return getattr(module, attr) if attr else module
