@@ -1,0 +1,201 @@
+"""Shared benchmark plumbing: timing, peak memory, environment, atomic JSON records.
+
+Timing rule (DESIGN.md): warm up, then the median of many repeats; CUDA is synchronised around
+every repeat. Peak memory on CUDA is ``torch.cuda.max_memory_allocated``; on the CPU it is the
+peak of bytes allocated by torch's CPU allocator as seen by ``torch.profiler`` (``profile_memory``),
+which counts tensors only (not Python objects or the allocator's caches).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import shlex
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = [
+    "time_fn",
+    "peak_memory",
+    "environment",
+    "write_record",
+    "fit_exponent",
+    "device_slug",
+    "atomic_write_bytes",
+]
+
+
+def _sync(device: str | torch.device) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_fn(
+    fn: Callable[[], Any], *, warmup: int = 3, repeats: int = 10, device: str = "cpu"
+) -> dict[str, float]:
+    """Median, 25th and 75th percentile wall time of ``fn()`` in milliseconds."""
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    times = []
+    for _ in range(repeats):
+        _sync(device)
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append((time.perf_counter() - start) * 1e3)
+    times.sort()
+
+    def q(p: float) -> float:
+        return times[min(len(times) - 1, max(0, round(p * (len(times) - 1))))]
+
+    return {"median_ms": q(0.5), "p25_ms": q(0.25), "p75_ms": q(0.75), "repeats": repeats}
+
+
+def peak_memory(fn: Callable[[], Any], device: str = "cpu") -> int | None:
+    """Peak bytes allocated by torch while running ``fn()`` once (above what was live before)."""
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+        torch.cuda.reset_peak_memory_stats(dev)
+        before = torch.cuda.memory_allocated(dev)
+        fn()
+        torch.cuda.synchronize(dev)
+        return int(torch.cuda.max_memory_allocated(dev) - before)
+    if dev.type == "cpu":
+        from torch.profiler import ProfilerActivity, profile
+
+        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+            fn()
+        live, peak = 0, 0
+        events = sorted(
+            (e for e in prof.events() if getattr(e, "cpu_memory_usage", 0)),
+            key=lambda e: e.time_range.start,
+        )
+        for e in events:
+            live += e.cpu_memory_usage
+            peak = max(peak, live)
+        return int(peak)
+    return None
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
+            cwd=Path(__file__).resolve().parent,
+        )
+        commit = out.stdout.strip() or "unknown"
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+            text=True, timeout=10, cwd=Path(__file__).resolve().parent,
+        ).stdout.strip()
+        return commit + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def environment(device: str = "cpu") -> dict[str, Any]:
+    """Device name, library versions, git commit, host and threads, for a benchmark record."""
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        name = torch.cuda.get_device_name(dev)
+    else:
+        name = platform.processor() or platform.machine()
+        try:
+            with open("/proc/cpuinfo") as f:
+                for line in f:
+                    if line.startswith("model name"):
+                        name = line.split(":", 1)[1].strip()
+                        break
+        except OSError:
+            pass
+        name = f"CPU: {name} ({os.cpu_count()} cores)"
+    versions = {"python": platform.python_version(), "torch": torch.__version__}
+    for mod in ("e3nn", "numpy", "lightning", "cuequivariance_torch"):
+        try:
+            versions[mod] = __import__(mod).__version__
+        except ImportError:
+            versions[mod] = None
+    return {
+        "device": name,
+        "device_type": dev.type,
+        "versions": versions,
+        "git_commit": _git_commit(),
+        "hostname": socket.gethostname(),
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+def device_slug(device: str) -> str:
+    """'cpu' or 'cuda-<gpu name>' for file names."""
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        return "cuda-" + torch.cuda.get_device_name(dev).replace(" ", "_").lower()
+    return dev.type
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path``, fsync, then rename over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_record(
+    path: str | os.PathLike, record: dict[str, Any], *, device: str = "cpu",
+    started: float | None = None,
+) -> dict[str, Any]:
+    """Add command, commit, environment and wall time to ``record`` and write it atomically as JSON."""
+    full = {
+        "command": " ".join(shlex.quote(a) for a in [Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **environment(device),
+        **record,
+    }
+    if started is not None:
+        full["wall_time_s"] = round(time.time() - started, 2)
+    atomic_write_bytes(path, (json.dumps(full, indent=2, default=_json_default) + "\n").encode())
+    return full
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.tolist()
+    if hasattr(obj, "item"):
+        return obj.item()
+    return str(obj)
+
+
+def fit_exponent(xs: list[float], ys: list[float]) -> float:
+    """Least-squares slope of log(y) against log(x)."""
+    pts = [(math.log(x), math.log(y)) for x, y in zip(xs, ys) if x > 0 and y > 0]
+    if len(pts) < 2:
+        raise ValueError("fit_exponent needs at least two positive points")
+    mx = sum(p[0] for p in pts) / len(pts)
+    my = sum(p[1] for p in pts) / len(pts)
+    sxx = sum((p[0] - mx) ** 2 for p in pts)
+    sxy = sum((p[0] - mx) * (p[1] - my) for p in pts)
+    return sxy / sxx
