@@ -11,18 +11,16 @@ from __future__ import annotations
 import json
 import math
 import os
-import platform
 import shlex
-import socket
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from equiscale.provenance import atomic_write_bytes, environment
 
 __all__ = [
     "time_fn",
@@ -91,77 +89,12 @@ def peak_memory(fn: Callable[[], Any], device: str = "cpu") -> int | None:
     return None
 
 
-def _git_commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
-            cwd=Path(__file__).resolve().parent,
-        )
-        commit = out.stdout.strip() or "unknown"
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-            text=True, timeout=10, cwd=Path(__file__).resolve().parent,
-        ).stdout.strip()
-        return commit + ("-dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def environment(device: str = "cpu") -> dict[str, Any]:
-    """Device name, library versions, git commit, host and threads, for a benchmark record."""
-    dev = torch.device(device)
-    if dev.type == "cuda":
-        name = torch.cuda.get_device_name(dev)
-    else:
-        name = platform.processor() or platform.machine()
-        try:
-            with open("/proc/cpuinfo") as f:
-                for line in f:
-                    if line.startswith("model name"):
-                        name = line.split(":", 1)[1].strip()
-                        break
-        except OSError:
-            pass
-        name = f"CPU: {name} ({os.cpu_count()} cores)"
-    versions = {"python": platform.python_version(), "torch": torch.__version__}
-    for mod in ("e3nn", "numpy", "lightning", "cuequivariance_torch"):
-        try:
-            versions[mod] = __import__(mod).__version__
-        except ImportError:
-            versions[mod] = None
-    return {
-        "device": name,
-        "device_type": dev.type,
-        "versions": versions,
-        "git_commit": _git_commit(),
-        "hostname": socket.gethostname(),
-        "torch_threads": torch.get_num_threads(),
-    }
-
-
 def device_slug(device: str) -> str:
     """'cpu' or 'cuda-<gpu name>' for file names."""
     dev = torch.device(device)
     if dev.type == "cuda":
         return "cuda-" + torch.cuda.get_device_name(dev).replace(" ", "_").lower()
     return dev.type
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, fsync, then rename over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def write_record(

@@ -1,0 +1,160 @@
+"""Training configuration: a dataclass, read from YAML (safe loader) and ``key=value`` overrides.
+
+Unknown keys and wrongly typed values raise ``ValueError`` naming the field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = ["TrainConfig", "load_config"]
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs; every field can be set in YAML or with ``--set key=value``.
+
+    Attributes:
+        task: registered task name (``equiscale.registry.TASKS``), e.g. ``nbody``.
+        data_args: keyword arguments of the task builder (e.g. ``{"n_train": 3000}``).
+        model: registered model name (``equiscale.registry.MODELS``), e.g. ``egnn``.
+        model_args: keyword arguments of the model class.
+        lr, weight_decay: Adam(W) learning rate and weight decay.
+        optimizer: ``adam`` or ``adamw``.
+        scheduler: ``none``, ``cosine`` (to 0 over max_epochs) or ``plateau`` (halve on stalled val).
+        batch_size, eval_batch_size: samples per step in training / evaluation.
+        max_epochs: epochs; max_time: optional wall-clock budget ``"HH:MM:SS"`` (stops cleanly).
+        grad_clip: gradient-norm clip (0: off).
+        seed: seeds torch, numpy, random and the data order.
+        out_dir: run folder (checkpoints/, logs, results.json, plots).
+        accelerator, devices, strategy, num_nodes: passed to Lightning (``auto``, ``cpu``, ``gpu``;
+            ``ddp`` for data parallel; ``gloo`` backend is used on CPU).
+        precision: Lightning precision (``32-true``, ``64-true``, ``bf16-mixed`` ...).
+        val_every: validate (and checkpoint the best) every this many epochs.
+        num_workers: DataLoader workers.
+        log_every: log training loss every this many steps.
+        tensorboard: also write TensorBoard logs (needs the ``tensorboard`` package).
+        progress: show a progress bar.
+    """
+
+    task: str = "nbody"
+    data_args: dict[str, Any] = field(default_factory=dict)
+    model: str = "egnn"
+    model_args: dict[str, Any] = field(default_factory=dict)
+    lr: float = 5e-4
+    weight_decay: float = 1e-12
+    optimizer: str = "adam"
+    scheduler: str = "none"
+    batch_size: int = 100
+    eval_batch_size: int = 500
+    max_epochs: int = 100
+    max_time: str | None = None
+    grad_clip: float = 0.0
+    seed: int = 0
+    out_dir: str = "runs/default"
+    accelerator: str = "auto"
+    devices: Any = 1
+    strategy: str = "auto"
+    num_nodes: int = 1
+    precision: str = "32-true"
+    val_every: int = 1
+    num_workers: int = 0
+    log_every: int = 10
+    tensorboard: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            expected = {"int": int, "float": (int, float), "str": str, "bool": bool,
+                        "dict[str, Any]": dict}.get(str(f.type))
+            if expected is not None and (not isinstance(value, expected) or
+                                         (expected is int and isinstance(value, bool))):
+                raise ValueError(
+                    f"config field {f.name!r} must be {f.type}, got {value!r} ({type(value).__name__})"
+                )
+        positive = ("lr", "batch_size", "eval_batch_size", "max_epochs", "val_every", "log_every",
+                    "num_nodes")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ValueError(f"config field {name!r} must be > 0, got {getattr(self, name)!r}")
+        for name in ("weight_decay", "grad_clip", "num_workers"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"config field {name!r} must be >= 0, got {getattr(self, name)!r}")
+        if self.optimizer not in ("adam", "adamw"):
+            raise ValueError(f"config field 'optimizer' must be 'adam' or 'adamw', got {self.optimizer!r}")
+        if self.scheduler not in ("none", "cosine", "plateau"):
+            raise ValueError(
+                f"config field 'scheduler' must be 'none', 'cosine' or 'plateau', got {self.scheduler!r}"
+            )
+        if self.max_time is not None and (not isinstance(self.max_time, str)
+                                          or len(self.max_time.split(":")) != 3):
+            raise ValueError(f"config field 'max_time' must be 'HH:MM:SS', got {self.max_time!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _parse_value(text: str) -> Any:
+    return yaml.safe_load(text) if text != "" else ""
+
+
+def _set_nested(d: dict[str, Any], dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    for k in keys[:-1]:
+        d = d.setdefault(k, {})
+        if not isinstance(d, dict):
+            raise ValueError(f"cannot set {dotted!r}: {k!r} is not a mapping")
+    d[keys[-1]] = value
+
+
+def load_config(
+    path: str | os.PathLike | None = None,
+    overrides: list[str] | None = None,
+    **fields: Any,
+) -> TrainConfig:
+    """Read a YAML config (if given), apply ``key=value`` overrides (dotted keys reach into
+    ``data_args``/``model_args``) and explicit ``fields``; validate and return it."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise FileNotFoundError(f"config file not found: {p}")
+        try:
+            loaded = yaml.safe_load(p.read_text())
+        except yaml.YAMLError as exc:
+            raise ValueError(f"config file {p} is not valid YAML: {exc}") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ValueError(f"config file {p} must hold a mapping, got {type(loaded).__name__}")
+        raw.update(loaded)
+    for item in overrides or []:
+        if "=" not in item:
+            raise ValueError(f"override {item!r} must look like key=value")
+        key, _, text = item.partition("=")
+        _set_nested(raw, key.strip(), _parse_value(text.strip()))
+    for key, value in fields.items():
+        if value is not None:
+            raw[key] = value
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ValueError(f"unknown config field(s) {unknown}; known fields: {sorted(known)}")
+    if isinstance(raw.get("lr"), str) or isinstance(raw.get("weight_decay"), str):
+        for k in ("lr", "weight_decay"):
+            if isinstance(raw.get(k), str):
+                try:
+                    raw[k] = float(raw[k])
+                except ValueError:
+                    raise ValueError(f"config field {k!r} must be a number, got {raw[k]!r}") from None
+    return TrainConfig(**raw)

@@ -1,0 +1,1 @@
+"""Task builders registered in ``equiscale.registry.TASKS``."""

@@ -1,0 +1,216 @@
+"""Training and evaluation on PyTorch Lightning.
+
+``fit(cfg)`` trains a registered model on a registered task: seeded, a checkpoint every epoch
+(``last.ckpt``) plus the best by validation, resumable exactly (``resume=True``), data parallel by
+Lightning's own DDP strategy (``strategy="ddp"``; gloo on CPU), CSV logs (TensorBoard optional),
+and the test split evaluated with the best-validation checkpoint. The run folder gets
+``results.json`` (metrics, command, commit, device, versions, wall time) and plots.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+from torch.utils.data import DataLoader, Sampler
+
+from equiscale import registry
+from equiscale.provenance import environment, write_json
+from equiscale.train.config import TrainConfig
+from equiscale.train.lit_module import TaskModule
+from equiscale.train.task import TaskData
+
+__all__ = ["fit", "evaluate", "build_task", "load_checkpoint", "EpochShuffleSampler"]
+
+
+class EpochShuffleSampler(Sampler[int]):
+    """Shuffles with ``seed + epoch``: the order of epoch k never depends on what ran before, so a
+    resumed run sees the same batches as an unbroken one (Lightning calls ``set_epoch``)."""
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        return iter(torch.randperm(self.n, generator=g).tolist())
+
+    def __len__(self) -> int:
+        return self.n
+
+
+def build_task(cfg: TrainConfig) -> TaskData:
+    builder = registry.load(registry.TASKS, cfg.task, "task")
+    try:
+        return builder(**cfg.data_args)
+    except TypeError as exc:
+        raise ValueError(f"config field 'data_args' does not fit task {cfg.task!r}: {exc}") from None
+
+
+def _loaders(cfg: TrainConfig, task: TaskData, distributed: bool) -> tuple[DataLoader, ...]:
+    common = {"collate_fn": task.collate, "num_workers": cfg.num_workers,
+              "persistent_workers": cfg.num_workers > 0}
+    if distributed:  # Lightning swaps in a DistributedSampler seeded with the global seed
+        train = DataLoader(task.train, batch_size=cfg.batch_size, shuffle=True, **common)
+    else:
+        sampler = EpochShuffleSampler(len(task.train), cfg.seed)
+        train = DataLoader(task.train, batch_size=cfg.batch_size, sampler=sampler, **common)
+    val = DataLoader(task.val, batch_size=cfg.eval_batch_size, shuffle=False, **common)
+    test = DataLoader(task.test, batch_size=cfg.eval_batch_size, shuffle=False, **common)
+    return train, val, test
+
+
+def _max_time(text: str | None) -> dict[str, int] | None:
+    if text is None:
+        return None
+    h, m, s = (int(x) for x in text.split(":"))
+    return {"hours": h, "minutes": m, "seconds": s}
+
+
+def _trainer(cfg: TrainConfig, out: Path, callbacks: list, loggers: list | bool) -> L.Trainer:
+    strategy: Any = cfg.strategy
+    if cfg.strategy.startswith("ddp") and cfg.accelerator in ("cpu", "auto") and \
+            not torch.cuda.is_available():
+        from lightning.pytorch.strategies import DDPStrategy
+        strategy = DDPStrategy(process_group_backend="gloo",
+                               start_method="popen" if cfg.strategy == "ddp" else "spawn")
+    return L.Trainer(
+        default_root_dir=str(out),
+        max_epochs=cfg.max_epochs,
+        max_time=_max_time(cfg.max_time),
+        accelerator=cfg.accelerator,
+        devices=cfg.devices,
+        num_nodes=cfg.num_nodes,
+        strategy=strategy,
+        precision=cfg.precision,
+        gradient_clip_val=cfg.grad_clip or None,
+        check_val_every_n_epoch=cfg.val_every,
+        log_every_n_steps=cfg.log_every,
+        callbacks=callbacks,
+        logger=loggers,
+        enable_progress_bar=cfg.progress,
+        enable_model_summary=False,
+        inference_mode=False,
+        deterministic=False,
+        num_sanity_val_steps=0,
+    )
+
+
+def fit(cfg: TrainConfig, resume: bool | str = False) -> dict[str, Any]:
+    """Train, checkpoint every epoch, test the best-validation checkpoint; return the results.
+
+    ``resume=True`` continues from ``out_dir/checkpoints/last.ckpt``; a path resumes from that file.
+    A missing checkpoint raises ``FileNotFoundError`` naming the path.
+    """
+    started = time.time()
+    out = Path(cfg.out_dir)
+    ckpt_dir = out / "checkpoints"
+    ckpt_path: str | None = None
+    if resume:
+        path = ckpt_dir / "last.ckpt" if resume is True else Path(resume)
+        if not path.is_file():
+            raise FileNotFoundError(f"checkpoint to resume from not found: {path}")
+        ckpt_path = str(path)
+    elif (ckpt_dir / "last.ckpt").exists():
+        raise FileExistsError(
+            f"{out} already holds a run (checkpoints/last.ckpt); pass --resume to continue it or "
+            "choose another out_dir; nothing was overwritten"
+        )
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    task = build_task(cfg)
+    module = TaskModule(cfg.to_dict(), task)
+    distributed = cfg.strategy.startswith("ddp")
+    train_dl, val_dl, test_dl = _loaders(cfg, task, distributed)
+    monitor = f"val/{task.monitor}"
+    best_cb = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=monitor, mode="min",
+                              save_last=True, every_n_epochs=cfg.val_every, save_top_k=1)
+    loggers: list = [CSVLogger(save_dir=str(out), name="", version="logs")]
+    if cfg.tensorboard:
+        from lightning.pytorch.loggers import TensorBoardLogger
+        loggers.append(TensorBoardLogger(save_dir=str(out), name="", version="tensorboard"))
+    trainer = _trainer(cfg, out, [best_cb], loggers)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", ".*does not have many workers.*")
+        warnings.filterwarnings("ignore", ".*Experiment logs directory.*exists.*")
+        trainer.fit(module, train_dl, val_dl, ckpt_path=ckpt_path)
+        best = best_cb.best_model_path or str(ckpt_dir / "last.ckpt")
+        test_metrics = trainer.test(module, test_dl, ckpt_path=best, verbose=False)
+    results = {
+        "task": cfg.task,
+        "model": cfg.model,
+        "config": cfg.to_dict(),
+        "epochs_run": trainer.current_epoch,
+        "best_checkpoint": best,
+        "best_val": float(best_cb.best_model_score) if best_cb.best_model_score is not None else None,
+        "test": {k.removeprefix("test/"): float(v) for k, v in test_metrics[0].items()},
+        "published": task.published,
+        "n_parameters": sum(p.numel() for p in module.model.parameters()),
+    }
+    if trainer.is_global_zero:
+        results.update(_provenance(cfg, started))
+        write_json(out / "results.json", results)
+        if task.plot is not None:
+            results["plots"] = task.plot(module.model, task, out)
+    return results
+
+
+def _provenance(cfg: TrainConfig, started: float) -> dict[str, Any]:
+    import shlex
+    import sys
+    device = "cuda" if cfg.accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available() else "cpu"
+    return {
+        "command": " ".join(shlex.quote(a) for a in [Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "wall_time_s": round(time.time() - started, 1),
+        **environment(device),
+    }
+
+
+def load_checkpoint(path: str | os.PathLike) -> tuple[TaskModule, TrainConfig]:
+    """Load a checkpoint safely (``torch.load(weights_only=True)``) into a fresh model."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {p}")
+    try:
+        ckpt = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
+        raise ValueError(f"checkpoint {p} could not be read safely: {exc}") from None
+    try:
+        config = ckpt["hyper_parameters"]["config"]
+        state = ckpt["state_dict"]
+    except (KeyError, TypeError):
+        raise ValueError(f"checkpoint {p} is not an equiscale checkpoint (no config/state_dict)") from None
+    cfg = TrainConfig(**copy.deepcopy(config))
+    module = TaskModule(cfg.to_dict())
+    module.load_state_dict(state)
+    return module, cfg
+
+
+def evaluate(checkpoint: str | os.PathLike, split: str = "test", batch_size: int | None = None,
+             progress: bool = True) -> dict[str, float]:
+    """Evaluate a checkpoint on a split (``train``, ``val`` or ``test``) of its own task."""
+    if split not in ("train", "val", "test"):
+        raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
+    module, cfg = load_checkpoint(checkpoint)
+    task = build_task(cfg)
+    module.task = task
+    dataset = {"train": task.train, "val": task.val, "test": task.test}[split]
+    loader = DataLoader(dataset, batch_size=batch_size or cfg.eval_batch_size, shuffle=False,
+                        collate_fn=task.collate)
+    trainer = L.Trainer(accelerator="cpu" if not torch.cuda.is_available() else "auto", devices=1,
+                        logger=False, enable_progress_bar=progress, enable_model_summary=False,
+                        inference_mode=False, precision=cfg.precision)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", ".*does not have many workers.*")
+        out = trainer.test(module, loader, verbose=False)[0]
+    return {k.removeprefix("test/"): float(v) for k, v in out.items()}
