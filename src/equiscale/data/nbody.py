@@ -307,23 +307,28 @@ def _initial_state(
 
 def _simulate(
     charges: np.ndarray, loc_draw: np.ndarray, vel_draw: np.ndarray,
-    chunk: int = 2000, progress: bool = False,
+    length: int = LENGTH, chunk: int = 2000, progress: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Vectorised ``sample_trajectory`` over trajectories.
 
     Args:
         charges: ``[m, 5, 1]`` or ``[m, 5]``; loc_draw, vel_draw: ``[m, 3, 5]``.
-        chunk: trajectories simulated together (bounds memory, keeps arrays in cache).
+        length: leapfrog steps (a multiple of ``SAMPLE_FREQ``; 5000 in the protocol).
+        chunk: trajectories simulated together (bounds memory).
 
     Returns:
-        loc, vel ``[m, 49, 5, 3]``.
+        loc, vel ``[m, length / 100 - 1, 5, 3]``.
     """
+    if length % SAMPLE_FREQ or length < 2 * SAMPLE_FREQ:
+        raise ValueError(f"length must be a multiple of {SAMPLE_FREQ} and at least "
+                         f"{2 * SAMPLE_FREQ}, got {length}")
+    t_save = length // SAMPLE_FREQ - 1
     m = loc_draw.shape[0]
     q = charges.reshape(m, N_BALLS)
     loc0, vel0 = _initial_state(loc_draw, vel_draw)
-    loc_out = np.empty((m, T_SAVE, N_BALLS, DIM))
-    vel_out = np.empty((m, T_SAVE, N_BALLS, DIM))
-    last_step = T_SAVE * SAMPLE_FREQ  # later steps do not change the saved frames
+    loc_out = np.empty((m, t_save, N_BALLS, DIM))
+    vel_out = np.empty((m, t_save, N_BALLS, DIM))
+    last_step = t_save * SAMPLE_FREQ  # later steps do not change the saved frames
     bar = None
     if progress:
         from tqdm.auto import tqdm
