@@ -23,7 +23,7 @@ MODELS: dict[str, str] = {
 }
 
 TASKS: dict[str, str] = {
-    "nbody": "equiscale.train.tasks:nbody_task",
+    "nbody": "equiscale.train.tasks.nbody:nbody_task",
 }
 
 BENCHES: dict[str, str] = {}

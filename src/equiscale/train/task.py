@@ -29,6 +29,8 @@ class TaskData:
         batch_size_of: number of samples in a batch (for weighting metric means).
         describe: one line naming the task and its splits, for logs.
         plot: optional ``plot(model, task, out_dir) -> list[path]`` for task-specific figures.
+        baselines: optional ``baselines() -> {name: test metric}`` of untrained reference methods,
+            printed beside the trained model.
     """
 
     train: Dataset
@@ -42,3 +44,4 @@ class TaskData:
     batch_size_of: Callable[[Batch], int] | None = None
     describe: str = ""
     plot: Callable[..., list[str]] | None = None
+    baselines: Callable[[], dict[str, float]] | None = None

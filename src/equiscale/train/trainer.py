@@ -154,6 +154,7 @@ def fit(cfg: TrainConfig, resume: bool | str = False) -> dict[str, Any]:
         "best_val": float(best_cb.best_model_score) if best_cb.best_model_score is not None else None,
         "test": {k.removeprefix("test/"): float(v) for k, v in test_metrics[0].items()},
         "published": task.published,
+        "baselines": task.baselines() if task.baselines is not None else {},
         "n_parameters": sum(p.numel() for p in module.model.parameters()),
     }
     if trainer.is_global_zero:

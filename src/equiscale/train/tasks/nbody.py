@@ -37,6 +37,7 @@ class NBodyDataset(Dataset):
             if not 0 <= f < frames:
                 raise ValueError(f"{name} must be in 0..{frames - 1}, got {f}")
         k = total if n is None else n
+        self.frame_in, self.frame_out = frame_in, frame_out
         self.loc = torch.as_tensor(traj.loc[:k, frame_in], dtype=dtype)
         self.vel = torch.as_tensor(traj.vel[:k, frame_in], dtype=dtype)
         self.charges = torch.as_tensor(traj.charges[:k], dtype=dtype)
@@ -80,7 +81,16 @@ def nbody_task(n_train: int = 3000, n_val: int | None = None, n_test: int | None
         describe=f"charged n-body, frame {frame_in} -> {frame_out}, "
                  f"{len(train)}/{len(val)}/{len(test)} train/val/test",
         plot=plot_nbody,
+        baselines=lambda: _baselines(test),
     )
+
+
+def _baselines(test: NBodyDataset) -> dict[str, float]:
+    """Untrained references on the same test systems: copy the input frame; constant velocity."""
+    dt_frames = (test.frame_out - test.frame_in) * 100 * 0.001  # 100 steps of dt = 0.001 per frame
+    copy = torch.mean((test.loc - test.target) ** 2).item()
+    const_vel = torch.mean((test.loc + dt_frames * test.vel - test.target) ** 2).item()
+    return {"untrained: copy frame": copy, "untrained: constant velocity": const_vel}
 
 
 def plot_nbody(model: torch.nn.Module, task: TaskData, out_dir: str | Path) -> list[str]:
