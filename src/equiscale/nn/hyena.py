@@ -1,0 +1,345 @@
+"""SE(3)-Hyena: an equivariant long-convolution operator over a sequence of scalar and vector tokens.
+
+Tokens carry invariant scalars ``s [..., N, Cs]`` and vectors ``v [..., N, Cv, 3]`` (several vector
+channels). One :class:`SE3HyenaOperator` does, per token ``i`` (all sums over tokens are FFT long
+convolutions, O(N log N)):
+
+1. **Projections.** Invariants ``inv = [s, <v_c, (W_d v)_c>]``; scalars ``(s_q, s_k, s_v) = Lin(inv)``;
+   gates ``(g_q, g_k) = Lin(inv)``; vectors ``(v_q, v_k, v_v[, v_r]) = v W`` mixed only over channels
+   (a real matrix, no bias: ``(R v) W = R (v W)``).
+2. **Short convolution.** Depthwise, kernel 3 along the tokens, on every projection (one weight per
+   channel, shared by x, y, z), causal or centred.
+3. **Global context, Hyena order 2** (``y = x0 * (h ⊛ (x1 * v))`` with a skip ``D``):
+
+   - scalar stream ``a = h_s ⊛ (s_k * s_v) + D_s (s_k * s_v)``, ``s_1 = s_q * a``;
+   - vector stream ``z = h_v ⊛ (g_k * v_v) + D_v (g_k * v_v)``, ``v_1 = g_q * z``: invariant gates
+     multiply vectors, so a zero gate really removes the token (tested);
+   - geometric long convolution between the query and key sequences (SE(3)-Hyena):
+     ``c = (v_q ⊛x v_k) / count`` (cross product, :func:`~equiscale.ops.fft_cross_conv`) and
+     ``e = (v_q ⊛. v_k) / count`` (dot product, :func:`~equiscale.ops.fft_dot_conv`), ``count`` the
+     number of terms in each output;
+   - local geometric products with the context: ``<v_q, z>`` (invariant) and ``v_q x z``.
+   ``h_s, h_v`` are implicit filters (:class:`ImplicitFilter`).
+4. **Output projection.** ``s_out = Lin([s_1, e, <v_q, z>])``; ``v_out = [v_1, c', (v_q x z)'] W_o``
+   (channel mixing, no bias).
+
+**E(3) vs SE(3).** A cross product of two polar vectors is a *pseudovector*: under an improper
+rotation ``R`` (det -1) it transforms as ``det(R) R c``. With ``parity="se3"`` (default) the
+pseudovectors ``c`` and ``v_q x z`` are mixed with polar vectors as in SE(3)-Hyena: exactly
+equivariant under rotations and translations, *not* under reflections. With ``parity="e3"`` each
+pseudovector ``p`` is first crossed with one more polar projection ``v_r`` of the token,
+``p' = v_r x p`` (pseudo x polar = polar), which restores parity: the operator is then
+E(3)-equivariant (rotations, reflections, translations), tested. Dot products of two polar vectors
+are true scalars, so the scalar stream is E(3)-invariant in both modes.
+
+**Order.** This is a sequence operator: tokens are *not* permutation-equivariant, and not even
+cyclic-shift-equivariant (the convolutions are linear, zero-padded, never circular; the implicit
+filters depend on the lag relative to ``N``). What holds exactly: with ``causal=True`` the output at
+token ``i`` depends only on tokens ``j <= i`` (tested by perturbing later tokens); with
+``causal=False`` every output sees every token (filters cover lags ``-(N-1) .. N-1``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from equiscale.ops.long_conv import fft_conv, fft_cross_conv, fft_dot_conv
+
+__all__ = [
+    "ImplicitFilter",
+    "ShortConv",
+    "VectorLinear",
+    "VectorRMSNorm",
+    "SE3HyenaOperator",
+    "SE3HyenaBlock",
+    "HyenaOperator",
+]
+
+PARITIES = ("se3", "e3")
+
+
+class Sine(nn.Module):
+    """``sin(w x)`` with a learnable frequency per feature (Hyena's filter activation)."""
+
+    def __init__(self, features: int, w: float = 1.0) -> None:
+        super().__init__()
+        self.freq = nn.Parameter(torch.full((features,), float(w)))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.sin(self.freq * x)
+
+
+class ImplicitFilter(nn.Module):
+    """Implicit long filter ``h[t, c] = MLP(PE(t / N))[c] * exp(-alpha_c |t| / N)``.
+
+    ``PE(x) = [x, cos(2 pi f x), sin(2 pi f x)]`` for ``bands`` frequencies ``f = 0 .. bands-1``; the MLP
+    has sine activations; ``alpha_c`` spreads the decay rates over channels from fast (the window falls
+    to ``target`` at ``fast_decay`` of the sequence) to slow (at ``slow_decay`` of it). The lag ``t``
+    runs over ``0 .. N-1`` (``causal=True``, output ``[N, C]``) or ``-(N-1) .. N-1`` (``[2N-1, C]``,
+    centre = lag 0), as :func:`~equiscale.ops.fft_conv` expects. Cost O(N * hidden * C).
+    """
+
+    def __init__(self, channels: int, *, causal: bool = True, bands: int = 8, hidden: int = 32,
+                 depth: int = 2, w: float = 1.0, fast_decay: float = 0.3, slow_decay: float = 1.5,
+                 target: float = 1e-2) -> None:
+        super().__init__()
+        if channels < 1 or bands < 1 or hidden < 1 or depth < 1:
+            raise ValueError(f"channels, bands, hidden, depth must be >= 1, got "
+                             f"{channels}, {bands}, {hidden}, {depth}")
+        self.channels = channels
+        self.causal = causal
+        self.register_buffer("freqs", torch.arange(bands, dtype=torch.float32), persistent=False)
+        layers: list[nn.Module] = [nn.Linear(1 + 2 * bands, hidden), Sine(hidden, w)]
+        for _ in range(depth - 1):
+            layers += [nn.Linear(hidden, hidden), Sine(hidden, w)]
+        layers.append(nn.Linear(hidden, channels))
+        self.mlp = nn.Sequential(*layers)
+        alpha = torch.linspace(math.log(1 / target) / fast_decay, math.log(1 / target) / slow_decay,
+                               channels)
+        self.register_buffer("alpha", alpha, persistent=False)
+
+    def forward(self, n: int) -> Tensor:
+        """The filter ``[N, C]`` (causal) or ``[2N - 1, C]`` (bidirectional), in the module's dtype."""
+        if n < 0:
+            raise ValueError(f"n must be >= 0, got {n}")
+        dtype, device = self.mlp[0].weight.dtype, self.mlp[0].weight.device
+        lags = torch.arange(0 if self.causal else -max(n - 1, 0), n, device=device, dtype=dtype)
+        x = lags / max(n, 1)  # [M]
+        angle = 2 * math.pi * x[:, None] * self.freqs.to(dtype)  # [M, bands]
+        pe = torch.cat([x[:, None], torch.cos(angle), torch.sin(angle)], dim=-1)  # [M, 1 + 2 bands]
+        h = self.mlp(pe)  # [M, C]
+        window = torch.exp(-x.abs()[:, None] * self.alpha.to(dtype))  # [M, C]
+        return h * window
+
+
+class ShortConv(nn.Module):
+    """Depthwise convolution along tokens, kernel ``k``: ``y_i = sum_t w[t, c] x_{i - t + o}``.
+
+    ``o = 0`` (causal: taps ``i, i-1, ..., i-k+1``) or ``o = k // 2`` (centred). ``x`` is
+    ``[..., N, C, *rest]`` with the token axis at ``-2 - len(rest)``; the weight of channel ``c`` is
+    shared by the trailing axes (for vectors ``[..., N, C, 3]``: x, y, z alike, so it is equivariant).
+    """
+
+    def __init__(self, channels: int, kernel: int = 3, causal: bool = True) -> None:
+        super().__init__()
+        if kernel < 1:
+            raise ValueError(f"kernel must be >= 1, got {kernel}")
+        self.kernel = kernel
+        self.causal = causal
+        w = torch.zeros(kernel, channels)
+        w[0 if causal else kernel // 2] = 1.0  # starts as the identity
+        self.weight = nn.Parameter(w + 0.1 * torch.randn(kernel, channels) / math.sqrt(kernel))
+
+    def forward(self, x: Tensor, rest: int = 0) -> Tensor:
+        tok = -2 - rest
+        n = x.shape[tok]
+        k = self.kernel
+        left = k - 1 if self.causal else k // 2
+        right = k - 1 - left
+        pad_shape = list(x.shape)
+        pad_shape[tok] = left
+        parts = [x.new_zeros(pad_shape), x]
+        if right:
+            pad_shape[tok] = right
+            parts.append(x.new_zeros(pad_shape))
+        xp = torch.cat(parts, dim=tok)  # [..., N + k - 1, C, *rest]
+        w = self.weight.to(x.dtype).reshape((k, -1) + (1,) * rest)  # [k, C, 1...]
+        offset = 0 if self.causal else k // 2
+        y = w[0] * xp.narrow(tok, offset + left, n)
+        for t in range(1, k):  # tap t reads x_{i - t + offset}, which sits at i - t + offset + left
+            y = y + w[t] * xp.narrow(tok, offset + left - t, n)
+        return y
+
+
+class VectorLinear(nn.Module):
+    """Channel mixing of vectors ``[..., C_in, 3] -> [..., C_out, 3]``: ``y_o = sum_c W[c, o] v_c``.
+
+    No bias (a bias vector would pick a direction), so ``VectorLinear(v @ R.T) = VectorLinear(v) @ R.T``
+    for every orthogonal ``R``.
+    """
+
+    def __init__(self, c_in: int, c_out: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(c_in, c_out) / math.sqrt(max(c_in, 1)))
+
+    def forward(self, v: Tensor) -> Tensor:
+        return torch.einsum("...ci,co->...oi", v, self.weight)
+
+
+class VectorRMSNorm(nn.Module):
+    """``v_c / sqrt(mean_c |v_c|^2 + eps) * gamma_c``: an equivariant norm over vector channels.
+
+    ``eps`` (1e-3) bounds the gain on near-zero vectors (e.g. the first token of a causal sequence,
+    whose centred position is exactly 0) to ``eps^-1/2``, so rounding noise is not blown up.
+    """
+
+    def __init__(self, channels: int, eps: float = 1e-3) -> None:
+        super().__init__()
+        self.gamma = nn.Parameter(torch.ones(channels))
+        self.eps = eps
+
+    def forward(self, v: Tensor) -> Tensor:
+        ms = v.pow(2).sum(-1).mean(-1, keepdim=True)  # [..., 1]
+        return v * torch.rsqrt(ms + self.eps)[..., None] * self.gamma[:, None]
+
+
+def _check_streams(s: Tensor, v: Tensor, cs: int, cv: int) -> None:
+    if s.shape[-1] != cs:
+        raise ValueError(f"scalars must be [..., N, {cs}], got shape {tuple(s.shape)}")
+    if v.dim() < 3 or v.shape[-2:] != (cv, 3):
+        raise ValueError(f"vectors must be [..., N, {cv}, 3], got shape {tuple(v.shape)}")
+    if s.shape[:-1] != v.shape[:-2]:
+        raise ValueError(f"scalars {tuple(s.shape)} and vectors {tuple(v.shape)} disagree on the "
+                         "batch and token axes")
+
+
+def _term_count(n: int, causal: bool, device: torch.device, dtype: torch.dtype) -> Tensor:
+    """Number of (j, i - j) pairs summed at output i by a data-data convolution of two length-N
+    sequences: ``i + 1`` (causal) or the 'same'-mode count (bidirectional)."""
+    i = torch.arange(n, device=device)
+    if causal:
+        return (i + 1).to(dtype)
+    o = (n - 1) // 2
+    hi = torch.clamp(i + o, max=n - 1)
+    lo = torch.clamp(i + o - n + 1, min=0)
+    return (hi - lo + 1).to(dtype)
+
+
+class SE3HyenaOperator(nn.Module):
+    """The SE(3)-Hyena operator (module docstring): ``(s [..., N, Cs], v [..., N, Cv, 3]) -> same``.
+
+    Args:
+        scalar_channels, vector_channels: ``Cs``, ``Cv``.
+        causal: causal convolutions (token i sees j <= i) or bidirectional ones.
+        parity: ``"se3"`` (cross products enter as pseudovectors) or ``"e3"`` (parity restored).
+        filter_hidden, filter_bands: size of the implicit filters' MLP and positional encoding.
+        short_kernel: kernel of the depthwise short convolution (3).
+    """
+
+    def __init__(self, scalar_channels: int, vector_channels: int, *, causal: bool = True,
+                 parity: str = "se3", filter_hidden: int = 32, filter_bands: int = 8,
+                 short_kernel: int = 3) -> None:
+        super().__init__()
+        if parity not in PARITIES:
+            raise ValueError(f"parity must be one of {PARITIES}, got {parity!r}")
+        if scalar_channels < 1 or vector_channels < 1:
+            raise ValueError(f"scalar_channels and vector_channels must be >= 1, got "
+                             f"{scalar_channels}, {vector_channels}")
+        cs, cv = scalar_channels, vector_channels
+        self.cs, self.cv, self.causal, self.parity = cs, cv, causal, parity
+        n_vec = 4 if parity == "e3" else 3  # v_q, v_k, v_v (+ v_r)
+        self.dot_proj = VectorLinear(cv, cv)
+        self.scalar_in = nn.Linear(cs + cv, 3 * cs)
+        self.gate_in = nn.Linear(cs + cv, 2 * cv)
+        self.vector_in = VectorLinear(cv, n_vec * cv)
+        self.short_s = ShortConv(3 * cs, short_kernel, causal)
+        self.short_v = ShortConv(n_vec * cv, short_kernel, causal)
+        self.filter_s = ImplicitFilter(cs, causal=causal, hidden=filter_hidden, bands=filter_bands)
+        self.filter_v = ImplicitFilter(cv, causal=causal, hidden=filter_hidden, bands=filter_bands)
+        self.skip_s = nn.Parameter(torch.randn(cs))
+        self.skip_v = nn.Parameter(torch.randn(cv))
+        self.scalar_out = nn.Linear(cs + 2 * cv, cs)
+        self.vector_out = VectorLinear(3 * cv, cv)
+
+    def forward(self, s: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        _check_streams(s, v, self.cs, self.cv)
+        n = s.shape[-2]
+        cs, cv = self.cs, self.cv
+        # 1. projections
+        inv = torch.cat([s, (v * self.dot_proj(v)).sum(-1)], dim=-1)  # [..., N, Cs + Cv]
+        s_q, s_k, s_v = self.short_s(self.scalar_in(inv)).split(cs, dim=-1)  # 3 x [..., N, Cs]
+        g_q, g_k = self.gate_in(inv).split(cv, dim=-1)  # 2 x [..., N, Cv]
+        vp = self.short_v(self.vector_in(v), rest=1)  # [..., N, n_vec Cv, 3]
+        v_q, v_k, v_v = vp[..., :cv, :], vp[..., cv:2 * cv, :], vp[..., 2 * cv:3 * cv, :]
+        # 2. global context: implicit-filter long convolutions (Hyena order 2 with skip)
+        x_s = s_k * s_v  # [..., N, Cs]
+        a = fft_conv(x_s, self.filter_s(n), self.causal) + self.skip_s * x_s
+        s_1 = s_q * a
+        x_v = g_k[..., None] * v_v  # [..., N, Cv, 3], invariant gate times vector
+        z = fft_conv(x_v, self.filter_v(n)[:, :, None], self.causal, dim=-3)
+        z = z + self.skip_v[:, None] * x_v
+        v_1 = g_q[..., None] * z  # [..., N, Cv, 3]
+        # 3. geometric long convolution of queries with keys (averaged over the summed pairs)
+        count = _term_count(n, self.causal, s.device, s.dtype)  # [N]
+        c = fft_cross_conv(v_q, v_k, self.causal, dim=-3) / count[:, None, None]  # pseudovector
+        e = fft_dot_conv(v_q, v_k, self.causal, dim=-3) / count[:, None]  # [..., N, Cv] invariant
+        qz_dot = (v_q * z).sum(-1)  # [..., N, Cv]
+        qz_cross = torch.linalg.cross(v_q, z, dim=-1)  # pseudovector
+        if self.parity == "e3":
+            v_r = vp[..., 3 * cv:, :]
+            c = torch.linalg.cross(v_r, c, dim=-1)  # polar x pseudo = polar
+            qz_cross = torch.linalg.cross(v_r, qz_cross, dim=-1)
+        # 4. output projections
+        s_out = self.scalar_out(torch.cat([s_1, e, qz_dot], dim=-1))
+        v_out = self.vector_out(torch.cat([v_1, c, qz_cross], dim=-2))
+        return s_out, v_out
+
+
+class SE3HyenaBlock(nn.Module):
+    """Pre-norm residual block: ``x + Op(Norm(x))`` then ``x + GatedMLP(Norm(x))``.
+
+    ``Op`` is an :class:`SE3HyenaOperator` built from ``operator_args``, or any equivariant token
+    mixer ``(s, v) -> (s, v)`` passed as ``mixer`` (the equivariant transformer passes its attention,
+    so both networks share everything but the mixer).
+    The gated MLP: ``h = SiLU(Lin([s, |v_c|]))``; ``s += Lin(h)``; ``v += sigma(Lin(h)) * (v W)``
+    (invariant gates on a channel mix). Norms: LayerNorm on scalars, :class:`VectorRMSNorm` on vectors.
+    """
+
+    def __init__(self, scalar_channels: int, vector_channels: int, *, mlp_ratio: int = 2,
+                 mixer: nn.Module | None = None, **operator_args: object) -> None:
+        super().__init__()
+        cs, cv = scalar_channels, vector_channels
+        if mixer is not None and operator_args:
+            raise TypeError(f"pass either mixer or operator arguments, got both ({sorted(operator_args)})")
+        self.norm_s1 = nn.LayerNorm(cs)
+        self.norm_v1 = VectorRMSNorm(cv)
+        if mixer is None:
+            mixer = SE3HyenaOperator(cs, cv, **operator_args)  # type: ignore[arg-type]
+        self.op = mixer
+        self.norm_s2 = nn.LayerNorm(cs)
+        self.norm_v2 = VectorRMSNorm(cv)
+        hidden = mlp_ratio * cs
+        self.mlp_in = nn.Linear(cs + cv, hidden)
+        self.mlp_s = nn.Linear(hidden, cs)
+        self.mlp_g = nn.Linear(hidden, cv)
+        self.mlp_v = VectorLinear(cv, cv)
+
+    def forward(self, s: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        ds, dv = self.op(self.norm_s1(s), self.norm_v1(v))
+        s, v = s + ds, v + dv
+        sn, vn = self.norm_s2(s), self.norm_v2(v)
+        norms = torch.sqrt(vn.pow(2).sum(-1) + 1e-8)  # [..., N, Cv]
+        h = torch.nn.functional.silu(self.mlp_in(torch.cat([sn, norms], dim=-1)))
+        s = s + self.mlp_s(h)
+        v = v + torch.sigmoid(self.mlp_g(h))[..., None] * self.mlp_v(vn)
+        return s, v
+
+
+class HyenaOperator(nn.Module):
+    """The plain (non-equivariant) Hyena operator of order 2 on ``x [..., N, D]``.
+
+    ``(q, k, v) = ShortConv(Lin(x))``; ``y = Lin(q * (h ⊛ (k * v) + D * (k * v)))`` with an implicit
+    filter ``h`` (Poli et al. 2023). The baseline for SE(3)-Hyena: vectors enter as 3 numbers each.
+    """
+
+    def __init__(self, width: int, *, causal: bool = True, filter_hidden: int = 32,
+                 filter_bands: int = 8, short_kernel: int = 3) -> None:
+        super().__init__()
+        self.width = width
+        self.causal = causal
+        self.proj_in = nn.Linear(width, 3 * width)
+        self.short = ShortConv(3 * width, short_kernel, causal)
+        self.filter = ImplicitFilter(width, causal=causal, hidden=filter_hidden, bands=filter_bands)
+        self.skip = nn.Parameter(torch.randn(width))
+        self.proj_out = nn.Linear(width, width)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.shape[-1] != self.width:
+            raise ValueError(f"x must be [..., N, {self.width}], got shape {tuple(x.shape)}")
+        q, k, v = self.short(self.proj_in(x)).split(self.width, dim=-1)
+        kv = k * v
+        y = fft_conv(kv, self.filter(x.shape[-2]), self.causal) + self.skip * kv
+        return self.proj_out(q * y)
