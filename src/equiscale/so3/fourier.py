@@ -46,7 +46,7 @@ def _check(value: int, name: str) -> None:
         raise ValueError(f"{name} must be a non-negative int, got {value!r}")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _theta_fourier(lmax: int) -> np.ndarray:
     n = 2 * lmax + 1
     theta = 2.0 * math.pi * np.arange(n) / n
@@ -61,12 +61,13 @@ def _theta_fourier(lmax: int) -> np.ndarray:
 
 
 def theta_fourier(lmax: int) -> torch.Tensor:
-    """``a [2L+1 (m), 2L+1 (u = -L..L), L+1 (l)]`` complex128: ``Pbar_l^|m|(theta) = sum_u a e^{i u theta}``."""
+    """``a [2L+1 (m), 2L+1 (u = -L..L), L+1 (l)]`` complex128:
+    ``Pbar_l^|m|(theta) = sum_u a[m, u, l] e^{i u theta}``."""
     _check(lmax, "lmax")
     return torch.from_numpy(_theta_fourier(lmax).copy())
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _phi_fourier(lmax: int) -> np.ndarray:
     n = 2 * lmax + 1
     phi = 2.0 * math.pi * np.arange(n) / n
@@ -104,7 +105,7 @@ def _half_circle_integral(n: np.ndarray) -> np.ndarray:
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _theta_projection(lmax: int, umax: int) -> np.ndarray:
     a = _theta_fourier(lmax)  # [m, u', l]
     u = np.arange(-umax, umax + 1)

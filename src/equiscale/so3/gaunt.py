@@ -34,7 +34,7 @@ def _check_lmax(value: int, name: str) -> None:
         raise ValueError(f"{name} must be a non-negative int, got {value!r}")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _gaunt_sparse(l1max: int, l2max: int, l3max: int) -> tuple[np.ndarray, np.ndarray]:
     lmax = max(l1max, l2max, l3max)
     degree = l1max + l2max + l3max

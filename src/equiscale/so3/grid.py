@@ -44,7 +44,7 @@ def _check_int(value: int, name: str, low: int = 0) -> None:
         raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _quadrature(degree: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     n_theta = degree // 2 + 1
     n_phi = degree + 1
@@ -76,7 +76,7 @@ def sphere_grid_points(degree: int) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(points.copy()), torch.from_numpy(weights.copy())
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _padded_sh_index(lmax: int) -> np.ndarray:
     pad = (lmax + 1) ** 2
     index = np.full((2 * lmax + 1, lmax + 1), pad, dtype=np.int64)
@@ -93,7 +93,7 @@ def padded_sh_index(lmax: int) -> torch.Tensor:
     return torch.from_numpy(_padded_sh_index(lmax).copy())
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _synthesis(lmax: int, degree: int) -> tuple[np.ndarray, np.ndarray]:
     t, _, phi = _quadrature(degree)
     p = legendre_table(lmax, t, np.sqrt(1.0 - t * t))  # [n_theta, L+1 (l), L+1 (|m|)]

@@ -53,7 +53,7 @@ def sh_index(l: int, m: int) -> int:
     return l * l + l + m
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _degrees_orders(lmax: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
     ls = tuple(l for l in range(lmax + 1) for _ in range(2 * l + 1))
     ms = tuple(m for l in range(lmax + 1) for m in range(-l, l + 1))
