@@ -1,5 +1,6 @@
 """equiscale.nn"""
 
+from equiscale.nn.attention import EquivariantAttention
 from equiscale.nn.hyena import (
     HyenaOperator,
     ImplicitFilter,
@@ -10,6 +11,7 @@ from equiscale.nn.hyena import (
 )
 
 __all__ = [
+    "EquivariantAttention",
     "HyenaOperator",
     "ImplicitFilter",
     "SE3HyenaBlock",
