@@ -180,6 +180,8 @@ def test_cached_arrays_detects_damage(tmp_path, damage):
 
     cache_mod.cached_arrays(path, build)
     assert len(builds) == 1 and cache_mod.load_npz(path)["x"][5] == 5.0
+    assert path.stat().st_mode & 0o777 == 0o666 & ~cache_mod._umask()
+    assert [p.name for p in tmp_path.iterdir()] == ["a.npz"]  # no temporary file left behind
     raw = bytearray(path.read_bytes())
     if damage == "truncate":
         path.write_bytes(raw[:-100])

@@ -63,6 +63,12 @@ def cache_dir(path: str | os.PathLike[str] | None = None) -> Path:
     return Path.home() / ".cache" / "equiscale"
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def array_checksum(arrays: Mapping[str, np.ndarray]) -> str:
     """sha256 hex digest of the arrays' names, dtypes, shapes and C-order bytes (sorted by name)."""
     h = hashlib.sha256()
@@ -94,6 +100,7 @@ def save_npz(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray]) -> 
     payload[CHECKSUM_KEY] = np.array(array_checksum(arrays))
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it 0600; give it a normal file's mode
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **payload)
             f.flush()
