@@ -20,13 +20,20 @@ MODELS: dict[str, str] = {
     "egnn": "equiscale.models.egnn:EGNN",
     "mlp": "equiscale.models.baselines:MLPBaseline",
     "gnn": "equiscale.models.baselines:GNNBaseline",
+    "se3hyena": "equiscale.models.se3_hyena:SE3HyenaNet",
+    "hyena": "equiscale.models.se3_hyena:HyenaNet",
+    "eq_transformer": "equiscale.models.equivariant_transformer:EquivariantTransformer",
+    "frame_averaging": "equiscale.models.frame_averaging:FrameAveraging",
 }
 
 TASKS: dict[str, str] = {
     "nbody": "equiscale.train.tasks.nbody:nbody_task",
+    "recall": "equiscale.train.tasks.recall:recall_task",
 }
 
-BENCHES: dict[str, str] = {}
+BENCHES: dict[str, str] = {
+    "conv": "equiscale.bench.conv",
+}
 
 DATASETS: dict[str, str] = {
     "nbody": "equiscale.data.nbody",
