@@ -13,4 +13,6 @@ Feature layout: ``[..., (L+1)^2, C]`` (e3nn real spherical harmonics, e3nn m-ord
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+from equiscale.ops.gaunt import GauntTensorProduct, gaunt_power, gaunt_reference  # noqa: E402
+
+__all__ = ["__version__", "GauntTensorProduct", "gaunt_power", "gaunt_reference"]

@@ -1,5 +1,13 @@
 """equiscale.ops"""
 
+from equiscale.ops.gaunt import (
+    CGOddPaths,
+    GauntProduct,
+    GauntTensorProduct,
+    gaunt_power,
+    gaunt_product,
+    gaunt_reference,
+)
 from equiscale.ops.long_conv import (
     fft_conv,
     fft_conv_reference,
@@ -11,6 +19,12 @@ from equiscale.ops.long_conv import (
 )
 
 __all__ = [
+    "CGOddPaths",
+    "GauntProduct",
+    "GauntTensorProduct",
+    "gaunt_power",
+    "gaunt_product",
+    "gaunt_reference",
     "fft_conv",
     "fft_conv_reference",
     "fft_cross_conv",
