@@ -20,6 +20,7 @@ MODELS: dict[str, str] = {
     "egnn": "equiscale.models.egnn:EGNN",
     "mlp": "equiscale.models.baselines:MLPBaseline",
     "gnn": "equiscale.models.baselines:GNNBaseline",
+    "e2former": "equiscale.models.e2former:E2Former",
     "se3hyena": "equiscale.models.se3_hyena:SE3HyenaNet",
     "hyena": "equiscale.models.se3_hyena:HyenaNet",
     "eq_transformer": "equiscale.models.equivariant_transformer:EquivariantTransformer",

@@ -1,0 +1,305 @@
+"""``equiscale bench conv``: Wigner6jConv (node-level tensor products) vs the edge-wise reference.
+
+Systems: a jittered simple-cubic lattice in a periodic box (no two atoms closer than ~0.6 of the
+spacing), the spacing chosen so that a ``--cutoff`` sphere holds the requested mean number of
+neighbours. Features [N, (L+1)^2, C], filters l = 0..L, outputs 0..L, per-edge scalar alpha.
+
+Measured in one run, on the same inputs and device:
+
+1. vs mean neighbours (``--neighbors``) at ``--atoms``: forward and forward+backward time (median
+   of ``--repeats``) and peak memory of ``wigner6j_conv`` (centring "structure", the E2Former
+   scheme; and "target") and ``edge_reference``; the relative difference of their outputs is
+   checked in the run (the run fails above ``--check-tol``).
+2. vs atoms (``--atoms-scan``) at ``--scan-neighbors``: neighbour-list construction (vesin cell
+   lists) and the forward pass; fitted exponents t ~ N^p.
+3. precision: float32 vs a float64 edge reference for a molecule-sized cluster shifted by 0..1e4 A
+   and for periodic boxes of growing size, per centring ("none" is the public E2Former scheme).
+
+Writes JSON (default ``results/bench_conv_<device>.json``) and a PNG beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from equiscale.bench.common import device_slug, fit_exponent, peak_memory, time_fn, write_record
+from equiscale.ops.neighbors import neighbor_list
+from equiscale.ops.wigner6j_conv import edge_reference, wigner6j_conv
+
+__all__ = ["add_arguments", "run", "lattice_system"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    parser.add_argument("--lmax", type=int, default=2, help="input, filter and output degree L")
+    parser.add_argument("--channels", type=int, default=64)
+    parser.add_argument("--cutoff", type=float, default=5.0)
+    parser.add_argument("--atoms", type=int, default=512,
+                        help="atoms for the neighbour scan (rounded to a cube m^3)")
+    parser.add_argument("--neighbors", type=int, nargs="+", default=[8, 16, 32, 64, 128])
+    parser.add_argument("--atoms-scan", type=int, nargs="+", default=[216, 512, 1000, 2197, 4096])
+    parser.add_argument("--scan-neighbors", type=int, default=32)
+    parser.add_argument("--reference-max-edges", type=int, default=70_000,
+                        help="skip edge_reference above this many edges in the atoms scan")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--check-tol", type=float, default=1e-4)
+    parser.add_argument("--out", default=None, help="JSON path (default results/bench_conv_<device>.json)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (1 keeps timings stable on a shared machine)")
+    parser.add_argument("--no-plot", action="store_true")
+
+
+def lattice_system(
+    n_atoms: int, mean_neighbors: float, cutoff: float, *, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Positions [m^3, 3] (float64), m = round(n_atoms^(1/3)), every site of a jittered m x m x m
+    lattice, in a periodic cubic cell [3, 3]; a cutoff sphere holds ~mean_neighbors atoms."""
+    spacing = cutoff * (4 * math.pi / 3 / mean_neighbors) ** (1 / 3)
+    m = max(1, round(n_atoms ** (1 / 3)))
+    g = torch.Generator().manual_seed(seed)
+    grid = torch.stack(torch.meshgrid(*[torch.arange(m)] * 3, indexing="ij"), -1).reshape(-1, 3)
+    grid = grid.to(torch.float64)
+    pos = (grid + 0.4 * (torch.rand(m**3, 3, generator=g, dtype=torch.float64) - 0.5)) * spacing
+    return pos, torch.eye(3, dtype=torch.float64) * m * spacing
+
+
+def _inputs(n: int, k: float, args: argparse.Namespace, dtype: torch.dtype, seed: int = 0):
+    pos, cell = lattice_system(n, k, args.cutoff, seed=seed)
+    n = pos.shape[0]
+    nb = neighbor_list(pos, args.cutoff, cell=cell, pbc=True)
+    dev = torch.device(args.device)
+    g = torch.Generator().manual_seed(seed + 1)
+    e = nb.edge_index.shape[1]
+    dim = (args.lmax + 1) ** 2
+    h = torch.randn(n, dim, args.channels, generator=g).to(dev, dtype)
+    alpha = torch.rand(e, generator=g).to(dev, dtype)
+    return dict(h=h, pos=pos.to(dev, dtype), edge_index=nb.edge_index.to(dev), alpha=alpha,
+                shifts=nb.shifts.to(dev, dtype))
+
+
+def _runner(method: str, inp: dict[str, torch.Tensor], lmax: int, backward: bool):
+    kw = dict(lmax_in=lmax, l_filter=list(range(lmax + 1)), lmax_out=lmax, shifts=inp["shifts"])
+    leaves = {k: inp[k].detach().requires_grad_(backward) for k in ("h", "pos", "alpha")}
+
+    def fn():
+        if method == "edge_reference":
+            out = edge_reference(leaves["h"], leaves["pos"], inp["edge_index"], leaves["alpha"], **kw)
+        else:
+            centring = method.split(":")[1]
+            out = wigner6j_conv(leaves["h"], leaves["pos"], inp["edge_index"], leaves["alpha"],
+                                centring=centring, **kw)
+        if backward:
+            out.square().sum().backward()
+            for t in leaves.values():
+                t.grad = None
+        return out
+
+    return fn
+
+
+METHODS = ["wigner6j:structure", "wigner6j:target", "edge_reference"]
+
+
+def _measure(inp, args, methods) -> dict[str, Any]:
+    res: dict[str, Any] = {}
+    for m in methods:
+        entry = {}
+        for mode, bw in (("forward", False), ("forward_backward", True)):
+            fn = _runner(m, inp, args.lmax, bw)
+            if bw:
+                entry[mode] = time_fn(fn, warmup=args.warmup, repeats=args.repeats,
+                                      device=args.device)
+            else:
+                with torch.no_grad():
+                    entry[mode] = time_fn(fn, warmup=args.warmup, repeats=args.repeats,
+                                          device=args.device)
+            entry[mode]["peak_memory_bytes"] = peak_memory(fn, args.device)
+        res[m] = entry
+    return res
+
+
+def _check(inp, args) -> dict[str, float]:
+    with torch.no_grad():
+        ref = _runner("edge_reference", inp, args.lmax, False)()
+        out = {}
+        for m in METHODS[:2]:
+            fast = _runner(m, inp, args.lmax, False)()
+            out[m] = float((fast - ref).norm() / ref.norm())
+    return out
+
+
+def _precision(args) -> dict[str, Any]:
+    """float32 relative error vs a float64 edge reference, far from the origin and in big boxes."""
+    lmax = args.lmax
+    kw = dict(lmax_in=lmax, l_filter=list(range(lmax + 1)), lmax_out=lmax)
+    rows = []
+    pos0, _ = lattice_system(27, 12, 3.0, seed=3)  # a 3x3x3 cluster, ~molecule sized
+    nb = neighbor_list(pos0, 3.0)
+    g = torch.Generator().manual_seed(7)
+    h = torch.randn(27, (lmax + 1) ** 2, 8, generator=g, dtype=torch.float64)
+    alpha = torch.rand(nb.edge_index.shape[1], generator=g, dtype=torch.float64)
+    exact = edge_reference(h, pos0, nb.edge_index, alpha, **kw)
+    for shift in (0.0, 1e2, 1e3, 1e4):
+        p32 = (pos0 + shift).float()
+        row = {"system": "cluster_27_atoms", "shift_A": shift}
+        for centring in ("structure", "target", "none"):
+            out = wigner6j_conv(h.float(), p32, nb.edge_index, alpha.float(), centring=centring, **kw)
+            row[centring] = float((out.double() - exact).norm() / exact.norm())
+        ref32 = edge_reference(h.float(), p32, nb.edge_index, alpha.float(), **kw)
+        row["edge_reference"] = float((ref32.double() - exact).norm() / exact.norm())
+        rows.append(row)
+    for n in (64, 512, 4096):
+        pos, cell = lattice_system(n, 32, args.cutoff, seed=5)
+        n = pos.shape[0]
+        nb = neighbor_list(pos, args.cutoff, cell=cell, pbc=True)
+        h = torch.randn(n, (lmax + 1) ** 2, 4, generator=g, dtype=torch.float64)
+        alpha = torch.rand(nb.edge_index.shape[1], generator=g, dtype=torch.float64)
+        exact = edge_reference(h, pos, nb.edge_index, alpha, shifts=nb.shifts, **kw)
+        row = {"system": f"periodic_box_{n}_atoms", "box_A": float(cell[0, 0])}
+        for centring in ("structure", "target"):
+            out = wigner6j_conv(h.float(), pos.float(), nb.edge_index, alpha.float(),
+                                shifts=nb.shifts.float(), centring=centring, **kw)
+            row[centring] = float((out.double() - exact).norm() / exact.norm())
+        rows.append(row)
+    return {"dtype": "float32 vs float64 edge_reference", "rows": rows}
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    started = time.time()
+    dtype = getattr(torch, args.dtype)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    neighbor_rows = []
+    print(f"# Wigner6jConv vs edge_reference, L={args.lmax}, C={args.channels}, {args.dtype}, "
+          f"{args.device}, {args.atoms} atoms")
+    print(f"{'neigh':>6} {'edges':>8} {'method':>20} {'fwd ms':>9} {'fwd+bwd ms':>11} {'MB':>8}")
+    for k in args.neighbors:
+        inp = _inputs(args.atoms, k, args, dtype)
+        e = inp["edge_index"].shape[1]
+        n_atoms = inp["pos"].shape[0]
+        check = _check(inp, args)
+        bad = {m: v for m, v in check.items() if not v < args.check_tol}
+        if bad:
+            raise RuntimeError(f"Wigner6jConv differs from edge_reference: {bad}")
+        res = _measure(inp, args, METHODS)
+        row = {"target_neighbors": k, "atoms": n_atoms, "mean_neighbors": e / n_atoms, "edges": e,
+               "rel_diff_vs_reference": check, "results": res}
+        ref = res["edge_reference"]
+        for m in METHODS[:2]:
+            row[f"speedup_{m}"] = {
+                mode: ref[mode]["median_ms"] / res[m][mode]["median_ms"] for mode in ref
+            }
+        neighbor_rows.append(row)
+        for m in METHODS:
+            r = res[m]
+            mem = r["forward_backward"]["peak_memory_bytes"]
+            print(f"{e / n_atoms:>6.1f} {e:>8} {m:>20} {r['forward']['median_ms']:>9.1f} "
+                  f"{r['forward_backward']['median_ms']:>11.1f} "
+                  f"{(mem or 0) / 2**20:>8.1f}")
+
+    atom_rows = []
+    print(f"# scaling in atoms at {args.scan_neighbors} neighbours")
+    for n in args.atoms_scan:
+        t0 = time.perf_counter()
+        pos, cell = lattice_system(n, args.scan_neighbors, args.cutoff)
+        t_nl = time_fn(lambda pos=pos, cell=cell: neighbor_list(pos, args.cutoff, cell=cell, pbc=True),
+                       warmup=1, repeats=args.repeats)
+        inp = _inputs(n, args.scan_neighbors, args, dtype)
+        e = inp["edge_index"].shape[1]
+        n = inp["pos"].shape[0]
+        methods = METHODS[:2] + (["edge_reference"] if e <= args.reference_max_edges else [])
+        res = {}
+        for m in methods:
+            with torch.no_grad():
+                res[m] = {"forward": time_fn(_runner(m, inp, args.lmax, False), warmup=args.warmup,
+                                             repeats=args.repeats, device=args.device)}
+            res[m]["forward_backward"] = time_fn(_runner(m, inp, args.lmax, True),
+                                                 warmup=args.warmup, repeats=args.repeats,
+                                                 device=args.device)
+        atom_rows.append({"atoms": n, "edges": e, "neighbor_list": t_nl, "results": res})
+        print(f"{n:>7} atoms {e:>8} edges  neighbours {t_nl['median_ms']:.1f} ms  "
+              + "  ".join(f"{m} {res[m]['forward']['median_ms']:.1f}" for m in methods)
+              + f"  ({time.perf_counter() - t0:.0f} s)")
+    atoms = [r["atoms"] for r in atom_rows]
+    exponents = {"neighbor_list": fit_exponent(atoms, [r["neighbor_list"]["median_ms"] for r in atom_rows])}
+    for m in METHODS[:2]:
+        for mode in ("forward", "forward_backward"):
+            exponents[f"{m}:{mode}"] = fit_exponent(
+                atoms, [r["results"][m][mode]["median_ms"] for r in atom_rows])
+    print("fitted exponents t ~ atoms^p:", {k: round(v, 3) for k, v in exponents.items()})
+
+    precision = _precision(args)
+    for row in precision["rows"]:
+        print("precision", row)
+
+    record = {
+        "benchmark": "conv",
+        "settings": {k: v for k, v in vars(args).items() if k not in ("func",)},
+        "methods": {
+            "wigner6j:structure": "wigner6j_conv, centring per structure (E2Former factorisation)",
+            "wigner6j:target": "wigner6j_conv, centring per target node",
+            "edge_reference": "one CG tensor product per edge and path (e3nn wigner_3j)",
+        },
+        "vs_neighbors": neighbor_rows,
+        "vs_atoms": atom_rows,
+        "exponents_in_atoms": exponents,
+        "precision": precision,
+    }
+    out = Path(args.out or f"results/bench_conv_{device_slug(args.device)}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    full = write_record(out, record, device=args.device, started=started)
+    if not args.no_plot:
+        _plot(full, out.with_suffix(".png"))
+    print(f"wrote {out}")
+    return full
+
+
+def _plot(record: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
+    rows = record["vs_neighbors"]
+    ks = [r["mean_neighbors"] for r in rows]
+    for m, marker in zip(METHODS, ("o", "s", "^")):
+        for mode, ls in (("forward", ":"), ("forward_backward", "-")):
+            axes[0].plot(ks, [r["results"][m][mode]["median_ms"] for r in rows], marker=marker,
+                         linestyle=ls, label=f"{m} {mode}")
+    axes[0].set(xscale="log", yscale="log", xlabel="mean neighbours", ylabel="ms",
+                title=f"{record['settings']['atoms']} atoms, L={record['settings']['lmax']}, "
+                      f"C={record['settings']['channels']}")
+    axes[0].legend(fontsize=7)
+    arows = record["vs_atoms"]
+    n = [r["atoms"] for r in arows]
+    axes[1].plot(n, [r["neighbor_list"]["median_ms"] for r in arows], "k*-", label="neighbour list")
+    for m in METHODS:
+        pts = [(r["atoms"], r["results"][m]["forward"]["median_ms"]) for r in arows
+               if m in r["results"]]
+        if pts:
+            axes[1].plot(*zip(*pts), "o-", label=f"{m} forward")
+    ex = record["exponents_in_atoms"]
+    axes[1].set(xscale="log", yscale="log", xlabel="atoms", ylabel="ms",
+                title=f"{record['settings']['scan_neighbors']} neighbours; p(nl)={ex['neighbor_list']:.2f}, "
+                      f"p(fwd)={ex['wigner6j:structure:forward']:.2f}")
+    axes[1].legend(fontsize=7)
+    prow = [r for r in record["precision"]["rows"] if "shift_A" in r]
+    for key in ("structure", "target", "none", "edge_reference"):
+        axes[2].plot([max(r["shift_A"], 1.0) for r in prow], [r[key] for r in prow], "o-", label=key)
+    axes[2].axhline(1e-4, color="grey", lw=0.5)
+    axes[2].set(xscale="log", yscale="log", xlabel="shift from origin (A; 0 plotted at 1)",
+                ylabel="float32 rel. error", title="float32 vs float64, 27-atom cluster")
+    axes[2].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
