@@ -33,6 +33,7 @@ TASKS: dict[str, str] = {
 }
 
 BENCHES: dict[str, str] = {
+    "tp": "equiscale.bench.tp",
     "conv": "equiscale.bench.conv",
 }
 

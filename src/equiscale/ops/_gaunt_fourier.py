@@ -25,7 +25,8 @@ def complex_dtype(dtype: torch.dtype) -> torch.dtype:
 
 
 class FourierSynthesis(nn.Module):
-    """``[..., (L+1)^2, C]`` -> 2D Fourier coefficients ``[2L+1 (v), 2L+1 (u), ..., C]`` (complex)."""
+    """``[..., (L+1)^2, C]`` -> 2D Fourier coefficients ``[..., C, 2L+1 (v), 2L+1 (u)]`` (complex;
+    the FFT axes last and contiguous)."""
 
     def __init__(self, lmax: int) -> None:
         super().__init__()
@@ -41,25 +42,39 @@ class FourierSynthesis(nn.Module):
         xp = gather_padded(flat, self.index, m, lp).to(ctype)  # [M, L+1, N]
         big_a = torch.bmm(self.a.to(ctype), xp)  # [M, U, N]
         big_x = self.b_t.to(ctype) @ big_a.reshape(m, -1)  # [V, U * N]
-        return big_x.view(m, u, *rest)
+        return big_x.view(m, u, -1).permute(2, 0, 1).reshape(*rest, m, u)  # [..., C, V, U]
+
+
+def _fast_size(n: int) -> int:
+    """Smallest ``m >= n`` whose prime factors are 2, 3 and 5 (fast FFT lengths)."""
+    m = n
+    while True:
+        k = m
+        for p in (2, 3, 5):
+            while k % p == 0:
+                k //= p
+        if k == 1:
+            return m
+        m += 1
 
 
 def fourier_multiply(coefficients: list[torch.Tensor]) -> torch.Tensor:
-    """2D linear convolution of coefficient arrays ``[V_i, U_i, ...]`` (centred index ranges) by
-    zero-padded FFTs: ``[sum V_i - n + 1, sum U_i - n + 1, ...]`` (broadcast over ``...``)."""
-    size = sum(c.shape[0] for c in coefficients) - len(coefficients) + 1
-    rest = torch.broadcast_shapes(*(c.shape[2:] for c in coefficients))
+    """2D linear convolution of coefficient arrays ``[..., V_i, U_i]`` (centred index ranges) by
+    zero-padded FFTs: ``[..., sum V_i - n + 1, sum U_i - n + 1]`` (broadcast over ``...``)."""
+    size = sum(c.shape[-1] for c in coefficients) - len(coefficients) + 1
+    rest = torch.broadcast_shapes(*(c.shape[:-2] for c in coefficients))
     if 0 in rest:  # FFT libraries reject empty batches
-        return coefficients[0].new_zeros(size, size, *rest)
+        return coefficients[0].new_zeros(*rest, size, size)
+    fast = _fast_size(size)  # padding beyond `size` only adds zeros: no wrap-around
     spectrum = None
     for c in coefficients:
-        s = torch.fft.fft2(c, s=(size, size), dim=(0, 1))
+        s = torch.fft.fft2(c, s=(fast, fast))
         spectrum = s if spectrum is None else spectrum * s
-    return torch.fft.ifft2(spectrum, dim=(0, 1))
+    return torch.fft.ifft2(spectrum)[..., :size, :size]
 
 
 class FourierAnalysis(nn.Module):
-    """2D Fourier coefficients ``[2Vi+1 (v), 2U+1 (u), ..., C]`` of a torus function -> SH
+    """2D Fourier coefficients ``[..., C, 2Vi+1 (v), 2U+1 (u)]`` of a torus function -> SH
     coefficients ``[..., (L+1)^2, C]`` of its projection onto degrees ``<= lmax``."""
 
     def __init__(self, lmax: int, umax: int) -> None:
@@ -75,14 +90,14 @@ class FourierAnalysis(nn.Module):
         self.register_buffer("slots", slots, persistent=False)
 
     def forward(self, z: torch.Tensor, real_dtype: torch.dtype) -> torch.Tensor:
-        vi = (z.shape[0] - 1) // 2
+        vi = (z.shape[-2] - 1) // 2
         lo = self.lmax
         if vi < lo:  # the product has fewer azimuthal orders than the output: pad with zeros
-            z = torch.nn.functional.pad(z.movedim((0, 1), (-2, -1)), (0, 0, lo - vi, lo - vi))
-            z = z.movedim((-2, -1), (0, 1))
+            z = torch.nn.functional.pad(z, (0, 0, lo - vi, lo - vi))
             vi = lo
-        z = z[vi - lo : vi + lo + 1]  # [2Lo+1, P, ..., C]
-        rest = tuple(z.shape[2:])
+        z = z[..., vi - lo : vi + lo + 1, :]  # [..., C, 2Lo+1, P]
+        rest = tuple(z.shape[:-2])
+        z = z.reshape(-1, z.shape[-2], z.shape[-1]).permute(1, 2, 0)  # [2Lo+1, P, N]
         m, lp, p = self.s_t.shape
         ctype = z.dtype
         b = self.e_t.to(ctype) @ z.reshape(z.shape[0], -1)  # [M, P * N]
