@@ -358,8 +358,8 @@ def _simulate(
 # ----------------------------------------------------------------------------- public API
 
 
-def _generate(split: str, progress: bool = False) -> dict[str, np.ndarray]:
-    charges, loc_draw, vel_draw = _split_draws(split)
+def _generate(split: str, progress: bool = False, stop: int | None = None) -> dict[str, np.ndarray]:
+    charges, loc_draw, vel_draw = _split_draws(split, 0, stop)
     loc, vel = _simulate(charges, loc_draw, vel_draw, progress=progress)
     return {"loc": loc, "vel": vel, "charges": charges.reshape(-1, N_BALLS)}
 
@@ -370,6 +370,7 @@ def charged_particles(
     *,
     cache: bool = True,
     progress: bool = False,
+    n: int | None = None,
 ) -> NBodyTrajectories:
     """The EGNN charged n-body split ``split`` ("train" 10000, "valid" 2000, "test" 2000).
 
@@ -379,6 +380,8 @@ def charged_particles(
             ``~/.cache/equiscale``. A corrupt cache file is reported and rebuilt.
         cache: False to simulate without reading or writing the cache.
         progress: show a progress bar while simulating.
+        n: only the first ``n`` trajectories of the split (the same numbers as the full split's
+            first ``n``: the draws of everything before them are consumed, not simulated).
 
     Returns:
         :class:`NBodyTrajectories` with ``loc``, ``vel`` ``[n, 49, 5, 3]``, ``charges [n, 5]``.
@@ -386,20 +389,32 @@ def charged_particles(
     A cold "test" split takes ~10-20 s on one CPU core (the train split five times that).
     """
     split = _check_split(split)
+    full = SPLITS[split]
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or not 0 < n <= full):
+        raise ValueError(f"n must be an int in 1..{full} for split {split!r}, got {n!r}")
+    stop = None if n is None or n == full else n
     if cache:
-        path = _cache_dir(cache_dir) / "nbody" / f"{PROTOCOL}-{split}.npz"
-        arrays = cached_arrays(path, lambda: _generate(split, progress),
+        folder = _cache_dir(cache_dir) / "nbody"
+        path = folder / f"{PROTOCOL}-{split}.npz"
+        if stop is not None and not path.exists():
+            path = folder / f"{PROTOCOL}-{split}-first{stop}.npz"
+        arrays = cached_arrays(path, lambda: _generate(split, progress, stop if "first" in path.name
+                                                              else None),
                                required=("loc", "vel", "charges"))
     else:
         if cache_dir is not None:
             raise ValueError("cache_dir was given but cache=False; pass one or the other")
-        arrays = _generate(split, progress)
-    n = SPLITS[split]
-    expected = {"loc": (n, T_SAVE, N_BALLS, DIM), "vel": (n, T_SAVE, N_BALLS, DIM),
-                "charges": (n, N_BALLS)}
+        arrays = _generate(split, progress, stop)
+    size = arrays["loc"].shape[0]
+    if size not in (full, stop):
+        raise ValueError(f"cached split {split!r} has {size} trajectories, expected {full}")
+    expected = {"loc": (size, T_SAVE, N_BALLS, DIM), "vel": (size, T_SAVE, N_BALLS, DIM),
+                "charges": (size, N_BALLS)}
     for name, shape in expected.items():
         if arrays[name].shape != shape:
             raise ValueError(f"cached {name} has shape {arrays[name].shape}, expected {shape}")
+    if stop is not None and size != stop:
+        arrays = {k: v[:stop] for k, v in arrays.items()}
     return NBodyTrajectories(loc=arrays["loc"], vel=arrays["vel"], charges=arrays["charges"],
                              split=split)
 

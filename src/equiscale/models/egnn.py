@@ -32,12 +32,14 @@ def complete_graph(n: int, device: torch.device | None = None) -> torch.Tensor:
 class EGNNLayer(nn.Module):
     """One equivariant message-passing layer with velocity term (see module docstring)."""
 
-    def __init__(self, hidden: int, edge_dim: int = 1) -> None:
+    def __init__(self, hidden: int, edge_dim: int = 1, update_features: bool = True) -> None:
         super().__init__()
         act = nn.SiLU()
         self.phi_e = nn.Sequential(nn.Linear(2 * hidden + 1 + edge_dim, hidden), act,
                                    nn.Linear(hidden, hidden), act)
-        self.phi_h = nn.Sequential(nn.Linear(2 * hidden, hidden), act, nn.Linear(hidden, hidden))
+        # the last layer's feature update would never be used (and DDP rejects unused weights)
+        self.phi_h = (nn.Sequential(nn.Linear(2 * hidden, hidden), act, nn.Linear(hidden, hidden))
+                      if update_features else None)
         last = nn.Linear(hidden, 1, bias=False)
         nn.init.xavier_uniform_(last.weight, gain=0.001)
         self.phi_x = nn.Sequential(nn.Linear(hidden, hidden), act, last)
@@ -55,8 +57,9 @@ class EGNNLayer(nn.Module):
         trans = torch.zeros(shape, dtype=x.dtype, device=x.device).index_add_(1, dst, diff * self.phi_x(m))
         count = torch.bincount(dst, minlength=n).clamp(min=1).to(x.dtype)[None, :, None]
         x = x + trans / count + self.phi_v(h) * v
-        agg = torch.zeros_like(h).index_add_(1, dst, m)  # [B, N, H]
-        h = h + self.phi_h(torch.cat([h, agg], dim=-1))
+        if self.phi_h is not None:
+            agg = torch.zeros_like(h).index_add_(1, dst, m)  # [B, N, H]
+            h = h + self.phi_h(torch.cat([h, agg], dim=-1))
         return h, x
 
 
@@ -74,7 +77,8 @@ class EGNN(nn.Module):
         if hidden < 1 or layers < 1:
             raise ValueError(f"hidden and layers must be >= 1, got hidden={hidden}, layers={layers}")
         self.embed = nn.Linear(1, hidden)
-        self.layers = nn.ModuleList(EGNNLayer(hidden) for _ in range(layers))
+        self.layers = nn.ModuleList(EGNNLayer(hidden, update_features=i < layers - 1)
+                                    for i in range(layers))
 
     def forward(self, batch: Batch) -> torch.Tensor:
         x, v, q = batch["loc"], batch["vel"], batch["charges"]

@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from equiscale import registry
 from equiscale.provenance import environment, write_json
+from equiscale.train.checkpoint_io import AtomicCheckpointIO
 from equiscale.train.config import TrainConfig
 from equiscale.train.lit_module import TaskModule
 from equiscale.train.task import TaskData
@@ -98,6 +99,7 @@ def _trainer(cfg: TrainConfig, out: Path, callbacks: list, loggers: list | bool)
         log_every_n_steps=cfg.log_every,
         callbacks=callbacks,
         logger=loggers,
+        plugins=[AtomicCheckpointIO()],
         enable_progress_bar=cfg.progress,
         enable_model_summary=False,
         inference_mode=False,

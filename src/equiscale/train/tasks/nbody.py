@@ -28,10 +28,8 @@ class NBodyDataset(Dataset):
                  cache_dir: str | None = None, dtype: torch.dtype = torch.float32) -> None:
         from equiscale.data.nbody import charged_particles
 
-        traj = charged_particles(split=split, cache_dir=cache_dir)
+        traj = charged_particles(split=split, cache_dir=cache_dir, n=n)
         total = traj.loc.shape[0]
-        if n is not None and not 0 < n <= total:
-            raise ValueError(f"n for split {split!r} must be in 1..{total}, got {n}")
         frames = traj.loc.shape[1]
         for name, f in (("frame_in", frame_in), ("frame_out", frame_out)):
             if not 0 <= f < frames:

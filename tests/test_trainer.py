@@ -1,0 +1,139 @@
+"""The trainer: end to end, exact resume after SIGKILL, DDP on 2 CPU processes, safe failures."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from equiscale.cli import main
+from equiscale.train import evaluate, fit, load_checkpoint, load_config
+
+TINY = ["data_args.n_train=200", "data_args.n_val=100", "data_args.n_test=100",
+        "model_args.hidden=16", "model_args.layers=2", "batch_size=50", "eval_batch_size=100",
+        "progress=false"]
+
+
+def _cfg(out: Path, *extra: str):
+    return load_config(None, [*TINY, f"out_dir={out}", *extra])
+
+
+def test_fit_writes_results_checkpoints_and_plots(tmp_path):
+    cfg = _cfg(tmp_path / "run", "max_epochs=3")
+    res = fit(cfg)
+    assert res["epochs_run"] == 3
+    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
+    assert Path(res["best_checkpoint"]).name == "best.ckpt"
+    saved = json.loads((tmp_path / "run" / "results.json").read_text())
+    for key in ("command", "git_commit", "device", "versions", "wall_time_s", "test"):
+        assert key in saved
+    assert 0 < saved["test"]["mse"] < saved["baselines"]["untrained: copy frame"]
+    # eval of the best checkpoint reproduces the test metric; checkpoints load with weights_only
+    again = evaluate(res["best_checkpoint"], "test", progress=False)
+    assert again["mse"] == pytest.approx(saved["test"]["mse"], rel=1e-5)
+    torch.load(res["best_checkpoint"], weights_only=True)
+    assert (tmp_path / "run" / "learning_curve.png").is_file()
+    assert (tmp_path / "run" / "trajectories.png").is_file()
+
+
+def test_existing_run_is_not_overwritten_and_missing_checkpoint_is_named(tmp_path):
+    cfg = _cfg(tmp_path / "run", "max_epochs=1")
+    fit(cfg)
+    before = (tmp_path / "run" / "checkpoints" / "last.ckpt").read_bytes()
+    with pytest.raises(FileExistsError, match="--resume"):
+        fit(cfg)
+    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").read_bytes() == before
+    with pytest.raises(FileNotFoundError, match="nothing.ckpt"):
+        fit(_cfg(tmp_path / "other", "max_epochs=1"), resume=str(tmp_path / "nothing.ckpt"))
+    with pytest.raises(FileNotFoundError, match="last.ckpt"):
+        fit(_cfg(tmp_path / "fresh", "max_epochs=1"), resume=True)
+
+
+def test_corrupt_checkpoint_is_reported(tmp_path):
+    bad = tmp_path / "bad.ckpt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="bad.ckpt"):
+        load_checkpoint(bad)
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    assert main(["eval", "--checkpoint", str(tmp_path / "missing.ckpt")]) == 2
+    err = capsys.readouterr().err
+    assert "missing.ckpt" in err and "Traceback" not in err
+    assert main(["train", "--set", "model_args.hidden=-3", "--out", str(tmp_path / "r"),
+                 "--set", "data_args.n_train=10", "--set", "data_args.n_val=10",
+                 "--set", "data_args.n_test=10"]) == 2
+    assert main(["train", "--set", "nonsense=1"]) == 2
+    assert "nonsense" in capsys.readouterr().err
+
+
+def _train_cmd(out: Path, *extra: str) -> list[str]:
+    args = [sys.executable, "-m", "equiscale.cli", "train", "--out", str(out), "--no-progress"]
+    for item in [*TINY, "max_epochs=8", "scheduler=cosine", *extra]:
+        args += ["--set", item]
+    return args
+
+
+def _final_state(out: Path) -> tuple[dict, dict, dict]:
+    ckpt = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)
+    results = json.loads((out / "results.json").read_text())
+    return ckpt["state_dict"], ckpt["optimizer_states"][0], results["test"]
+
+
+def _assert_same_state(a, b):
+    (wa, oa, ta), (wb, ob, tb) = a, b
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        assert torch.equal(wa[k], wb[k]), f"weights differ at {k}"
+    for k, sa in oa["state"].items():
+        for name, va in sa.items():
+            assert torch.equal(torch.as_tensor(va), torch.as_tensor(ob["state"][k][name])), (k, name)
+    assert ta == tb
+
+
+def test_resume_after_sigkill_equals_unbroken_run(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    unbroken = tmp_path / "unbroken"
+    subprocess.run(_train_cmd(unbroken), check=True, env=env, capture_output=True, timeout=600)
+
+    broken = tmp_path / "broken"
+    rng = random.Random(0)
+    kills = 0
+    proc = subprocess.Popen(_train_cmd(broken), env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    while kills < 2:
+        # wait for a checkpoint, then kill at a random moment of the following epochs
+        deadline = time.time() + 300
+        while not (broken / "checkpoints" / "last.ckpt").exists() and time.time() < deadline:
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.2, 1.5))
+        if proc.poll() is not None:
+            break
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        kills += 1
+        proc = subprocess.Popen(_train_cmd(broken, ) + ["--resume"], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert proc.wait(timeout=600) == 0
+    assert kills >= 1
+    _assert_same_state(_final_state(unbroken), _final_state(broken))
+
+
+def test_ddp_on_two_cpu_processes(tmp_path):
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = _train_cmd(out, "max_epochs=2") + ["--devices", "2", "--strategy", "ddp",
+                                             "--accelerator", "cpu"]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = json.loads((out / "results.json").read_text())
+    assert results["epochs_run"] == 2 and results["test"]["mse"] > 0
+    assert "world_size=2" in done.stderr or "Initializing distributed: GLOBAL_RANK: 1" in done.stderr
