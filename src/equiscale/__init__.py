@@ -13,6 +13,8 @@ Feature layout: ``[..., (L+1)^2, C]`` (e3nn real spherical harmonics, e3nn m-ord
 
 __version__ = "0.1.0"
 
+from equiscale.nn.gaunt import GauntConv, GauntManyBody, GauntSelfMix  # noqa: E402
 from equiscale.ops.gaunt import GauntTensorProduct, gaunt_power, gaunt_reference  # noqa: E402
 
-__all__ = ["__version__", "GauntTensorProduct", "gaunt_power", "gaunt_reference"]
+__all__ = ["__version__", "GauntTensorProduct", "gaunt_power", "gaunt_reference",
+           "GauntConv", "GauntManyBody", "GauntSelfMix"]

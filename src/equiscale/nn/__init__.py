@@ -1,6 +1,7 @@
 """equiscale.nn"""
 
 from equiscale.nn.attention import EquivariantAttention
+from equiscale.nn.gaunt import DegreeLinear, GauntConv, GauntManyBody, GauntSelfMix
 from equiscale.nn.hyena import (
     HyenaOperator,
     ImplicitFilter,
@@ -11,6 +12,10 @@ from equiscale.nn.hyena import (
 )
 
 __all__ = [
+    "DegreeLinear",
+    "GauntConv",
+    "GauntManyBody",
+    "GauntSelfMix",
     "EquivariantAttention",
     "HyenaOperator",
     "ImplicitFilter",

@@ -2,6 +2,7 @@
 
 from equiscale.ops.gaunt import (
     CGOddPaths,
+    GauntPowers,
     GauntProduct,
     GauntTensorProduct,
     gaunt_power,
@@ -20,6 +21,7 @@ from equiscale.ops.long_conv import (
 
 __all__ = [
     "CGOddPaths",
+    "GauntPowers",
     "GauntProduct",
     "GauntTensorProduct",
     "gaunt_power",

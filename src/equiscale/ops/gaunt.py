@@ -51,6 +51,7 @@ from equiscale.so3.spherical_harmonics import real_spherical_harmonics
 __all__ = [
     "GauntTensorProduct",
     "GauntProduct",
+    "GauntPowers",
     "CGOddPaths",
     "gaunt_reference",
     "gaunt_product",
@@ -271,6 +272,33 @@ class GauntProduct(nn.Module):
         for x, synth, p in zip(xs, self.synth, self.powers):
             factors.extend([synth(x)] * p)
         return self.analysis(fourier_multiply(factors), xs[0].dtype)
+
+
+class GauntPowers(nn.Module):
+    """All powers ``x^1, ..., x^nu_max`` (projected onto degrees ``<= lmax_out``), stacked:
+    ``[..., (L+1)^2, C] -> [nu_max, ..., (lmax_out+1)^2, C]``; one grid synthesis, pointwise powers,
+    one (batched) projection. The grid is exact for the highest power (degree ``nu_max L + lmax_out``).
+    """
+
+    def __init__(self, lmax_in: int, max_power: int, lmax_out: int) -> None:
+        super().__init__()
+        _check_degree(lmax_in, "lmax_in")
+        _check_degree(lmax_out, "lmax_out")
+        if not isinstance(max_power, int) or isinstance(max_power, bool) or max_power < 1:
+            raise ValueError(f"max_power must be an int >= 1, got {max_power!r}")
+        self.lmax_in, self.max_power, self.lmax_out = lmax_in, max_power, lmax_out
+        degree = max_power * lmax_in + lmax_out
+        self.synth = GridSynthesis(lmax_in, degree)
+        self.analysis = GridAnalysis(lmax_out, degree)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_feature(x, self.lmax_in, "x")
+        f = self.synth(x)  # [n_p, n_t, ..., C]
+        powers = [f]
+        for _ in range(self.max_power - 1):
+            powers.append(powers[-1] * f)
+        stacked = torch.stack(powers, dim=2)  # [n_p, n_t, nu, ..., C]
+        return self.analysis(stacked)  # [nu, ..., Ko, C]
 
 
 @functools.lru_cache(maxsize=64)

@@ -1,0 +1,173 @@
+"""Layers on the Gaunt tensor product: learnable weights sit outside the (weightless) product.
+
+All features are ``[N, (L+1)^2, C]`` (e3nn real SH, channels last).
+
+- :class:`DegreeLinear`: ``out[n, (l m), d] = sum_c x[n, (l m), c] W[l, c, d]`` (+ bias on l = 0):
+  one weight matrix per degree, expanded to rows once and applied in one einsum. Equivariant
+  because it acts on channels only and is shared by the 2l+1 rows of a degree.
+- :class:`GauntSelfMix`: ``W_o ( (W_1 x) * (W_2 x) )``: the x_i * x_i feature interaction.
+- :class:`GauntConv`: ``m_i = W_o sum_{j in N(i)} (W_in x_j) * (R(|r_ij|) Y(r_ij)) / avg_neighbors``,
+  R per (degree of Y, channel) from a radial MLP on a Gaussian basis times a smooth envelope.
+- :class:`GauntManyBody`: MACE-style symmetric contraction
+  ``B[n, (l m), c] = sum_{nu=1..nu_max} w[z_n, nu, l, c] (A^nu)[n, (l m), c]`` with the powers
+  ``A^nu`` computed on one sphere grid (one transform in, one projection per power) and
+  per-element weights ``w``.
+
+Parity: the Gaunt product only has even (l1 + l2 + l3) paths, so these layers are E(3)-equivariant
+(reflections included) but cannot produce pseudo-tensors (no cross product). ``odd_paths=True``
+(``GauntSelfMix``, ``GauntConv``) adds the missing paths through :class:`equiscale.ops.CGOddPaths`
+(dense Clebsch-Gordan, low L) with their own output weights; the layer is then SO(3)- but not
+E(3)-equivariant (odd paths give pseudo-tensors that are added to tensors).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from e3nn import o3
+from torch import Tensor, nn
+
+from equiscale.nn.radial import GaussianBasis, smooth_envelope
+from equiscale.ops.gaunt import CGOddPaths, GauntPowers, GauntTensorProduct
+from equiscale.so3.layout import sh_degrees
+
+__all__ = ["DegreeLinear", "GauntSelfMix", "GauntConv", "GauntManyBody"]
+
+
+def _check_feature(x: Tensor, lmax: int, channels: int, name: str) -> None:
+    if x.dim() < 2 or x.shape[-2] != (lmax + 1) ** 2 or x.shape[-1] != channels:
+        raise ValueError(
+            f"{name} must have shape [..., {(lmax + 1) ** 2}, {channels}], got {tuple(x.shape)}"
+        )
+
+
+class DegreeLinear(nn.Module):
+    """Per-degree channel mixing ``[..., (L+1)^2, C_in] -> [..., (L+1)^2, C_out]``; bias on l = 0."""
+
+    def __init__(self, lmax: int, channels_in: int, channels_out: int, bias: bool = True) -> None:
+        super().__init__()
+        if channels_in < 1 or channels_out < 1:
+            raise ValueError(f"channels must be >= 1, got {channels_in}, {channels_out}")
+        self.lmax, self.channels_in, self.channels_out = lmax, channels_in, channels_out
+        self.weight = nn.Parameter(torch.randn(lmax + 1, channels_in, channels_out) / math.sqrt(channels_in))
+        self.bias = nn.Parameter(torch.zeros(channels_out)) if bias else None
+        self.register_buffer("degree", sh_degrees(lmax), persistent=False)  # [K]
+
+    def forward(self, x: Tensor) -> Tensor:
+        _check_feature(x, self.lmax, self.channels_in, "x")
+        out = torch.einsum("...kc,kcd->...kd", x, self.weight[self.degree])  # [..., K, C_out]
+        if self.bias is not None:
+            out = torch.cat([out[..., :1, :] + self.bias, out[..., 1:, :]], dim=-2)
+        return out
+
+
+class GauntSelfMix(nn.Module):
+    """``out = W_o ((W_1 x) * (W_2 x))`` (+ ``W_odd CGOddPaths(W_1 x, W_2 x)`` if ``odd_paths``).
+
+    ``x [N, (L_in+1)^2, C] -> [N, (L_out+1)^2, C]``.
+    """
+
+    def __init__(self, lmax_in: int, lmax_out: int, channels: int, backend: str = "auto",
+                 odd_paths: bool = False) -> None:
+        super().__init__()
+        self.lmax_in, self.lmax_out, self.channels = lmax_in, lmax_out, channels
+        self.left = DegreeLinear(lmax_in, channels, channels, bias=False)
+        self.right = DegreeLinear(lmax_in, channels, channels, bias=False)
+        self.tp = GauntTensorProduct(lmax_in, lmax_in, lmax_out, backend=backend)
+        self.out = DegreeLinear(lmax_out, channels, channels)
+        self.odd = CGOddPaths(lmax_in, lmax_in, lmax_out) if odd_paths else None
+        self.odd_out = DegreeLinear(lmax_out, channels, channels, bias=False) if odd_paths else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        _check_feature(x, self.lmax_in, self.channels, "x")
+        a, b = self.left(x), self.right(x)
+        out = self.out(self.tp(a, b))
+        if self.odd is not None:
+            out = out + self.odd_out(self.odd(a, b))
+        return out
+
+
+class GauntConv(nn.Module):
+    """Equivariant convolution ``x_j * Y(r_ij)`` with radial weights, summed over neighbours.
+
+    ``forward(x [N, (L_in+1)^2, C], pos [N, 3], edge_index [2, E], shifts [E, 3] | None)``
+    ``-> [N, (L_out+1)^2, C]``. Edges ``(j -> i)``: row 0 source j, row 1 target i,
+    ``r_ij = pos[i] - pos[j] - shifts`` (``equiscale.ops.neighbors`` convention); ``|r_ij| > 0``.
+    """
+
+    def __init__(self, lmax_in: int, lmax_sh: int, lmax_out: int, channels: int, *,
+                 cutoff: float = 5.0, num_basis: int = 8, radial_hidden: int = 32,
+                 avg_neighbors: float = 10.0, backend: str = "auto", odd_paths: bool = False) -> None:
+        super().__init__()
+        if cutoff <= 0 or avg_neighbors <= 0:
+            raise ValueError(f"cutoff and avg_neighbors must be > 0, got {cutoff}, {avg_neighbors}")
+        self.lmax_in, self.lmax_sh, self.lmax_out = lmax_in, lmax_sh, lmax_out
+        self.channels, self.cutoff, self.avg_neighbors = channels, cutoff, avg_neighbors
+        self.lin_in = DegreeLinear(lmax_in, channels, channels, bias=False)
+        self.basis = GaussianBasis(num_basis, cutoff)
+        self.radial = nn.Sequential(
+            nn.Linear(num_basis, radial_hidden), nn.SiLU(),
+            nn.Linear(radial_hidden, (lmax_sh + 1) * channels),
+        )
+        self.tp = GauntTensorProduct(lmax_in, lmax_sh, lmax_out, backend=backend)
+        self.lin_out = DegreeLinear(lmax_out, channels, channels)
+        self.odd = CGOddPaths(lmax_in, lmax_sh, lmax_out) if odd_paths else None
+        self.odd_out = DegreeLinear(lmax_out, channels, channels, bias=False) if odd_paths else None
+        self.register_buffer("sh_degree", sh_degrees(lmax_sh), persistent=False)
+
+    def forward(self, x: Tensor, pos: Tensor, edge_index: Tensor, shifts: Tensor | None = None) -> Tensor:
+        _check_feature(x, self.lmax_in, self.channels, "x")
+        if pos.shape != (x.shape[0], 3):
+            raise ValueError(f"pos must have shape [{x.shape[0]}, 3], got {tuple(pos.shape)}")
+        if edge_index.dim() != 2 or edge_index.shape[0] != 2:
+            raise ValueError(f"edge_index must have shape [2, E], got {tuple(edge_index.shape)}")
+        src, dst = edge_index[0], edge_index[1]
+        vec = pos[dst] - pos[src]  # [E, 3]
+        if shifts is not None:
+            vec = vec - shifts
+        length = vec.norm(dim=-1)  # [E]
+        sh = o3.spherical_harmonics(list(range(self.lmax_sh + 1)), vec, normalize=True,
+                                    normalization="integral")  # [E, Ks]
+        radial = self.radial(self.basis(length)) * smooth_envelope(length, self.cutoff)[:, None]
+        radial = radial.view(-1, self.lmax_sh + 1, self.channels)[:, self.sh_degree]  # [E, Ks, C]
+        edge_filter = sh[:, :, None] * radial  # [E, Ks, C]
+        xj = self.lin_in(x).index_select(0, src)  # [E, K, C]
+        messages = self.lin_out(self.tp(xj, edge_filter))  # [E, Ko, C]
+        if self.odd is not None:
+            messages = messages + self.odd_out(self.odd(xj, edge_filter))
+        out = messages.new_zeros(x.shape[0], *messages.shape[1:]).index_add(0, dst, messages)
+        return out / self.avg_neighbors
+
+
+class GauntManyBody(nn.Module):
+    """MACE-style symmetric contraction on the sphere grid:
+    ``B[n, (l m), c] = sum_{nu=1..correlation} w[z_n, nu, l, c] (A^nu)[n, (l m), c]``, then a
+    :class:`DegreeLinear`. ``forward(a [N, (L_in+1)^2, C], z [N] long) -> [N, (L_out+1)^2, C]``.
+    """
+
+    def __init__(self, lmax_in: int, lmax_out: int, channels: int, correlation: int = 3,
+                 num_elements: int = 10, backend: str = "grid") -> None:
+        super().__init__()
+        if correlation < 1 or num_elements < 1:
+            raise ValueError(f"correlation and num_elements must be >= 1, got {correlation}, "
+                             f"{num_elements}")
+        self.lmax_in, self.lmax_out, self.channels = lmax_in, lmax_out, channels
+        self.correlation, self.num_elements = correlation, num_elements
+        if backend != "grid":
+            raise ValueError(f"backend must be 'grid' (powers stay on one sphere grid), got {backend!r}")
+        self.powers = GauntPowers(lmax_in, correlation, lmax_out)
+        self.weight = nn.Parameter(
+            torch.randn(num_elements, correlation, lmax_out + 1, channels) / correlation
+        )
+        self.out = DegreeLinear(lmax_out, channels, channels)
+        self.register_buffer("degree", sh_degrees(lmax_out), persistent=False)
+
+    def forward(self, a: Tensor, z: Tensor) -> Tensor:
+        _check_feature(a, self.lmax_in, self.channels, "a")
+        if z.shape != (a.shape[0],) or z.dtype not in (torch.int32, torch.int64):
+            raise ValueError(f"z must be an integer tensor of shape [{a.shape[0]}], got "
+                             f"{tuple(z.shape)} {z.dtype}")
+        w = self.weight[z.long()][:, :, self.degree]  # [N, nu, Ko, C]
+        powers = self.powers(a)  # [nu, N, Ko, C]
+        return self.out(torch.einsum("vnkc,nvkc->nkc", powers, w))
