@@ -398,8 +398,9 @@ def charged_particles(
         path = folder / f"{PROTOCOL}-{split}.npz"
         if stop is not None and not path.exists():
             path = folder / f"{PROTOCOL}-{split}-first{stop}.npz"
-        arrays = cached_arrays(path, lambda: _generate(split, progress, stop if "first" in path.name
-                                                              else None),
+        subset = stop if "first" in path.name else None
+        arrays = cached_arrays(path, (lambda: _generate(split, progress)) if subset is None
+                               else (lambda: _generate(split, progress, subset)),
                                required=("loc", "vel", "charges"))
     else:
         if cache_dir is not None:
