@@ -17,6 +17,7 @@ import importlib
 from typing import Any
 
 MODELS: dict[str, str] = {
+    "gauntnet": "equiscale.models.gaunt_net:GauntNet",
     "egnn": "equiscale.models.egnn:EGNN",
     "mlp": "equiscale.models.baselines:MLPBaseline",
     "gnn": "equiscale.models.baselines:GNNBaseline",

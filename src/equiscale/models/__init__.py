@@ -2,6 +2,7 @@
 
 from equiscale.models.equivariant_transformer import EquivariantTransformer
 from equiscale.models.frame_averaging import FrameAveraging
+from equiscale.models.gaunt_net import GauntNet
 from equiscale.models.se3_hyena import HyenaNet, SE3HyenaNet
 
-__all__ = ["EquivariantTransformer", "FrameAveraging", "HyenaNet", "SE3HyenaNet"]
+__all__ = ["EquivariantTransformer", "FrameAveraging", "GauntNet", "HyenaNet", "SE3HyenaNet"]

@@ -1,0 +1,112 @@
+"""GauntNet: a MACE-like energy/force model on Gaunt tensor products.
+
+Per layer t (features ``h [N, (L+1)^2, C]``, e3nn real SH, channels last):
+
+    A_i = GauntConv(h_j * R(|r_ij|) Y(r_ij))                 (two-body, summed over neighbours)
+    B_i = GauntManyBody(A_i, z_i) = sum_{nu <= correlation} w[z_i, nu, l] (A_i)^nu
+                                                              (many-body, powers on one sphere grid)
+    h_i <- h_i + B_i                                          (residual)
+    E_i += MLP_t(h_i[l = 0])                                  (per-layer scalar readout)
+
+``E = sum_i (E_i * energy_scale + energy_shift + atom_ref[z_i])`` per structure and forces
+``F = -dE/dpos`` (autograd, ``create_graph`` while training so force losses train). Every operation is
+E(3)-equivariant (Gaunt products have only even paths), so E is invariant and F equivariant under
+rotations, reflections and translations (tested).
+
+``forward(batch)`` reads ``pos [N, 3]``, ``z [N]`` (element index < ``num_elements``), optional
+``batch [N]`` (structure index, sorted) and ``edge_index [2, E]`` (+ ``shifts``; else built with
+``equiscale.ops.neighbor_list`` at ``cutoff``), and returns ``{"energy": [B], "forces": [N, 3]}``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from equiscale.nn.gaunt import GauntConv, GauntManyBody
+from equiscale.ops.neighbors import neighbor_list
+
+__all__ = ["GauntNet"]
+
+
+class GauntNet(nn.Module):
+    def __init__(
+        self,
+        num_elements: int = 10,
+        channels: int = 32,
+        lmax: int = 2,
+        lmax_sh: int = 2,
+        num_layers: int = 2,
+        correlation: int = 3,
+        cutoff: float = 5.0,
+        num_basis: int = 8,
+        avg_neighbors: float = 10.0,
+        backend: str = "auto",
+        compute_forces: bool = True,
+        energy_scale: float = 1.0,
+        energy_shift: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if num_layers < 1:
+            raise ValueError(f"num_layers must be >= 1, got {num_layers}")
+        self.num_elements, self.channels, self.lmax = num_elements, channels, lmax
+        self.cutoff, self.compute_forces = cutoff, compute_forces
+        self.energy_scale, self.energy_shift = energy_scale, energy_shift
+        self.embed = nn.Embedding(num_elements, channels)
+        self.convs = nn.ModuleList(
+            GauntConv(lmax, lmax_sh, lmax, channels, cutoff=cutoff, num_basis=num_basis,
+                      avg_neighbors=avg_neighbors, backend=backend)
+            for _ in range(num_layers)
+        )
+        self.many_body = nn.ModuleList(
+            GauntManyBody(lmax, lmax, channels, correlation=correlation, num_elements=num_elements)
+            for _ in range(num_layers)
+        )
+        self.readouts = nn.ModuleList(
+            nn.Sequential(nn.Linear(channels, channels), nn.SiLU(), nn.Linear(channels, 1))
+            for _ in range(num_layers)
+        )
+        self.atom_ref = nn.Embedding(num_elements, 1)
+        nn.init.zeros_(self.atom_ref.weight)
+
+    def _graph(self, batch: dict[str, Tensor], pos: Tensor) -> tuple[Tensor, Tensor | None]:
+        if "edge_index" in batch:
+            return batch["edge_index"], batch.get("shifts")
+        nb = neighbor_list(pos.detach(), self.cutoff, batch=batch.get("batch"),
+                           cell=batch.get("cell"), pbc=batch.get("pbc"))
+        return nb.edge_index, nb.shifts if batch.get("cell") is not None else None
+
+    def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        for key in ("pos", "z"):
+            if key not in batch:
+                raise ValueError(f"batch must contain {key!r}; got keys {sorted(batch)}")
+        pos, z = batch["pos"], batch["z"].long()
+        if pos.dim() != 2 or pos.shape[1] != 3 or z.shape != (pos.shape[0],):
+            raise ValueError(f"pos must be [n_atoms, 3] and z [n_atoms], got {tuple(pos.shape)} "
+                             f"and {tuple(z.shape)}")
+        if z.numel() and (int(z.min()) < 0 or int(z.max()) >= self.num_elements):
+            raise ValueError(f"z must lie in [0, num_elements={self.num_elements}), got "
+                             f"[{int(z.min())}, {int(z.max())}]")
+        n = pos.shape[0]
+        index = batch.get("batch")
+        idx = index.long() if index is not None else torch.zeros(n, dtype=torch.long, device=pos.device)
+        n_struct = int(idx.max()) + 1 if n else 0
+        with torch.enable_grad():
+            if self.compute_forces and not pos.requires_grad:
+                pos = pos.detach().requires_grad_(True)
+            edge_index, shifts = self._graph(batch, pos)
+            h = self.embed(z)[:, None, :]  # [N, 1, C]
+            h = torch.cat([h, h.new_zeros(n, (self.lmax + 1) ** 2 - 1, self.channels)], dim=1)
+            e_atom = self.atom_ref(z).squeeze(-1)  # [N]
+            for conv, many_body, readout in zip(self.convs, self.many_body, self.readouts):
+                a = conv(h, pos, edge_index, shifts)  # [N, K, C]
+                h = h + many_body(a, z)
+                e_atom = e_atom + readout(h[:, 0]).squeeze(-1) * self.energy_scale
+            e_atom = e_atom + self.energy_shift
+            energy = e_atom.new_zeros(n_struct).index_add(0, idx, e_atom)  # [B]
+            out = {"energy": energy}
+            if self.compute_forces:
+                (grad,) = torch.autograd.grad(energy.sum(), pos, create_graph=self.training,
+                                              allow_unused=True)
+                out["forces"] = -grad if grad is not None else torch.zeros_like(pos)
+        return out
