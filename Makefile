@@ -28,7 +28,7 @@ test: install-test
 	$(PY) -m pytest -q -x --durations=15
 
 demo: install
-	$(VENV)/bin/equiscale train --config configs/demo_nbody.yaml
+	$(VENV)/bin/equiscale train --config configs/demo_nbody.yaml --out runs/demo-$$(date +%Y%m%d-%H%M%S)
 
 lint: install-test
 	$(PY) -m ruff check src tests
