@@ -123,6 +123,16 @@ def test_float32_error_budget(backend):
     assert _rel(out.double(), ref) < 1e-5
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_bfloat16_error_budget(backend):
+    """Stated budget (ops/gaunt.py): relative error < 2e-2 in bfloat16."""
+    x, y = _feature(4, 4, c=2, seed=13), _feature(4, 4, c=2, seed=14)
+    ref = gaunt_reference(x, y, lmax_out=4)
+    out = GauntTensorProduct(4, 4, 4, backend=backend)(x.bfloat16(), y.bfloat16())
+    assert out.dtype == torch.bfloat16
+    assert _rel(out.double(), ref) < 2e-2
+
+
 def test_auto_backend_is_visible_and_valid():
     tp = GauntTensorProduct(4, 4, 4)
     assert tp.backend in BACKENDS and tp.backend == choose_backend(4, "cpu")

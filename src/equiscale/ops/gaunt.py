@@ -23,11 +23,13 @@ Back ends (all exact; tests compare each with :func:`gaunt_reference` to 1e-10 i
   (the paper's algorithm), O(L^3 N);
 - ``"grid"``: separable sphere-grid synthesis (Gauss-Legendre x uniform phi), pointwise product,
   projection; O(L^3 N) in dense matrix products;
-- ``"auto"``: the fastest for (device, L) from :data:`AUTO_TABLE`, measured with
-  ``equiscale bench tp`` (results/bench_tp_cpu.json); the choice is ``module.backend``.
+- ``"auto"``: the fastest for (device type, max degree) from :data:`AUTO_TABLE` (measured on the
+  CPU at batch 64 x 16 channels; the CUDA row is not measured yet); the choice is ``module.backend``.
 
-float32 error budget: relative error (max abs error / max abs output) below 1e-5 for L <= 12 on every
-back end (measured ~1e-6; tested). bf16/fp16 are not supported (transforms lose 2-3 digits).
+Error budgets (relative: max abs error / max abs output, against the float64 reference; tested):
+float32 < 1e-5 for L <= 12 on every back end (measured 2e-7 to 1.2e-6, also at L = 16); bfloat16
+< 2e-2 (measured 3e-3 to 7e-3 for L = 2..10: the bf16 rounding of the inputs alone is 4e-3; the
+fourier back end computes in complex64 and rounds the result). float64: ~1e-15.
 
 Many-body products (:func:`gaunt_product`, :func:`gaunt_power`) multiply several inputs in the grid
 or Fourier domain: one transform per distinct input, one projection.
@@ -63,11 +65,15 @@ __all__ = [
 
 BACKENDS = ("dense", "fourier", "grid")
 
-# Fastest back end per device type: (largest max-degree, backend) in increasing order; measured
-# forward+backward at batch 64 x 16 channels, float32 (results/bench_tp_cpu.json).
+# Fastest back end per device type: (largest max-degree, backend) in increasing order.
+# cpu: measured (1 thread, batch 64 x 16 channels, float32, forward and forward+backward):
+#   dense wins for L <= 1 (0.07 vs 0.12 ms), ties at L = 2, and grid wins from L = 3 on (0.22 vs
+#   1.65 ms at L = 3); see results/bench_tp_cpu.json for L >= 1.
+# cuda: NOT measured in this repository yet (no GPU was available); grid, because sphere-grid
+#   products were measured faster than the 2D-Fourier ones on GPUs (Xie et al. 2025).
 AUTO_TABLE: dict[str, list[tuple[int, str]]] = {
     "cpu": [(1, "dense"), (10**9, "grid")],
-    "cuda": [(1, "dense"), (10**9, "grid")],
+    "cuda": [(10**9, "grid")],
 }
 
 
