@@ -16,7 +16,18 @@ from typing import Any
 
 import torch
 
-__all__ = ["environment", "atomic_write_bytes", "write_json"]
+__all__ = ["environment", "atomic_write_bytes", "write_json", "command_line"]
+
+
+def command_line() -> str:
+    """The command that is running, as a user would type it (``equiscale ...`` for the CLI)."""
+    import shlex
+    import sys
+
+    prog = Path(sys.argv[0]).name
+    if prog in ("cli.py", "__main__.py", "equiscale"):
+        prog = "equiscale"
+    return " ".join(shlex.quote(a) for a in [prog, *sys.argv[1:]])
 
 
 def _git_commit() -> str:

@@ -11,16 +11,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import shlex
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from equiscale.provenance import atomic_write_bytes, environment
+from equiscale.provenance import atomic_write_bytes, command_line, environment
 
 __all__ = [
     "time_fn",
@@ -103,7 +100,7 @@ def write_record(
 ) -> dict[str, Any]:
     """Add command, commit, environment and wall time to ``record`` and write it atomically as JSON."""
     full = {
-        "command": " ".join(shlex.quote(a) for a in [Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "command": command_line(),
         "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         **environment(device),
         **record,
