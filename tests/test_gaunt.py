@@ -232,3 +232,17 @@ def test_wigner_d_consistency():
 
     d = wigner_D(4, random_rotation())
     assert (d @ d.T - torch.eye(25, dtype=torch.float64)).abs().max() < 1e-12
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_torch_compile_full_graph(backend):
+    """One graph, no breaks (dynamo + AOT autograd; inductor code generation is left to users)."""
+    tp = GauntTensorProduct(2, 1, 2, backend=backend)
+    compiled = torch.compile(tp, fullgraph=True, dynamic=False, backend="aot_eager")
+    x = _feature(2, 3, c=2, seed=20, dtype=torch.float32).requires_grad_()
+    y = _feature(1, 3, c=2, seed=21, dtype=torch.float32)
+    out = compiled(x, y)
+    torch.testing.assert_close(out, tp(x, y))
+    (grad,) = torch.autograd.grad(out.square().sum(), x)
+    (expected,) = torch.autograd.grad(tp(x, y).square().sum(), x)
+    torch.testing.assert_close(grad, expected)
