@@ -30,6 +30,8 @@ MODELS: dict[str, str] = {
 
 TASKS: dict[str, str] = {
     "nbody": "equiscale.train.tasks.nbody:nbody_task",
+    "qm9": "equiscale.train.tasks.molecules:qm9_task",
+    "md": "equiscale.train.tasks.molecules:md_task",
     "recall": "equiscale.train.tasks.recall:recall_task",
 }
 
