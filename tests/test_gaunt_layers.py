@@ -55,6 +55,7 @@ def test_self_mix_odd_paths_so3_only():
 def test_conv_equivariant(odd_paths):
     torch.manual_seed(0)
     layer = GauntConv(2, 2, 2, 4, cutoff=10.0, odd_paths=odd_paths).double()
+    assert layer.method == "grid"
     pos, edges = _graph(5)
     x = _feature(2, 5, 4, seed=1)
     fn = lambda x, pos: layer(x, pos, edges)
@@ -63,17 +64,25 @@ def test_conv_equivariant(odd_paths):
     assert errors["rotation"] < 1e-10 and errors["translation"] < 1e-10
 
 
-def test_conv_matches_direct_sum_and_cutoff():
+@pytest.mark.parametrize("lmaxes", [(1, 2, 2), (2, 1, 3), (0, 2, 1)])
+def test_conv_grid_equals_edge_reference_and_cutoff(lmaxes):
+    l_in, l_sh, l_out = lmaxes
     torch.manual_seed(1)
-    layer = GauntConv(1, 2, 2, 3, cutoff=1.5, avg_neighbors=1.0, backend="dense").double()
-    pos, edges = _graph(4, seed=2)
-    x = _feature(1, 4, 3, seed=3)
-    out = layer(x, pos, edges)
-    # remove edges longer than the cutoff: the envelope makes them contribute exactly nothing
+    grid = GauntConv(l_in, l_sh, l_out, 3, cutoff=1.5, avg_neighbors=2.0).double()
+    edge = GauntConv(l_in, l_sh, l_out, 3, cutoff=1.5, avg_neighbors=2.0, method="edge",
+                     backend="dense").double()
+    edge.load_state_dict(grid.state_dict())
+    pos, edges = _graph(6, seed=2)
+    x = _feature(l_in, 6, 3, seed=3)
+    out = grid(x, pos, edges)
+    assert out.shape == (6, (l_out + 1) ** 2, 3)
+    torch.testing.assert_close(out, edge(x, pos, edges), rtol=1e-10, atol=1e-12)
+    # edges longer than the cutoff contribute exactly nothing (smooth envelope)
     keep = (pos[edges[1]] - pos[edges[0]]).norm(dim=-1) < 1.5
-    torch.testing.assert_close(layer(x, pos, edges[:, keep]), out)
-    empty = layer(x, pos, edges[:, :0])
-    assert empty.shape == (4, 9, 3) and (empty == 0).all()
+    assert 0 < int(keep.sum()) < edges.shape[1]
+    torch.testing.assert_close(grid(x, pos, edges[:, keep]), out)
+    empty = grid(x, pos, edges[:, :0])
+    torch.testing.assert_close(empty, grid.lin_out(torch.zeros_like(out)))
 
 
 def test_many_body_equals_reference_powers():

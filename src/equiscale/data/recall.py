@@ -43,8 +43,10 @@ def make_recall_sample(length: int, vocab: int, *, rotate: bool = True, translat
                        dtype: torch.dtype = torch.float32) -> dict[str, Tensor]:
     """One sample: ``pos [N, 3]``, ``token_type [N, 3]``, ``target [3]``, ``keys, values [V, 3]``,
     ``answer`` (index of the target in ``values``)."""
-    if length < 3:
-        raise ValueError(f"length must be >= 3 (one pair and a query), got {length}")
+    if not isinstance(length, int) or isinstance(length, bool) or length < 3:
+        raise ValueError(f"length must be an int >= 3 (one pair and a query), got {length!r}")
+    if not isinstance(dtype, torch.dtype):
+        raise TypeError(f"dtype must be a torch.dtype, got {dtype!r}")
     if vocab < 1:
         raise ValueError(f"vocab must be >= 1, got {vocab}")
     gen = generator

@@ -61,6 +61,8 @@ class E2Former(nn.Module):
         energy_shift: float = 0.0,
     ) -> None:
         super().__init__()
+        if not isinstance(lmax, int) or lmax < 0:
+            raise ValueError(f"lmax must be a non-negative int, got {lmax!r}")
         if lmax < 1 and direct_forces:
             raise ValueError("direct_forces needs lmax >= 1")
         self.lmax, self.channels, self.cutoff = lmax, channels, cutoff
@@ -94,6 +96,11 @@ class E2Former(nn.Module):
         if pos.dim() != 2 or pos.shape[1] != 3 or z.shape != (pos.shape[0],):
             raise ValueError(f"pos must be [n_atoms, 3] and z [n_atoms], got {tuple(pos.shape)} "
                              f"and {tuple(z.shape)}")
+        if pos.dtype != self.embed.weight.dtype:
+            raise TypeError(f"pos must have the model's dtype {self.embed.weight.dtype}, got {pos.dtype}")
+        if z.numel() and (int(z.min()) < 0 or int(z.max()) >= self.embed.num_embeddings):
+            raise ValueError(f"z must lie in [0, num_elements={self.embed.num_embeddings}), got "
+                             f"[{int(z.min())}, {int(z.max())}]")
         index = batch.get("batch")
         n = pos.shape[0]
         n_struct = int(index.max()) + 1 if index is not None and n else 1

@@ -82,6 +82,9 @@ class SE3HyenaNet(nn.Module):
         super().__init__()
         if depth < 0:
             raise ValueError(f"depth must be >= 0, got {depth}")
+        if scalar_channels < 1 or vector_channels < 1:
+            raise ValueError(f"scalar_channels and vector_channels must be >= 1, got "
+                             f"{scalar_channels}, {vector_channels}")
         cs, cv = scalar_channels, vector_channels
         self.causal = causal
         self.scalar_in, self.vector_in = scalar_in, vector_in
@@ -108,6 +111,8 @@ class SE3HyenaNet(nn.Module):
             pos = ref.new_zeros(*shape, 3)
         if pos.shape[-1] != 3 or pos.shape[:-1] != shape:
             raise ValueError(f"pos must be [B, N, 3] = {(*shape, 3)}, got {tuple(pos.shape)}")
+        if pos.dtype != self.embed_s.weight.dtype:
+            raise TypeError(f"pos must have the model's dtype {self.embed_s.weight.dtype}, got {pos.dtype}")
         x, centre = centre_positions(pos, self.causal)
         vecs = [x[..., None, :]]
         if self.vector_in:
@@ -132,6 +137,9 @@ class SE3HyenaNet(nn.Module):
 
     def forward(self, batch: Batch) -> Tensor:
         pos, vec, sca, layout = _tokens(batch)
+        if layout == "recall" and pos.shape[-2] == 0:
+            raise ValueError(f"pos must hold at least 1 token (the prediction is read at the last), "
+                             f"got shape {tuple(pos.shape)} with 0 tokens")
         _, v_out, centre = self.forward_tokens(pos, vec if self.vector_in else None,
                                                sca if self.scalar_in else None)
         if v_out is None:

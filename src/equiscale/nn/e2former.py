@@ -86,7 +86,7 @@ class Gate(nn.Module):
         s = x[:, 0]  # [N, C]
         if self.lmax == 0:
             return torch.nn.functional.silu(s)[:, None]
-        g = torch.sigmoid(self.gates(s)).view(x.shape[0], self.lmax, -1)  # [N, L, C]
+        g = torch.sigmoid(self.gates(s)).view(x.shape[0], self.lmax, s.shape[1])  # [N, L, C]
         return torch.cat([torch.nn.functional.silu(s)[:, None], x[:, 1:] * g[:, self.degree]], 1)
 
 
@@ -141,8 +141,8 @@ class Wigner6jAttention(nn.Module):
         r = vec.norm(dim=-1)  # [E]
         radial = self.radial(self.rbf(r))  # [E, C + H]
         rad_w, rad_bias = radial[:, :c], radial[:, c:]
-        q = self.query(x[:, 0]).view(n, self.heads, -1)  # [N, H, C/H]
-        k = self.key(x[:, 0]).view(n, self.heads, -1)
+        q = self.query(x[:, 0]).view(n, self.heads, c // self.heads)  # [N, H, C/H]
+        k = self.key(x[:, 0]).view(n, self.heads, c // self.heads)
         logits = (q[dst] * k[src]).sum(-1) / math.sqrt(c // self.heads) + rad_bias  # [E, H]
         att = _segment_sink_softmax(logits, smooth_envelope(r, self.cutoff), dst, n)  # [E, H]
         alpha = att.repeat_interleave(c // self.heads, dim=1) * rad_w  # [E, C]

@@ -7,7 +7,8 @@ All features are ``[N, (L+1)^2, C]`` (e3nn real SH, channels last).
   because it acts on channels only and is shared by the 2l+1 rows of a degree.
 - :class:`GauntSelfMix`: ``W_o ( (W_1 x) * (W_2 x) )``: the x_i * x_i feature interaction.
 - :class:`GauntConv`: ``m_i = W_o sum_{j in N(i)} (W_in x_j) * (R(|r_ij|) Y(r_ij)) / avg_neighbors``,
-  R per (degree of Y, channel) from a radial MLP on a Gaussian basis times a smooth envelope.
+  R per (degree of Y, channel) from a radial MLP on a Gaussian basis times a smooth envelope; by
+  default summed on the sphere grid (transforms per node, not per edge).
 - :class:`GauntManyBody`: MACE-style symmetric contraction
   ``B[n, (l m), c] = sum_{nu=1..nu_max} w[z_n, nu, l, c] (A^nu)[n, (l m), c]`` with the powers
   ``A^nu`` computed on one sphere grid (one transform in, one projection per power) and
@@ -29,7 +30,14 @@ from e3nn import o3
 from torch import Tensor, nn
 
 from equiscale.nn.radial import GaussianBasis, smooth_envelope
-from equiscale.ops.gaunt import CGOddPaths, GauntPowers, GauntTensorProduct
+from equiscale.ops.gaunt import (
+    CGOddPaths,
+    GauntPowers,
+    GauntTensorProduct,
+    GridAnalysis,
+    GridSynthesis,
+)
+from equiscale.so3.grid import sphere_grid_points
 from equiscale.so3.layout import sh_degrees
 
 __all__ = ["DegreeLinear", "GauntSelfMix", "GauntConv", "GauntManyBody"]
@@ -88,8 +96,29 @@ class GauntSelfMix(nn.Module):
         return out
 
 
+def _legendre(x: Tensor, lmax: int) -> Tensor:
+    """Legendre polynomials ``P_0..P_lmax`` of ``x`` stacked on a new last axis."""
+    out = [torch.ones_like(x), x]
+    for l in range(2, lmax + 1):
+        out.append(((2 * l - 1) * x * out[-1] - (l - 1) * out[-2]) / l)
+    return torch.stack(out[: lmax + 1], dim=-1)
+
+
 class GauntConv(nn.Module):
     """Equivariant convolution ``x_j * Y(r_ij)`` with radial weights, summed over neighbours.
+
+        m_i = W_o P_{<= L_out} [ sum_{j in N(i)} f_j * g_ij ] / avg_neighbors,
+        f_j = sum_{lm} (W_in x_j)_{lm} Y_{lm},   g_ij = sum_{lm} R_l(|r_ij|) Y_{lm}(r_ij) Y_{lm}
+
+    (per channel; ``R [E, L_sh+1, C]`` from a radial MLP on a Gaussian basis times a smooth envelope).
+    Each summand is the Gaunt product ``(W_in x_j) * (R Y(r_ij))``.
+
+    ``method="grid"`` (default) uses that the projection is linear: ``f_j`` is put on the sphere grid
+    once per *node*, ``g_ij`` is evaluated on the grid directly by the addition theorem
+    ``sum_m Y_lm(a) Y_lm(b) = (2l+1)/(4 pi) P_l(a.b)``, products are summed over neighbours on the
+    grid, and each node is projected once: per edge only elementwise work, O(E G C), G grid points.
+    ``method="edge"`` is the textbook path: one ``GauntTensorProduct`` (``backend``) per edge, then
+    the sum; tests check the two agree to 1e-10 in float64.
 
     ``forward(x [N, (L_in+1)^2, C], pos [N, 3], edge_index [2, E], shifts [E, 3] | None)``
     ``-> [N, (L_out+1)^2, C]``. Edges ``(j -> i)``: row 0 source j, row 1 target i,
@@ -98,20 +127,34 @@ class GauntConv(nn.Module):
 
     def __init__(self, lmax_in: int, lmax_sh: int, lmax_out: int, channels: int, *,
                  cutoff: float = 5.0, num_basis: int = 8, radial_hidden: int = 32,
-                 avg_neighbors: float = 10.0, backend: str = "auto", odd_paths: bool = False) -> None:
+                 avg_neighbors: float = 10.0, method: str = "grid", backend: str = "auto",
+                 odd_paths: bool = False) -> None:
         super().__init__()
         if cutoff <= 0 or avg_neighbors <= 0:
             raise ValueError(f"cutoff and avg_neighbors must be > 0, got {cutoff}, {avg_neighbors}")
+        if method not in ("grid", "edge"):
+            raise ValueError(f"method must be 'grid' or 'edge', got {method!r}")
         self.lmax_in, self.lmax_sh, self.lmax_out = lmax_in, lmax_sh, lmax_out
         self.channels, self.cutoff, self.avg_neighbors = channels, cutoff, avg_neighbors
+        self.method = method
         self.lin_in = DegreeLinear(lmax_in, channels, channels, bias=False)
         self.basis = GaussianBasis(num_basis, cutoff)
         self.radial = nn.Sequential(
             nn.Linear(num_basis, radial_hidden), nn.SiLU(),
             nn.Linear(radial_hidden, (lmax_sh + 1) * channels),
         )
-        self.tp = GauntTensorProduct(lmax_in, lmax_sh, lmax_out, backend=backend)
         self.lin_out = DegreeLinear(lmax_out, channels, channels)
+        if method == "grid":
+            degree = lmax_in + lmax_sh + lmax_out
+            self.synth = GridSynthesis(lmax_in, degree)
+            self.analysis = GridAnalysis(lmax_out, degree)
+            points, _ = sphere_grid_points(degree)  # [n_t, n_p, 3]
+            self.register_buffer("points", points.transpose(0, 1).contiguous(), persistent=False)
+            scale = torch.tensor([(2 * l + 1) / (4 * math.pi) for l in range(lmax_sh + 1)],
+                                 dtype=torch.float64)
+            self.register_buffer("addition", scale, persistent=False)  # [L_sh+1]
+        else:
+            self.tp = GauntTensorProduct(lmax_in, lmax_sh, lmax_out, backend=backend)
         self.odd = CGOddPaths(lmax_in, lmax_sh, lmax_out) if odd_paths else None
         self.odd_out = DegreeLinear(lmax_out, channels, channels, bias=False) if odd_paths else None
         self.register_buffer("sh_degree", sh_degrees(lmax_sh), persistent=False)
@@ -127,17 +170,36 @@ class GauntConv(nn.Module):
         if shifts is not None:
             vec = vec - shifts
         length = vec.norm(dim=-1)  # [E]
-        sh = o3.spherical_harmonics(list(range(self.lmax_sh + 1)), vec, normalize=True,
-                                    normalization="integral")  # [E, Ks]
         radial = self.radial(self.basis(length)) * smooth_envelope(length, self.cutoff)[:, None]
-        radial = radial.view(-1, self.lmax_sh + 1, self.channels)[:, self.sh_degree]  # [E, Ks, C]
-        edge_filter = sh[:, :, None] * radial  # [E, Ks, C]
-        xj = self.lin_in(x).index_select(0, src)  # [E, K, C]
-        messages = self.lin_out(self.tp(xj, edge_filter))  # [E, Ko, C]
+        radial = radial.view(-1, self.lmax_sh + 1, self.channels)  # [E, L_sh+1, C]
+        h = self.lin_in(x)  # [N, K, C]
+        if self.method == "grid":
+            f = self.synth(h)  # [n_p, n_t, N, C]
+            n_p, n_t = f.shape[0], f.shape[1]
+            f = f.reshape(n_p * n_t, *f.shape[2:]).transpose(0, 1).contiguous()  # [N, G, C]
+            direction = vec / length[:, None]  # [E, 3]
+            cos = direction @ self.points.to(vec.dtype).reshape(-1, 3).T  # [E, G]
+            legendre = _legendre(cos, self.lmax_sh) * self.addition.to(vec.dtype)  # [E, G, Ls+1]
+            edge_filter = torch.bmm(legendre, radial)  # [E, G, C]
+            products = f.index_select(0, src) * edge_filter  # [E, G, C]
+            summed = products.new_zeros(f.shape).index_add(0, dst, products)  # [N, G, C]
+            summed = summed.transpose(0, 1).reshape(n_p, n_t, *summed.shape[::2])  # [n_p, n_t, N, C]
+            out = self.analysis(summed)  # [N, Ko, C]
+        else:
+            sh = o3.spherical_harmonics(list(range(self.lmax_sh + 1)), vec, normalize=True,
+                                        normalization="integral")  # [E, Ks]
+            edge_filter = sh[:, :, None] * radial[:, self.sh_degree]  # [E, Ks, C]
+            messages = self.tp(h.index_select(0, src), edge_filter)  # [E, Ko, C]
+            out = messages.new_zeros(x.shape[0], *messages.shape[1:]).index_add(0, dst, messages)
+        out = self.lin_out(out / self.avg_neighbors)
         if self.odd is not None:
-            messages = messages + self.odd_out(self.odd(xj, edge_filter))
-        out = messages.new_zeros(x.shape[0], *messages.shape[1:]).index_add(0, dst, messages)
-        return out / self.avg_neighbors
+            sh = o3.spherical_harmonics(list(range(self.lmax_sh + 1)), vec, normalize=True,
+                                        normalization="integral")
+            edge_filter = sh[:, :, None] * radial[:, self.sh_degree]
+            odd = self.odd(h.index_select(0, src), edge_filter)  # [E, Ko, C] pseudo-tensors
+            odd = odd.new_zeros(x.shape[0], *odd.shape[1:]).index_add(0, dst, odd)
+            out = out + self.odd_out(odd / self.avg_neighbors)
+        return out
 
 
 class GauntManyBody(nn.Module):

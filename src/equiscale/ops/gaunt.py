@@ -54,6 +54,8 @@ __all__ = [
     "GauntTensorProduct",
     "GauntProduct",
     "GauntPowers",
+    "GridSynthesis",
+    "GridAnalysis",
     "CGOddPaths",
     "gaunt_reference",
     "gaunt_product",

@@ -90,6 +90,8 @@ def _check_pair(name_a: str, a: Tensor, name_b: str, b: Tensor, dim: int, causal
             raise ValueError(f"{name} must end in a vector axis of size 3, got shape {tuple(x.shape)}")
     if a.dtype != b.dtype:
         raise TypeError(f"{name_a} and {name_b} must share a dtype, got {a.dtype} and {b.dtype}")
+    if a.device != b.device:
+        raise ValueError(f"{name_a} and {name_b} must be on one device, got {a.device} and {b.device}")
     if not -a.dim() <= dim < a.dim() or dim in (-1, a.dim() - 1):
         raise ValueError(f"dim must index a token axis of {name_a} (not the last), got {dim} for "
                          f"shape {tuple(a.shape)}")

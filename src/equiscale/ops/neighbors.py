@@ -71,6 +71,9 @@ def neighbor_list(
         :class:`Neighbors` ``(edge_index [2, E] long, shifts [E, 3] dtype of pos,
         cell_shifts [E, 3] long)`` on the device of ``pos``.
     """
+    if not isinstance(pos, Tensor) or not pos.is_floating_point():
+        raise TypeError(f"pos must be a floating point torch.Tensor [N, 3], got "
+                        f"{pos.dtype if isinstance(pos, Tensor) else type(pos).__name__}")
     if pos.dim() != 2 or pos.shape[1] != 3:
         raise ValueError(f"pos must have shape [N, 3], got {tuple(pos.shape)}")
     if not float(cutoff) > 0:

@@ -146,6 +146,9 @@ def _check_inputs(
         raise ValueError(f"pos must have shape [N={n}, 3], got {tuple(pos.shape)}")
     if not pos.dtype.is_floating_point or pos.dtype != h.dtype:
         raise TypeError(f"pos must have the dtype of h ({h.dtype}), got {pos.dtype}")
+    for name, t in (("pos", pos), ("edge_index", edge_index), ("alpha", alpha)):
+        if t.device != h.device:
+            raise ValueError(f"{name} must be on the device of h ({h.device}), got {t.device}")
     if edge_index.dim() != 2 or edge_index.shape[0] != 2:
         raise ValueError(f"edge_index must have shape [2, E], got {tuple(edge_index.shape)}")
     if edge_index.dtype not in (torch.int64, torch.int32):
@@ -364,6 +367,9 @@ class Wigner6jConv(nn.Module):
         centring: str = "structure",
     ) -> None:
         super().__init__()
+        for name, value in (("lmax_in", lmax_in), ("lmax_out", lmax_out)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"{name} must be a non-negative int, got {value!r}")
         ls = list(range(l_filter + 1)) if isinstance(l_filter, int) else list(l_filter)
         if not ls or min(ls) < 0:
             raise ValueError(f"l_filter must be a non-negative int or non-empty list, got {l_filter!r}")
