@@ -58,6 +58,20 @@ def test_random_shapes_and_broadcasting(seed):
         assert _rel(out, ref) < 1e-10, backend
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_broadcast_different_numbers_of_leading_dims(backend):
+    x = _feature(2, 3, 2, c=4, seed=30)  # [3, 2, 9, 4]
+    y = _feature(1, c=1, seed=31)  # [4, 1]
+    ref = gaunt_reference(x, y.expand(3, 2, 4, 1), lmax_out=2)
+    tp = GauntTensorProduct(2, 1, 2, backend=backend)
+    assert _rel(tp(x, y), ref) < 1e-10
+    out = GauntTensorProduct(1, 2, 2, backend=backend)(y, x)
+    assert out.shape == (3, 2, 9, 4) and _rel(out, ref) < 1e-10
+    if backend != "dense":
+        module = GauntProduct([1, 2], 2, backend=backend)
+        assert _rel(module(y, x), ref) < 1e-10
+
+
 def test_reference_matches_gaunt_table_and_e3nn_uuu_paths():
     """The product is e3nn's "uuu" TensorProduct on the Gaunt paths, path weights c(l1, l2, l3)."""
     lmax, c = 3, 2

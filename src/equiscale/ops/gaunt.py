@@ -121,6 +121,13 @@ def _check_pair(x: torch.Tensor, y: torch.Tensor, names: tuple[str, str] = ("x",
         ) from error
 
 
+def _align(xs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """Left-pad leading dims with size-1 axes so every input has the same number of dims (the grid
+    back end puts grid axes first, where implicit right-aligned broadcasting would misalign)."""
+    ndim = max(x.dim() for x in xs)
+    return [x.reshape((1,) * (ndim - x.dim()) + tuple(x.shape)) for x in xs]
+
+
 def _check_parity(parity: str) -> None:
     if parity != "even":
         raise ValueError(
@@ -212,6 +219,7 @@ class GauntTensorProduct(nn.Module):
         _check_feature(x, self.lmax_in1, "x")
         _check_feature(y, self.lmax_in2, "y")
         _check_pair(x, y)
+        x, y = _align([x, y])
         if self.backend == "dense":
             return self.dense(x, y)
         if self.backend == "grid":
@@ -269,6 +277,7 @@ class GauntProduct(nn.Module):
         for i, (x, l) in enumerate(zip(xs, self.lmax_in)):
             _check_feature(x, l, f"xs[{i}]")
             _check_pair(xs[0], x, ("xs[0]", f"xs[{i}]"))
+        xs = _align(xs)
         if self.backend == "grid":
             h = None
             for x, synth, p in zip(xs, self.synth, self.powers):
