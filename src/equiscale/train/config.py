@@ -90,6 +90,12 @@ class TrainConfig:
         for name in ("weight_decay", "grad_clip", "num_workers"):
             if getattr(self, name) < 0:
                 raise ValueError(f"config field {name!r} must be >= 0, got {getattr(self, name)!r}")
+        from equiscale import registry
+
+        for name, table in (("task", registry.TASKS), ("model", registry.MODELS)):
+            if getattr(self, name) not in table:
+                raise ValueError(f"config field {name!r} must be one of {sorted(table)}, "
+                                 f"got {getattr(self, name)!r}")
         if self.optimizer not in ("adam", "adamw"):
             raise ValueError(f"config field 'optimizer' must be 'adam' or 'adamw', got {self.optimizer!r}")
         if self.scheduler not in ("none", "cosine", "plateau"):
