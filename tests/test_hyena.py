@@ -23,9 +23,18 @@ def g(seed: int) -> torch.Generator:
 
 
 def streams(b: int = 2, n: int = 13, cs: int = 8, cv: int = 4, seed: int = 0):
+    """Scalars [b, n, cs] and vectors [b, n, cv, 3] (vectors last, as the testing helpers expect)."""
     gen = g(seed)
     return (torch.randn(b, n, cs, dtype=F64, generator=gen),
             torch.randn(b, n, cv, 3, dtype=F64, generator=gen))
+
+
+def last(mod):
+    """Wrap a module on channels-last vector features [..., 3, C] to take and give [..., C, 3]."""
+    def fn(s, v):
+        s_out, v_out = mod(s, v.transpose(-1, -2))
+        return s_out, v_out.transpose(-1, -2)
+    return fn
 
 
 @pytest.mark.parametrize("causal", [True, False])
@@ -33,9 +42,9 @@ def test_operator_rotation_equivariant_se3_not_reflection(causal: bool) -> None:
     torch.manual_seed(0)
     op = SE3HyenaOperator(8, 4, causal=causal, parity="se3").double()
     s, v = streams()
-    assert_equivariant(op, [s, v], ["scalar", "vector"], ["scalar", "vector"])
+    assert_equivariant(last(op), [s, v], ["scalar", "vector"], ["scalar", "vector"])
     # the cross products make it a pseudovector mixture: reflections are NOT a symmetry
-    err = equivariance_error(op, [s, v], ["scalar", "vector"], ["scalar", "vector"],
+    err = equivariance_error(last(op), [s, v], ["scalar", "vector"], ["scalar", "vector"],
                              rotation=False, reflection=True)
     assert err["reflection"] > 1e-2
 
@@ -45,7 +54,8 @@ def test_operator_e3_option_is_reflection_equivariant(causal: bool) -> None:
     torch.manual_seed(1)
     op = SE3HyenaOperator(8, 4, causal=causal, parity="e3").double()
     s, v = streams(seed=1)
-    assert_equivariant(op, [s, v], ["scalar", "vector"], ["scalar", "vector"], reflection=True)
+    assert_equivariant(last(op), [s, v], ["scalar", "vector"], ["scalar", "vector"],
+                       reflection=True)
 
 
 def test_gate_really_gates() -> None:
@@ -55,6 +65,7 @@ def test_gate_really_gates() -> None:
     op = SE3HyenaOperator(6, 3).double()
     s, v = streams(cs=6, cv=3, seed=2)
     cv = 3
+    v = v.transpose(-1, -2)  # [..., 3, Cv]
     with torch.no_grad():
         op.vector_out.weight[cv:] = 0.0  # keep only v_1 = g_q * z in the vector output
     _, v_on = op(s, v)
@@ -70,10 +81,10 @@ def test_block_and_float32_equivariance() -> None:
     torch.manual_seed(3)
     blk = SE3HyenaBlock(8, 4, causal=False)
     s, v = streams(seed=3)
-    errs = equivariance_error(blk, [s.float(), v.float()], ["scalar", "vector"],
+    errs = equivariance_error(last(blk), [s.float(), v.float()], ["scalar", "vector"],
                               ["scalar", "vector"], dtype=None)
     assert errs["rotation"] < 1e-4  # float32 budget
-    assert_equivariant(blk.double(), [s, v], ["scalar", "vector"], ["scalar", "vector"])
+    assert_equivariant(last(blk.double()), [s, v], ["scalar", "vector"], ["scalar", "vector"])
 
 
 def _recall_fn(model):
@@ -178,9 +189,9 @@ def test_short_conv_matches_conv1d() -> None:
         pad = (2, 0) if causal else (1, 1)
         ref = torch.nn.functional.conv1d(torch.nn.functional.pad(xt, pad), w, groups=5)
         assert (y - ref.transpose(1, 2)).abs().max() < 1e-12
-        v = torch.randn(2, 9, 5, 3, dtype=F64)
-        yv = sc(v, rest=1)
-        assert (yv[..., 1] - sc(v[..., 1])).abs().max() < 1e-12
+        v = torch.randn(2, 9, 3, 5, dtype=F64)
+        yv = sc(v, dim=-3)
+        assert (yv[..., 1, :] - sc(v[..., 1, :])).abs().max() < 1e-12
 
 
 def test_implicit_filter_shapes_and_decay() -> None:
@@ -211,11 +222,11 @@ def test_plain_hyena_is_not_rotation_equivariant() -> None:
 def test_bad_inputs_and_empty() -> None:
     op = SE3HyenaOperator(4, 2)
     with pytest.raises(ValueError, match="vectors must be"):
-        op(torch.randn(1, 3, 4), torch.randn(1, 3, 3, 3))
+        op(torch.randn(1, 3, 4), torch.randn(1, 3, 2, 3))
     with pytest.raises(ValueError, match="parity"):
         SE3HyenaOperator(4, 2, parity="so3")
-    s, v = op(torch.randn(1, 0, 4), torch.randn(1, 0, 2, 3))
-    assert s.shape == (1, 0, 4) and v.shape == (1, 0, 2, 3)
+    s, v = op(torch.randn(1, 0, 4), torch.randn(1, 0, 3, 2))
+    assert s.shape == (1, 0, 4) and v.shape == (1, 0, 3, 2)
     net = SE3HyenaNet(8, 2, depth=1)
     with pytest.raises(ValueError, match="batch must hold"):
         net({"x": torch.zeros(1)})

@@ -11,6 +11,7 @@ from equiscale.ops.long_conv import (
     fft_conv_reference,
     fft_cross_conv,
     fft_cross_conv_reference,
+    fft_cross_dot_conv,
     fft_dot_conv,
     fft_dot_conv_reference,
     next_fast_size,
@@ -136,6 +137,48 @@ def test_gradcheck() -> None:
     assert torch.autograd.gradcheck(fft_cross_conv, (q, k))
     assert torch.autograd.gradcheck(lambda a, b: fft_cross_conv(a, b, causal=False), (q, k))
     assert torch.autograd.gradcheck(fft_dot_conv, (q, k))
+    assert torch.autograd.gradcheck(lambda a, b: fft_dot_conv(a, b, causal=False), (q, k[:3]))
+    assert torch.autograd.gradcheck(lambda a, b: fft_cross_dot_conv(a, b, causal=False), (q, k))
+    # broadcasting filters and another token axis
+    v = torch.randn(2, 6, 2, 3, dtype=F64, generator=g, requires_grad=True)
+    hv = torch.randn(11, 2, 1, dtype=F64, generator=g, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, b: fft_conv(a, b, causal=False, dim=-3), (v, hv))
+    kv = torch.randn(6, 2, 3, dtype=F64, generator=g, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, b: fft_cross_dot_conv(a, b, dim=-3), (v, kv))
+    # backward is differentiable again
+    assert torch.autograd.gradgradcheck(fft_conv, (u, h))
+    assert torch.autograd.gradgradcheck(fft_cross_conv, (q, k))
+
+
+def test_channels_last_vector_axis() -> None:
+    g = gen(7)
+    q = torch.randn(2, 30, 3, 4, dtype=F64, generator=g)  # [B, N, 3, C]
+    k = torch.randn(2, 30, 3, 4, dtype=F64, generator=g)
+    for causal in (True, False):
+        c = fft_cross_conv(q, k, causal, dim=-3, vector_dim=-2)
+        ref = fft_cross_conv_reference(q.transpose(-1, -2), k.transpose(-1, -2), causal, dim=-3)
+        assert rel(c, ref.transpose(-1, -2)) < 1e-10
+        assert rel(c, fft_cross_conv_reference(q, k, causal, dim=-3, vector_dim=-2)) < 1e-10
+        d = fft_dot_conv(q, k, causal, dim=-3, vector_dim=-2)
+        assert rel(d, fft_dot_conv_reference(q, k, causal, dim=-3, vector_dim=-2)) < 1e-10
+        c2, d2 = fft_cross_dot_conv(q, k, causal, dim=-3, vector_dim=-2)
+        assert rel(c2, c) < 1e-12 and rel(d2, d) < 1e-12
+    qg = q[:, :6].clone().requires_grad_(True)
+    kg = k[:, :6].clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(
+        lambda a, b: fft_cross_dot_conv(a, b, False, dim=-3, vector_dim=-2), (qg, kg))
+    with pytest.raises(ValueError, match="after the token axis"):
+        fft_cross_conv(q.transpose(1, 2), k.transpose(1, 2), dim=-2, vector_dim=-3)
+
+
+def test_fused_cross_dot_equals_separate() -> None:
+    g = gen(6)
+    q = torch.randn(2, 40, 3, 3, dtype=F64, generator=g)
+    k = torch.randn(2, 40, 3, 3, dtype=F64, generator=g)
+    for causal in (True, False):
+        c, d = fft_cross_dot_conv(q, k, causal, dim=-3)
+        assert rel(c, fft_cross_conv_reference(q, k, causal, dim=-3)) < 1e-10
+        assert rel(d, fft_dot_conv_reference(q, k, causal, dim=-3)) < 1e-10
 
 
 def test_cross_conv_is_pseudovector_dot_conv_invariant() -> None:

@@ -17,19 +17,19 @@ def test_attention_matches_reference(causal: bool) -> None:
     torch.manual_seed(0)
     att = EquivariantAttention(8, 4, heads=2, causal=causal).double()
     s = torch.randn(2, 9, 8, dtype=F64)
-    v = torch.randn(2, 9, 4, 3, dtype=F64)
+    v = torch.randn(2, 9, 3, 4, dtype=F64)  # channels last
     s_out, v_out = att(s, v)
     qs, ks, ws = att.scalar_in(s).split(8, dim=-1)
-    qv, kv, wv = att.vector_in(v).split(4, dim=-2)
+    qv, kv, wv = att.vector_in(v).split(4, dim=-1)
     outs, outv = [], []
     for h in range(2):
         sl, vl = slice(4 * h, 4 * h + 4), slice(2 * h, 2 * h + 2)
-        a, b = equivariant_attention_reference(qs[..., sl], ks[..., sl], ws[..., sl], qv[..., vl, :],
-                                               kv[..., vl, :], wv[..., vl, :], causal)
+        a, b = equivariant_attention_reference(qs[..., sl], ks[..., sl], ws[..., sl], qv[..., vl],
+                                               kv[..., vl], wv[..., vl], causal)
         outs.append(a)
         outv.append(b)
     ref_s = att.scalar_out(torch.cat(outs, -1))
-    ref_v = att.vector_out(torch.cat(outv, -2))
+    ref_v = att.vector_out(torch.cat(outv, -1))
     assert (s_out - ref_s).abs().max() < 1e-12
     assert (v_out - ref_v).abs().max() < 1e-12
 
@@ -39,7 +39,12 @@ def test_attention_e3_and_permutation_equivariant() -> None:
     att = EquivariantAttention(8, 4, heads=2).double()
     s = torch.randn(2, 9, 8, dtype=F64)
     v = torch.randn(2, 9, 4, 3, dtype=F64)
-    assert_equivariant(att, [s, v], ["scalar", "vector"], ["scalar", "vector"], reflection=True,
+
+    def fn(s, v):
+        s_out, v_out = att(s, v.transpose(-1, -2))
+        return s_out, v_out.transpose(-1, -2)
+
+    assert_equivariant(fn, [s, v], ["scalar", "vector"], ["scalar", "vector"], reflection=True,
                        permutation=True, node_dims=[1, 1], out_node_dims=[1, 1])
 
 

@@ -48,9 +48,9 @@ def centre_positions(pos: Tensor, causal: bool) -> tuple[Tensor, Tensor]:
 
 
 def gram_invariants(vecs: Tensor) -> Tensor:
-    """Gram matrix ``<u_a, u_b>``, upper triangle: ``[..., C, 3] -> [..., C(C+1)/2]``."""
-    c = vecs.shape[-2]
-    gram = torch.einsum("...ai,...bi->...ab", vecs, vecs)
+    """Gram matrix ``<u_a, u_b>``, upper triangle: ``[..., 3, C] -> [..., C(C+1)/2]``."""
+    c = vecs.shape[-1]
+    gram = torch.einsum("...ia,...ib->...ab", vecs, vecs)
     iu = torch.triu_indices(c, c, device=vecs.device)
     return gram[..., iu[0], iu[1]]
 
@@ -73,12 +73,13 @@ class SE3HyenaNet(nn.Module):
             the centred position).
         scalar_out, vector_out: per-token outputs of :meth:`forward_tokens`.
         causal, parity, filter_hidden, mlp_ratio: see :class:`~equiscale.nn.hyena.SE3HyenaOperator`.
+        checkpoint_mixer: recompute each block's mixer in backward (less memory, ~1.3x time).
     """
 
     def __init__(self, scalar_channels: int = 64, vector_channels: int = 16, depth: int = 4, *,
                  scalar_in: int = 3, vector_in: int = 0, scalar_out: int = 0, vector_out: int = 1,
                  causal: bool = True, parity: str = "se3", filter_hidden: int = 32,
-                 mlp_ratio: int = 2) -> None:
+                 mlp_ratio: int = 2, checkpoint_mixer: bool = False) -> None:
         super().__init__()
         if depth < 0:
             raise ValueError(f"depth must be >= 0, got {depth}")
@@ -87,6 +88,7 @@ class SE3HyenaNet(nn.Module):
                              f"{scalar_channels}, {vector_channels}")
         cs, cv = scalar_channels, vector_channels
         self.causal = causal
+        self.checkpoint_mixer = checkpoint_mixer
         self.scalar_in, self.vector_in = scalar_in, vector_in
         n_vec = vector_in + 1
         self.embed_v = VectorLinear(n_vec, cv)
@@ -100,11 +102,15 @@ class SE3HyenaNet(nn.Module):
     def _block(self, cs: int, cv: int, *, causal: bool, parity: str, filter_hidden: int,
                mlp_ratio: int) -> nn.Module:
         return SE3HyenaBlock(cs, cv, mlp_ratio=mlp_ratio, causal=causal, parity=parity,
-                             filter_hidden=filter_hidden)
+                             filter_hidden=filter_hidden, checkpoint_mixer=self.checkpoint_mixer)
 
     def forward_tokens(self, pos: Tensor | None = None, vec: Tensor | None = None,
                        sca: Tensor | None = None) -> tuple[Tensor | None, Tensor | None, Tensor]:
-        """``(scalars [B, N, scalar_out], vectors [B, N, vector_out, 3], centres [B, N, 3])``."""
+        """``(scalars [B, N, scalar_out], vectors [B, N, vector_out, 3], centres [B, N, 3])``.
+
+        ``vec`` is ``[B, N, Vin, 3]`` (vectors last, as data comes); inside, vector features are
+        channels-last ``[B, N, 3, Cv]``.
+        """
         ref = next(t for t in (pos, vec, sca) if t is not None)
         shape = ref.shape[:2]
         if pos is None:
@@ -114,13 +120,13 @@ class SE3HyenaNet(nn.Module):
         if pos.dtype != self.embed_s.weight.dtype:
             raise TypeError(f"pos must have the model's dtype {self.embed_s.weight.dtype}, got {pos.dtype}")
         x, centre = centre_positions(pos, self.causal)
-        vecs = [x[..., None, :]]
+        vecs = [x[..., None]]  # [B, N, 3, 1]
         if self.vector_in:
             if vec is None or vec.shape != (*shape, self.vector_in, 3):
                 raise ValueError(f"vec must be [B, N, {self.vector_in}, 3], got "
                                  f"{None if vec is None else tuple(vec.shape)}")
-            vecs.append(vec)
-        u = torch.cat(vecs, dim=-2)  # [B, N, Vin + 1, 3]
+            vecs.append(vec.transpose(-1, -2))
+        u = torch.cat(vecs, dim=-1)  # [B, N, 3, Vin + 1]
         feats = [gram_invariants(u)]
         if self.scalar_in:
             if sca is None or sca.shape != (*shape, self.scalar_in):
@@ -128,11 +134,11 @@ class SE3HyenaNet(nn.Module):
                                  f"{None if sca is None else tuple(sca.shape)}")
             feats.insert(0, sca.to(u.dtype))
         s = self.embed_s(torch.cat(feats, dim=-1))  # [B, N, Cs]
-        v = self.embed_v(u)  # [B, N, Cv, 3]
+        v = self.embed_v(u)  # [B, N, 3, Cv]
         for block in self.blocks:
             s, v = block(s, v)
         s_out = self.head_s(s) if self.head_s is not None else None
-        v_out = self.head_v(v) if self.head_v is not None else None
+        v_out = self.head_v(v).transpose(-1, -2) if self.head_v is not None else None
         return s_out, v_out, centre
 
     def forward(self, batch: Batch) -> Tensor:

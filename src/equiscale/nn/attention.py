@@ -1,6 +1,7 @@
 """Equivariant multi-head self-attention over scalar and vector tokens, on PyTorch's SDPA kernels.
 
-For tokens with scalars ``s [..., N, Cs]`` and vectors ``v [..., N, Cv, 3]``, head ``h`` takes
+For tokens with scalars ``s [..., N, Cs]`` and vector features ``v [..., N, 3, Cv]`` (channels last),
+head ``h`` takes
 ``Cs/H`` scalar and ``Cv/H`` vector channels of the projections ``(q_s, k_s, w_s) = Lin(s)`` and
 ``(q_v, k_v, w_v) = v W`` (channel mixing, no bias) and computes
 
@@ -31,22 +32,22 @@ def equivariant_attention_reference(q_s: Tensor, k_s: Tensor, w_s: Tensor, q_v: 
                                     w_v: Tensor, causal: bool = False) -> tuple[Tensor, Tensor]:
     """The attention of the module docstring written out (one head, O(N^2) memory).
 
-    Shapes: ``q_s, k_s, w_s [..., N, ds]``, ``q_v, k_v, w_v [..., N, dv, 3]``.
+    Shapes: ``q_s, k_s, w_s [..., N, ds]``, ``q_v, k_v, w_v [..., N, 3, dv]``.
     """
-    d = q_s.shape[-1] + 3 * q_v.shape[-2]
+    d = q_s.shape[-1] + 3 * q_v.shape[-1]
     logits = (torch.einsum("...id,...jd->...ij", q_s, k_s)
-              + torch.einsum("...icx,...jcx->...ij", q_v, k_v)) / d ** 0.5
+              + torch.einsum("...ixc,...jxc->...ij", q_v, k_v)) / d ** 0.5
     if causal:
         n = logits.shape[-1]
         mask = torch.ones(n, n, dtype=torch.bool, device=logits.device).tril()
         logits = logits.masked_fill(~mask, float("-inf"))
     a = logits.softmax(-1)
     return (torch.einsum("...ij,...jd->...id", a, w_s),
-            torch.einsum("...ij,...jcx->...icx", a, w_v))
+            torch.einsum("...ij,...jxc->...ixc", a, w_v))
 
 
 class EquivariantAttention(nn.Module):
-    """Multi-head equivariant self-attention ``(s [B, N, Cs], v [B, N, Cv, 3]) -> same``.
+    """Multi-head equivariant self-attention ``(s [B, N, Cs], v [B, N, 3, Cv]) -> same``.
 
     Args:
         scalar_channels, vector_channels: ``Cs``, ``Cv``; both divisible by ``heads``.
@@ -67,24 +68,24 @@ class EquivariantAttention(nn.Module):
         self.vector_out = VectorLinear(vector_channels, vector_channels)
 
     def _heads(self, xs: Tensor, xv: Tensor) -> Tensor:
-        """``[B, N, Cs], [B, N, Cv, 3] -> [B, H, N, Cs/H + 3 Cv/H]``."""
+        """``[B, N, Cs], [B, N, 3, Cv] -> [B, H, N, Cs/H + 3 Cv/H]``."""
         h = self.heads
         b, n = xs.shape[:2]
         xs = xs.reshape(b, n, h, self.cs // h)  # [B, N, H, ds]
-        xv = xv.reshape(b, n, h, 3 * self.cv // h)  # [B, N, H, dv * 3] (channel-major, then xyz)
-        return torch.cat([xs, xv], dim=-1).transpose(1, 2)
+        xv = xv.reshape(b, n, 3, h, self.cv // h).transpose(2, 3)  # [B, N, H, 3, dv]
+        return torch.cat([xs, xv.reshape(b, n, h, -1)], dim=-1).transpose(1, 2)
 
     def forward(self, s: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        if s.dim() != 3 or v.dim() != 4 or s.shape[-1] != self.cs or v.shape[-2:] != (self.cv, 3):
-            raise ValueError(f"expected s [B, N, {self.cs}] and v [B, N, {self.cv}, 3], got "
+        if s.dim() != 3 or v.dim() != 4 or s.shape[-1] != self.cs or v.shape[-2:] != (3, self.cv):
+            raise ValueError(f"expected s [B, N, {self.cs}] and v [B, N, 3, {self.cv}], got "
                              f"{tuple(s.shape)} and {tuple(v.shape)}")
         b, n = s.shape[:2]
         qs, ks, ws = self.scalar_in(s).split(self.cs, dim=-1)
-        qv, kv, wv = self.vector_in(v).split(self.cv, dim=-2)
+        qv, kv, wv = self.vector_in(v).split(self.cv, dim=-1)
         out = scaled_dot_product_attention(self._heads(qs, qv), self._heads(ks, kv),
                                            self._heads(ws, wv), is_causal=self.causal)
         out = out.transpose(1, 2)  # [B, N, H, d]
         ds = self.cs // self.heads
         s_att = out[..., :ds].reshape(b, n, self.cs)
-        v_att = out[..., ds:].reshape(b, n, self.cv, 3)
+        v_att = out[..., ds:].reshape(b, n, self.heads, 3, -1).transpose(2, 3).reshape(b, n, 3, self.cv)
         return self.scalar_out(s_att), self.vector_out(v_att)

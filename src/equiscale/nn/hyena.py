@@ -1,8 +1,8 @@
 """SE(3)-Hyena: an equivariant long-convolution operator over a sequence of scalar and vector tokens.
 
-Tokens carry invariant scalars ``s [..., N, Cs]`` and vectors ``v [..., N, Cv, 3]`` (several vector
-channels). One :class:`SE3HyenaOperator` does, per token ``i`` (all sums over tokens are FFT long
-convolutions, O(N log N)):
+Tokens carry invariant scalars ``s [..., N, Cs]`` and vector features ``v [..., N, 3, Cv]`` (x, y, z
+then ``Cv`` channels: channels last, like ``[..., (L+1)^2, C]``). One :class:`SE3HyenaOperator`
+does, per token ``i`` (all sums over tokens are FFT long convolutions, O(N log N)):
 
 1. **Projections.** Invariants ``inv = [s, <v_c, (W_d v)_c>]``; scalars ``(s_q, s_k, s_v) = Lin(inv)``;
    gates ``(g_q, g_k) = Lin(inv)``; vectors ``(v_q, v_k, v_v[, v_r]) = v W`` mixed only over channels
@@ -45,8 +45,9 @@ import math
 
 import torch
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
-from equiscale.ops.long_conv import fft_conv, fft_cross_conv, fft_dot_conv
+from equiscale.ops.long_conv import fft_conv, fft_cross_dot_conv
 
 __all__ = [
     "ImplicitFilter",
@@ -110,17 +111,24 @@ class ImplicitFilter(nn.Module):
         x = lags / max(n, 1)  # [M]
         angle = 2 * math.pi * x[:, None] * self.freqs.to(dtype)  # [M, bands]
         pe = torch.cat([x[:, None], torch.cos(angle), torch.sin(angle)], dim=-1)  # [M, 1 + 2 bands]
-        h = self.mlp(pe)  # [M, C]
-        window = torch.exp(-x.abs()[:, None] * self.alpha.to(dtype))  # [M, C]
-        return h * window
+        if torch.is_grad_enabled() and any(p.requires_grad for p in self.parameters()):
+            # the MLP's hidden activations ([M, hidden] per layer) would dominate memory at long N
+            # for small batches; recomputing them in backward is cheap
+            return checkpoint(self._shape, pe, x, use_reentrant=False)
+        return self._shape(pe, x)
+
+    def _shape(self, pe: Tensor, x: Tensor) -> Tensor:
+        window = torch.exp(-x.abs()[:, None] * self.alpha.to(x.dtype))  # [M, C]
+        return self.mlp(pe) * window
 
 
 class ShortConv(nn.Module):
     """Depthwise convolution along tokens, kernel ``k``: ``y_i = sum_t w[t, c] x_{i - t + o}``.
 
     ``o = 0`` (causal: taps ``i, i-1, ..., i-k+1``) or ``o = k // 2`` (centred). ``x`` is
-    ``[..., N, C, *rest]`` with the token axis at ``-2 - len(rest)``; the weight of channel ``c`` is
-    shared by the trailing axes (for vectors ``[..., N, C, 3]``: x, y, z alike, so it is equivariant).
+    ``[..., N, *rest, C]`` with the token axis ``dim`` and channels last; the weight of channel ``c``
+    is shared by the axes in between (for vector features ``[..., N, 3, C]``: x, y, z alike, so it is
+    equivariant).
     """
 
     def __init__(self, channels: int, kernel: int = 3, causal: bool = True) -> None:
@@ -133,32 +141,31 @@ class ShortConv(nn.Module):
         w[0 if causal else kernel // 2] = 1.0  # starts as the identity
         self.weight = nn.Parameter(w + 0.1 * torch.randn(kernel, channels) / math.sqrt(kernel))
 
-    def forward(self, x: Tensor, rest: int = 0) -> Tensor:
-        tok = -2 - rest
-        n = x.shape[tok]
+    def forward(self, x: Tensor, dim: int = -2) -> Tensor:
+        n = x.shape[dim]
         k = self.kernel
         left = k - 1 if self.causal else k // 2
         right = k - 1 - left
         pad_shape = list(x.shape)
-        pad_shape[tok] = left
+        pad_shape[dim] = left
         parts = [x.new_zeros(pad_shape), x]
         if right:
-            pad_shape[tok] = right
+            pad_shape[dim] = right
             parts.append(x.new_zeros(pad_shape))
-        xp = torch.cat(parts, dim=tok)  # [..., N + k - 1, C, *rest]
-        w = self.weight.to(x.dtype).reshape((k, -1) + (1,) * rest)  # [k, C, 1...]
+        xp = torch.cat(parts, dim=dim)  # [..., N + k - 1, ..., C]
+        w = self.weight.to(x.dtype)  # [k, C], broadcast over the trailing channel axis
         offset = 0 if self.causal else k // 2
-        y = w[0] * xp.narrow(tok, offset + left, n)
+        y = w[0] * xp.narrow(dim, offset + left, n)
         for t in range(1, k):  # tap t reads x_{i - t + offset}, which sits at i - t + offset + left
-            y = y + w[t] * xp.narrow(tok, offset + left - t, n)
+            y = y + w[t] * xp.narrow(dim, offset + left - t, n)
         return y
 
 
 class VectorLinear(nn.Module):
-    """Channel mixing of vectors ``[..., C_in, 3] -> [..., C_out, 3]``: ``y_o = sum_c W[c, o] v_c``.
+    """Channel mixing of vector features ``[..., 3, C_in] -> [..., 3, C_out]``: ``y_o = sum_c v_c W[c, o]``.
 
-    No bias (a bias vector would pick a direction), so ``VectorLinear(v @ R.T) = VectorLinear(v) @ R.T``
-    for every orthogonal ``R``.
+    No bias (a bias vector would pick a direction), so ``VectorLinear(R v) = R VectorLinear(v)`` for
+    every orthogonal ``R``. Channels last, so this is one matrix product without copies.
     """
 
     def __init__(self, c_in: int, c_out: int) -> None:
@@ -166,11 +173,11 @@ class VectorLinear(nn.Module):
         self.weight = nn.Parameter(torch.randn(c_in, c_out) / math.sqrt(max(c_in, 1)))
 
     def forward(self, v: Tensor) -> Tensor:
-        return torch.einsum("...ci,co->...oi", v, self.weight)
+        return torch.matmul(v, self.weight)  # [..., 3, C_in] @ [C_in, C_out]
 
 
 class VectorRMSNorm(nn.Module):
-    """``v_c / sqrt(mean_c |v_c|^2 + eps) * gamma_c``: an equivariant norm over vector channels.
+    """``v_c / sqrt(mean_c |v_c|^2 + eps) * gamma_c`` on ``[..., 3, C]``: an equivariant norm.
 
     ``eps`` (1e-3) bounds the gain on near-zero vectors (e.g. the first token of a causal sequence,
     whose centred position is exactly 0) to ``eps^-1/2``, so rounding noise is not blown up.
@@ -182,15 +189,15 @@ class VectorRMSNorm(nn.Module):
         self.eps = eps
 
     def forward(self, v: Tensor) -> Tensor:
-        ms = v.pow(2).sum(-1).mean(-1, keepdim=True)  # [..., 1]
-        return v * torch.rsqrt(ms + self.eps)[..., None] * self.gamma[:, None]
+        ms = v.pow(2).sum(-2).mean(-1, keepdim=True)  # [..., 1]
+        return v * (torch.rsqrt(ms + self.eps)[..., None] * self.gamma)  # [..., 3, C]
 
 
 def _check_streams(s: Tensor, v: Tensor, cs: int, cv: int) -> None:
     if s.shape[-1] != cs:
         raise ValueError(f"scalars must be [..., N, {cs}], got shape {tuple(s.shape)}")
-    if v.dim() < 3 or v.shape[-2:] != (cv, 3):
-        raise ValueError(f"vectors must be [..., N, {cv}, 3], got shape {tuple(v.shape)}")
+    if v.dim() < 3 or v.shape[-2:] != (3, cv):
+        raise ValueError(f"vectors must be [..., N, 3, {cv}], got shape {tuple(v.shape)}")
     if s.shape[:-1] != v.shape[:-2]:
         raise ValueError(f"scalars {tuple(s.shape)} and vectors {tuple(v.shape)} disagree on the "
                          "batch and token axes")
@@ -208,8 +215,16 @@ def _term_count(n: int, causal: bool, device: torch.device, dtype: torch.dtype) 
     return (hi - lo + 1).to(dtype)
 
 
+def _cross(a: Tensor, b: Tensor) -> Tensor:
+    """Cross product on the x, y, z axis -2 of ``[..., 3, C]``."""
+    return torch.linalg.cross(a, b, dim=-2)
+
+
 class SE3HyenaOperator(nn.Module):
-    """The SE(3)-Hyena operator (module docstring): ``(s [..., N, Cs], v [..., N, Cv, 3]) -> same``.
+    """The SE(3)-Hyena operator (module docstring): ``(s [..., N, Cs], v [..., N, 3, Cv]) -> same``.
+
+    Vector features are channels-last, ``[..., N, 3, Cv]`` (x, y, z then channels, like the
+    library's ``[..., (L+1)^2, C]`` layout), so every channel mixing is a plain matrix product.
 
     Args:
         scalar_channels, vector_channels: ``Cs``, ``Cv``.
@@ -244,37 +259,46 @@ class SE3HyenaOperator(nn.Module):
         self.scalar_out = nn.Linear(cs + 2 * cv, cs)
         self.vector_out = VectorLinear(3 * cv, cv)
 
+    def _project(self, inv: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """Projections and short convolutions: ``[..., N, 3 Cs]`` and ``[..., N, 3, n_vec Cv]``."""
+        return self.short_s(self.scalar_in(inv)), self.short_v(self.vector_in(v), dim=-3)
+
     def forward(self, s: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         _check_streams(s, v, self.cs, self.cv)
         n = s.shape[-2]
         cs, cv = self.cs, self.cv
-        # 1. projections
-        inv = torch.cat([s, (v * self.dot_proj(v)).sum(-1)], dim=-1)  # [..., N, Cs + Cv]
-        s_q, s_k, s_v = self.short_s(self.scalar_in(inv)).split(cs, dim=-1)  # 3 x [..., N, Cs]
-        g_q, g_k = self.gate_in(inv).split(cv, dim=-1)  # 2 x [..., N, Cv]
-        vp = self.short_v(self.vector_in(v), rest=1)  # [..., N, n_vec Cv, 3]
-        v_q, v_k, v_v = vp[..., :cv, :], vp[..., cv:2 * cv, :], vp[..., 2 * cv:3 * cv, :]
+        # 1. projections (+ short convolutions, recomputed in backward: they are cheap and their
+        #    padded inputs would otherwise be stored)
+        inv = torch.cat([s, (v * self.dot_proj(v)).sum(-2)], dim=-1)  # [..., N, Cs + Cv]
+        if torch.is_grad_enabled():
+            sp, vp = checkpoint(self._project, inv, v, use_reentrant=False)
+        else:
+            sp, vp = self._project(inv, v)
+        s_q, s_k, s_v = sp.split(cs, dim=-1)  # 3 x [..., N, Cs]
+        v_q, v_k, v_v = vp[..., :cv], vp[..., cv:2 * cv], vp[..., 2 * cv:3 * cv]  # [..., N, 3, Cv]
+        g_q, g_k = self.gate_in(inv).unsqueeze(-2).split(cv, dim=-1)  # 2 x [..., N, 1, Cv]
         # 2. global context: implicit-filter long convolutions (Hyena order 2 with skip)
         x_s = s_k * s_v  # [..., N, Cs]
         a = fft_conv(x_s, self.filter_s(n), self.causal) + self.skip_s * x_s
         s_1 = s_q * a
-        x_v = g_k[..., None] * v_v  # [..., N, Cv, 3], invariant gate times vector
-        z = fft_conv(x_v, self.filter_v(n)[:, :, None], self.causal, dim=-3)
-        z = z + self.skip_v[:, None] * x_v
-        v_1 = g_q[..., None] * z  # [..., N, Cv, 3]
+        x_v = g_k * v_v  # [..., N, 3, Cv], invariant gate times vector
+        z = fft_conv(x_v, self.filter_v(n)[:, None, :], self.causal, dim=-3)
+        z = z + self.skip_v * x_v
+        v_1 = g_q * z  # [..., N, 3, Cv]
         # 3. geometric long convolution of queries with keys (averaged over the summed pairs)
         count = _term_count(n, self.causal, s.device, s.dtype)  # [N]
-        c = fft_cross_conv(v_q, v_k, self.causal, dim=-3) / count[:, None, None]  # pseudovector
-        e = fft_dot_conv(v_q, v_k, self.causal, dim=-3) / count[:, None]  # [..., N, Cv] invariant
-        qz_dot = (v_q * z).sum(-1)  # [..., N, Cv]
-        qz_cross = torch.linalg.cross(v_q, z, dim=-1)  # pseudovector
+        c, e = fft_cross_dot_conv(v_q, v_k, self.causal, dim=-3, vector_dim=-2)
+        c = c / count[:, None, None]  # [..., N, 3, Cv] pseudovector
+        e = e / count[:, None]  # [..., N, Cv] invariant
+        qz_dot = (v_q * z).sum(-2)  # [..., N, Cv]
+        qz_cross = _cross(v_q, z)  # pseudovector
         if self.parity == "e3":
-            v_r = vp[..., 3 * cv:, :]
-            c = torch.linalg.cross(v_r, c, dim=-1)  # polar x pseudo = polar
-            qz_cross = torch.linalg.cross(v_r, qz_cross, dim=-1)
+            v_r = vp[..., 3 * cv:]
+            c = _cross(v_r, c)  # polar x pseudo = polar
+            qz_cross = _cross(v_r, qz_cross)
         # 4. output projections
         s_out = self.scalar_out(torch.cat([s_1, e, qz_dot], dim=-1))
-        v_out = self.vector_out(torch.cat([v_1, c, qz_cross], dim=-2))
+        v_out = self.vector_out(torch.cat([v_1, c, qz_cross], dim=-1))
         return s_out, v_out
 
 
@@ -283,14 +307,18 @@ class SE3HyenaBlock(nn.Module):
 
     ``Op`` is an :class:`SE3HyenaOperator` built from ``operator_args``, or any equivariant token
     mixer ``(s, v) -> (s, v)`` passed as ``mixer`` (the equivariant transformer passes its attention,
-    so both networks share everything but the mixer).
+    so both networks share everything but the mixer). ``checkpoint_mixer=True`` recomputes the
+    mixer in backward instead of storing its intermediates (activation checkpointing, as safari's
+    ``checkpoint_mixer``): less memory, about one more mixer forward of time.
     The gated MLP: ``h = SiLU(Lin([s, |v_c|]))``; ``s += Lin(h)``; ``v += sigma(Lin(h)) * (v W)``
     (invariant gates on a channel mix). Norms: LayerNorm on scalars, :class:`VectorRMSNorm` on vectors.
     """
 
     def __init__(self, scalar_channels: int, vector_channels: int, *, mlp_ratio: int = 2,
-                 mixer: nn.Module | None = None, **operator_args: object) -> None:
+                 mixer: nn.Module | None = None, checkpoint_mixer: bool = False,
+                 **operator_args: object) -> None:
         super().__init__()
+        self.checkpoint_mixer = checkpoint_mixer
         cs, cv = scalar_channels, vector_channels
         if mixer is not None and operator_args:
             raise TypeError(f"pass either mixer or operator arguments, got both ({sorted(operator_args)})")
@@ -308,13 +336,17 @@ class SE3HyenaBlock(nn.Module):
         self.mlp_v = VectorLinear(cv, cv)
 
     def forward(self, s: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        ds, dv = self.op(self.norm_s1(s), self.norm_v1(v))
+        sn, vn = self.norm_s1(s), self.norm_v1(v)
+        if self.checkpoint_mixer and torch.is_grad_enabled():
+            ds, dv = checkpoint(self.op, sn, vn, use_reentrant=False)
+        else:
+            ds, dv = self.op(sn, vn)
         s, v = s + ds, v + dv
         sn, vn = self.norm_s2(s), self.norm_v2(v)
-        norms = torch.sqrt(vn.pow(2).sum(-1) + 1e-8)  # [..., N, Cv]
+        norms = torch.sqrt(vn.pow(2).sum(-2) + 1e-8)  # [..., N, Cv]
         h = torch.nn.functional.silu(self.mlp_in(torch.cat([sn, norms], dim=-1)))
         s = s + self.mlp_s(h)
-        v = v + torch.sigmoid(self.mlp_g(h))[..., None] * self.mlp_v(vn)
+        v = v + torch.sigmoid(self.mlp_g(h)).unsqueeze(-2) * self.mlp_v(vn)
         return s, v
 
 
