@@ -289,7 +289,10 @@ def wigner6j_conv(
     if shifts is not None:
         r_src = r_src + shifts
         vec = vec - shifts
-    dist = vec.norm(dim=-1)  # [E]
+    sq = (vec * vec).sum(-1)  # |r|, with zero derivatives of every order at r = 0 (no NaN)
+    dist = torch.where(sq > 0, torch.where(sq > 0, sq, 1.0).sqrt(), 0.0)  # [E]
+    # coincident atoms (|r_ij| = 0) have no direction: keep only l = 0 (Y^l(0) = 0 for l > 0, as e3nn)
+    inv_dist = torch.where(dist > 0, 1 / torch.where(dist > 0, dist, torch.ones_like(dist)), 0.0)
     lmax_f = max(l_values)
     rs = solid_harmonics(lmax_f, r_src, normalization)  # [E, (Lf+1)^2]
     rt = solid_harmonics(lmax_f, r_tgt, normalization)  # [N, (Lf+1)^2]
@@ -300,47 +303,49 @@ def wigner6j_conv(
     off = 0
     for l in l_values:
         cols = torch.cat([torch.arange(b * b, (b + 1) ** 2) for b in bs_of[l]])
-        rows.append(rs[:, cols] / dist[:, None] ** l)
+        rows.append(rs[:, cols] * inv_dist[:, None] ** l)
         row_slices[l] = slice(off, off + cols.numel())
         off += cols.numel()
     omega = torch.cat(rows, dim=1)  # [E, K]
 
-    # neighbour sum as one batched matmul over padded neighbour lists
+    # neighbour sums as batched matmuls over padded neighbour lists, one per filter degree l
     a_dim = (lmax_in + 1) ** 2
     slot_edge, _, kmax = _padded_neighbours(dst, n)  # [N*kmax]
-    omega_pad = torch.cat([omega, omega.new_zeros(1, omega.shape[1])])[slot_edge]  # [N*kmax, K]
+    src_pad = torch.cat([src, src.new_zeros(1)])[slot_edge]
     if alpha.dim() == 1:
-        omega_pad = omega_pad * torch.cat([alpha, alpha.new_zeros(1)])[slot_edge, None]
-        src_pad = torch.cat([src, src.new_zeros(1)])[slot_edge]
+        omega = omega * alpha[:, None]
         feat = h[src_pad]  # [N*kmax, A, C]
     else:
-        src_pad = torch.cat([src, src.new_zeros(1)])[slot_edge]
         alpha_pad = torch.cat([alpha, alpha.new_zeros(1, c)])[slot_edge]  # [N*kmax, C]
         feat = h[src_pad] * alpha_pad[:, None, :]  # [N*kmax, A, C]
-    omega_pad = omega_pad.view(n, kmax, -1)  # [N, kmax, K]
-    feat = feat.reshape(n, kmax, a_dim * c)  # [N, kmax, A*C]
-    s_all = torch.bmm(omega_pad.transpose(1, 2), feat).view(n, -1, a_dim, c)  # [N, K, A, C]
+    feat = feat.view(n, kmax, a_dim * c)  # [N, kmax, A*C]
+    omega_pad = torch.cat([omega, omega.new_zeros(1, omega.shape[1])])[slot_edge]  # [N*kmax, K]
+    omega_pad = omega_pad.view(n, kmax, -1).transpose(1, 2)  # [N, K, kmax]
 
-    # outer products per target node, per filter degree l and input degree a
+    # outer products per target node: out[i, M, C] = sum_(A,B) u[i,A,B,M] S[i,B,A,C] w[a,l,e]
     out = h.new_zeros(n, n_out, c)
-    path_id = {p: k for k, p in enumerate(paths)}
     for l in l_values:
         es = tuple((a, e) for (a, ll, e) in paths if ll == l)
         if not es:
             continue
         table = _outer_table(lmax_in, l, lmax_out, es, bs_of[l], normalization)
         table = table.to(device=h.device, dtype=dtype)  # [A, B, G, M]
-        s_l = s_all[:, row_slices[l]]  # [N, B, A, C]
+        s_l = torch.bmm(omega_pad[:, row_slices[l]], feat).view(n, -1, a_dim, c)  # [N, B, A, C]
         u = torch.einsum("ig,abgm->iabm", rt[:, : (l + 1) ** 2], table)  # [N, A, B, M]
-        for a in range(lmax_in + 1):
-            idx = [path_id.get((a, l, _deg(m)), len(paths)) for m in range(n_out)]
-            if all(i == len(paths) for i in idx):
-                continue
-            w_am = w[torch.tensor(idx, device=h.device)]  # [M, C]
-            part = torch.einsum("ibm,ibc->imc", u[:, _sl(a)].reshape(n, -1, n_out),
-                                s_l[:, :, _sl(a)].transpose(1, 2).reshape(n, -1, c))
-            out = out + part * w_am
+        q = torch.einsum("iabm,ibac->iamc", u, s_l)  # [N, A, M, C]
+        w_l = w[_path_index_table(tuple(paths), l, lmax_in, lmax_out).to(h.device)]  # [A, M, C]
+        out = out + (q * w_l).sum(1)
     return out
+
+
+@functools.cache
+def _path_index_table(
+    paths: tuple[tuple[int, int, int], ...], l: int, lmax_in: int, lmax_out: int
+) -> Tensor:
+    """[A, M] index of path (deg(A), l, deg(M)) in ``paths``, or len(paths) (a zero row)."""
+    pid = {p: k for k, p in enumerate(paths)}
+    return torch.tensor([[pid.get((_deg(a), l, _deg(m)), len(paths))
+                          for m in range((lmax_out + 1) ** 2)] for a in range((lmax_in + 1) ** 2)])
 
 
 def _deg(m: int) -> int:
