@@ -138,7 +138,8 @@ class Wigner6jAttention(nn.Module):
         vec = pos[dst] - pos[src]
         if shifts is not None:
             vec = vec - shifts
-        r = vec.norm(dim=-1)  # [E]
+        sq = (vec * vec).sum(-1)  # |r|, with zero derivatives of every order at r = 0 (no NaN)
+        r = torch.where(sq > 0, torch.where(sq > 0, sq, 1.0).sqrt(), 0.0)  # [E]
         radial = self.radial(self.rbf(r))  # [E, C + H]
         rad_w, rad_bias = radial[:, :c], radial[:, c:]
         q = self.query(x[:, 0]).view(n, self.heads, c // self.heads)  # [N, H, C/H]

@@ -169,15 +169,19 @@ class GauntConv(nn.Module):
         vec = pos[dst] - pos[src]  # [E, 3]
         if shifts is not None:
             vec = vec - shifts
-        length = vec.norm(dim=-1)  # [E]
+        sq = (vec * vec).sum(-1)  # |r|, with zero derivatives of every order at r = 0 (no NaN)
+        length = torch.where(sq > 0, torch.where(sq > 0, sq, 1.0).sqrt(), 0.0)  # [E]
         radial = self.radial(self.basis(length)) * smooth_envelope(length, self.cutoff)[:, None]
         radial = radial.view(-1, self.lmax_sh + 1, self.channels)  # [E, L_sh+1, C]
+        # coincident atoms (|r_ij| = 0) have no direction: keep only l = 0 (Y^l(0) = 0 for l > 0)
+        radial = torch.cat([radial[:, :1], radial[:, 1:] * (length > 0).to(radial.dtype)[:, None, None]], 1)
+        safe_length = torch.where(length > 0, length, torch.ones_like(length))
         h = self.lin_in(x)  # [N, K, C]
         if self.method == "grid":
             f = self.synth(h)  # [n_p, n_t, N, C]
             n_p, n_t = f.shape[0], f.shape[1]
             f = f.reshape(n_p * n_t, *f.shape[2:]).transpose(0, 1).contiguous()  # [N, G, C]
-            direction = vec / length[:, None]  # [E, 3]
+            direction = vec / safe_length[:, None]  # [E, 3]
             cos = direction @ self.points.to(vec.dtype).reshape(-1, 3).T  # [E, G]
             legendre = _legendre(cos, self.lmax_sh) * self.addition.to(vec.dtype)  # [E, G, Ls+1]
             edge_filter = torch.bmm(legendre, radial)  # [E, G, C]
