@@ -13,8 +13,13 @@ Feature layout: ``[..., (L+1)^2, C]`` (e3nn real spherical harmonics, e3nn m-ord
 
 __version__ = "0.1.0"
 
+from equiscale.models.e2former import E2Former  # noqa: E402
 from equiscale.nn.gaunt import GauntConv, GauntManyBody, GauntSelfMix  # noqa: E402
 from equiscale.ops.gaunt import GauntTensorProduct, gaunt_power, gaunt_reference  # noqa: E402
+from equiscale.ops.neighbors import neighbor_list  # noqa: E402
+from equiscale.ops.wigner6j_conv import Wigner6jConv, edge_reference  # noqa: E402
+from equiscale.so3.wigner6j import wigner_6j  # noqa: E402
 
 __all__ = ["__version__", "GauntTensorProduct", "gaunt_power", "gaunt_reference",
-           "GauntConv", "GauntManyBody", "GauntSelfMix"]
+           "GauntConv", "GauntManyBody", "GauntSelfMix",
+           "E2Former", "Wigner6jConv", "edge_reference", "neighbor_list", "wigner_6j"]

@@ -1,5 +1,7 @@
 """equiscale.data: data sets that work offline (generators, loaders, on-disk cache)."""
 
+from equiscale.data.extxyz import Frame, read_extxyz, write_extxyz
 from equiscale.data.nbody import NBodyTrajectories, charged_particles, nbody_baselines
 
-__all__ = ["NBodyTrajectories", "charged_particles", "nbody_baselines"]
+__all__ = ["Frame", "read_extxyz", "write_extxyz", "NBodyTrajectories", "charged_particles",
+           "nbody_baselines"]

@@ -19,6 +19,8 @@ from equiscale.ops.long_conv import (
     fft_dot_conv_reference,
     next_fast_size,
 )
+from equiscale.ops.neighbors import Neighbors, edge_vectors, neighbor_list
+from equiscale.ops.wigner6j_conv import Wigner6jConv, conv_paths, edge_reference, wigner6j_conv
 
 __all__ = [
     "CGOddPaths",
@@ -36,4 +38,11 @@ __all__ = [
     "fft_dot_conv",
     "fft_dot_conv_reference",
     "next_fast_size",
+    "Neighbors",
+    "edge_vectors",
+    "neighbor_list",
+    "Wigner6jConv",
+    "conv_paths",
+    "edge_reference",
+    "wigner6j_conv",
 ]

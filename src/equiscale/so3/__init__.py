@@ -26,9 +26,22 @@ from equiscale.so3.layout import (
     sh_orders,
     to_e3nn,
 )
+from equiscale.so3.solid_harmonics import addition_coefficient, solid_harmonics
 from equiscale.so3.spherical_harmonics import real_spherical_harmonics
+from equiscale.so3.wigner6j import (
+    recoupling_coefficient,
+    wigner6j_conv_weights,
+    wigner_6j,
+    wigner_6j_exact,
+)
 
 __all__ = [
+    "addition_coefficient",
+    "recoupling_coefficient",
+    "solid_harmonics",
+    "wigner6j_conv_weights",
+    "wigner_6j",
+    "wigner_6j_exact",
     "from_e3nn",
     "gaunt_coefficients",
     "gaunt_coefficients_sparse",
