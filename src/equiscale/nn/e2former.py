@@ -92,6 +92,7 @@ class Gate(nn.Module):
 
 def _segment_sink_softmax(logits: Tensor, weight: Tensor, dst: Tensor, n: int) -> Tensor:
     """a_e = w_e exp(s_e) / (1 + sum_(e' -> i) w_e' exp(s_e')) per target i; logits [E, H]."""
+    logits = logits.to(weight.dtype)  # the softmax stays in the envelope's (float32) precision under autocast
     m = torch.zeros(n, logits.shape[1], dtype=logits.dtype, device=logits.device)
     m = m.scatter_reduce(0, dst[:, None].expand_as(logits), logits.detach(), "amax",
                          include_self=True)  # max(0, max_j s): exact shift, no overflow

@@ -217,7 +217,8 @@ def _term_count(n: int, causal: bool, device: torch.device, dtype: torch.dtype) 
 
 def _cross(a: Tensor, b: Tensor) -> Tensor:
     """Cross product on the x, y, z axis -2 of ``[..., 3, C]``."""
-    return torch.linalg.cross(a, b, dim=-2)
+    dt = torch.promote_types(a.dtype, b.dtype)  # mixed under autocast (bf16 projections, f32 convs)
+    return torch.linalg.cross(a.to(dt), b.to(dt), dim=-2)
 
 
 class SE3HyenaOperator(nn.Module):

@@ -96,7 +96,7 @@ def _check_pair(name_a: str, a: Tensor, name_b: str, b: Tensor, dim: int, causal
         if vector and not (-x.dim() <= vector_dim < 0 and x.shape[vector_dim] == 3):
             raise ValueError(f"{name} must have a vector axis of size 3 at vector_dim={vector_dim}, "
                              f"got shape {tuple(x.shape)}")
-    if a.dtype != b.dtype:
+    if a.dtype != b.dtype and not torch.is_autocast_enabled(a.device.type):  # autocast: computed in float32
         raise TypeError(f"{name_a} and {name_b} must share a dtype, got {a.dtype} and {b.dtype}")
     if a.device != b.device:
         raise ValueError(f"{name_a} and {name_b} must be on one device, got {a.device} and {b.device}")

@@ -262,6 +262,8 @@ def wigner6j_conv(
     """
     if centring not in _CENTRINGS:
         raise ValueError(f"centring must be one of {_CENTRINGS}, got {centring!r}")
+    if torch.is_autocast_enabled(h.device.type) and pos.is_floating_point():
+        h, alpha = h.to(pos.dtype), alpha.to(pos.dtype)  # autocast: one dtype in; matmuls follow autocast
     n, c, e_count = _check_inputs(h, pos, edge_index, alpha, batch, shifts, lmax_in)
     l_values = sorted(set(l_filter))
     paths = conv_paths(lmax_in, l_values, lmax_out, parity)
