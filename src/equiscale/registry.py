@@ -38,6 +38,7 @@ TASKS: dict[str, str] = {
 BENCHES: dict[str, str] = {
     "tp": "equiscale.bench.tp",
     "conv": "equiscale.bench.conv",
+    "context": "equiscale.bench.context",
 }
 
 DATASETS: dict[str, str] = {
