@@ -103,3 +103,17 @@ def test_layers_equivariant_and_bad_input():
         model({"pos": torch.zeros(2, 3)})
     with pytest.raises(ValueError, match="pos must be"):
         model({"pos": torch.zeros(2, 2), "z": torch.ones(2, dtype=torch.long)})
+
+
+def test_edge_method_gives_the_same_model():
+    pos, z, batch = _molecules(5)
+    node = _model()
+    edge = _model(conv_method="edge")
+    edge.load_state_dict(node.state_dict())
+    a = node({"pos": pos, "z": z, "batch": batch})
+    b = edge({"pos": pos, "z": z, "batch": batch})
+    torch.testing.assert_close(a["energy"], b["energy"], rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(a["forces"], b["forces"], rtol=1e-9, atol=1e-12)
+    assert edge.blocks[0].attn.conv.method == "edge"
+    with pytest.raises(ValueError, match="method"):
+        _model(conv_method="fast")

@@ -123,3 +123,15 @@ def test_ase_calculator_forces_and_nve():
     dyn.run(20)
     etot1 = atoms.get_potential_energy() + atoms.get_kinetic_energy()
     assert abs(etot1 - etot0) < 1e-4
+
+
+def test_nve_drift_reports_energies():
+    from ase.build import molecule
+
+    from equiscale.train.ase_calculator import nve_drift
+
+    torch.manual_seed(0)
+    model = E2Former(channels=8, lmax=1, num_layers=1, heads=2, num_radial=4, cutoff=4.0)
+    r = nve_drift(molecule("H2O"), EquiscaleCalculator(model), steps=20, record_every=5)
+    assert len(r["total_energy_eV"]) == 5 and r["duration_ps"] == pytest.approx(0.01)
+    assert abs(r["drift_eV"]) < 1e-3 and r["mean_temperature_K"] > 0

@@ -38,6 +38,8 @@ class E2Former(nn.Module):
         ffn_multiplier: hidden width of the feed-forward network in units of C.
         parity: "even" (E(3)) or "all" (SO(3) paths, as in the E2Former paper).
         centring: Wigner6jConv centring, "structure" or "target".
+        conv_method: "node" (Wigner-6j factorisation) or "edge" (the same model with one CG
+            tensor product per edge: a same-size edge-TP baseline with identical outputs).
         compute_forces: return forces = -dE/dpos.
         direct_forces: also return a directly predicted force (l = 1 head).
         energy_scale, energy_shift: per-atom output scale and shift (data statistics).
@@ -55,6 +57,7 @@ class E2Former(nn.Module):
         ffn_multiplier: int = 2,
         parity: str = "even",
         centring: str = "structure",
+        conv_method: str = "node",
         compute_forces: bool = True,
         direct_forces: bool = False,
         energy_scale: float = 1.0,
@@ -71,7 +74,8 @@ class E2Former(nn.Module):
         self.embed = nn.Embedding(num_elements, channels)
         self.blocks = nn.ModuleList(
             E2FormerBlock(lmax, channels, heads=heads, num_radial=num_radial, cutoff=cutoff,
-                          ffn_multiplier=ffn_multiplier, parity=parity, centring=centring)
+                          ffn_multiplier=ffn_multiplier, parity=parity, centring=centring,
+                          conv_method=conv_method)
             for _ in range(num_layers)
         )
         self.norm = EquivariantRMSNorm(lmax, channels)

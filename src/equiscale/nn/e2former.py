@@ -114,6 +114,7 @@ class Wigner6jAttention(nn.Module):
         cutoff: float = 5.0,
         parity: str = "even",
         centring: str = "structure",
+        conv_method: str = "node",
     ) -> None:
         super().__init__()
         if channels % heads:
@@ -125,7 +126,8 @@ class Wigner6jAttention(nn.Module):
         self.rbf = GaussianBasis(num_radial, cutoff)
         self.radial = nn.Sequential(nn.Linear(num_radial, channels), nn.SiLU(),
                                     nn.Linear(channels, channels + heads))
-        self.conv = Wigner6jConv(lmax, lmax, lmax, parity=parity, centring=centring)
+        self.conv = Wigner6jConv(lmax, lmax, lmax, parity=parity, centring=centring,
+                                 method=conv_method)
         n_paths = len(self.conv.paths)
         per_output = [sum(1 for p in self.conv.paths if p[2] == e) for e in range(lmax + 1)]
         scale = torch.tensor([1 / math.sqrt(per_output[e]) for (_, _, e) in self.conv.paths])
@@ -158,12 +160,13 @@ class E2FormerBlock(nn.Module):
 
     def __init__(self, lmax: int, channels: int, *, heads: int = 4, num_radial: int = 16,
                  cutoff: float = 5.0, ffn_multiplier: int = 2, parity: str = "even",
-                 centring: str = "structure") -> None:
+                 centring: str = "structure", conv_method: str = "node") -> None:
         super().__init__()
         hidden = ffn_multiplier * channels
         self.norm1 = EquivariantRMSNorm(lmax, channels)
         self.attn = Wigner6jAttention(lmax, channels, heads=heads, num_radial=num_radial,
-                                      cutoff=cutoff, parity=parity, centring=centring)
+                                      cutoff=cutoff, parity=parity, centring=centring,
+                                      conv_method=conv_method)
         self.norm2 = EquivariantRMSNorm(lmax, channels)
         self.ffn = nn.Sequential(SO3Linear(lmax, channels, hidden), Gate(lmax, hidden),
                                  SO3Linear(lmax, hidden, channels))

@@ -360,7 +360,8 @@ class Wigner6jConv(nn.Module):
 
     ``forward(h, pos, edge_index, alpha, *, batch=None, shifts=None, path_weights=None)`` ->
     [N, (lmax_out+1)^2, C]. ``self.paths`` lists the (a, l, e) paths in the order of
-    ``path_weights``; ``self.centring`` says which centring runs.
+    ``path_weights``; ``self.centring`` says which centring runs; ``method="edge"`` runs
+    :func:`edge_reference` instead (same result, for comparisons), visible as ``self.method``.
     """
 
     def __init__(
@@ -372,8 +373,12 @@ class Wigner6jConv(nn.Module):
         parity: str = "all",
         normalization: str = "component",
         centring: str = "structure",
+        method: str = "node",
     ) -> None:
         super().__init__()
+        if method not in ("node", "edge"):
+            raise ValueError(f"method must be 'node' or 'edge', got {method!r}")
+        self.method = method
         for name, value in (("lmax_in", lmax_in), ("lmax_out", lmax_out)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"{name} must be a non-negative int, got {value!r}")
@@ -397,6 +402,9 @@ class Wigner6jConv(nn.Module):
         shifts: Tensor | None = None,
         path_weights: Tensor | None = None,
     ) -> Tensor:
+        if self.method == "edge":
+            return self.reference(h, pos, edge_index, alpha, shifts=shifts,
+                                  path_weights=path_weights)
         return wigner6j_conv(
             h, pos, edge_index, alpha, lmax_in=self.lmax_in, l_filter=self.l_filter,
             lmax_out=self.lmax_out, parity=self.parity, path_weights=path_weights, batch=batch,
@@ -415,4 +423,4 @@ class Wigner6jConv(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"lmax_in={self.lmax_in}, lmax_out={self.lmax_out}, l_filter={self.l_filter}, "
-                f"paths={len(self.paths)}, centring={self.centring!r}")
+                f"paths={len(self.paths)}, centring={self.centring!r}, method={self.method!r}")

@@ -64,3 +64,87 @@ class EquiscaleCalculator(Calculator):
             e += float(self.atom_refs[a.numbers].sum())
         self.results = {"energy": e, "free_energy": e,
                         "forces": forces.detach().cpu().numpy().astype(np.float64)}
+
+
+def nve_drift(atoms, calc, *, temperature: float = 300.0, timestep_fs: float = 0.5,
+              steps: int = 2000, record_every: int = 10, seed: int = 0) -> dict:
+    """Velocity-Verlet NVE from Maxwell-Boltzmann velocities; total-energy drift and fluctuation.
+
+    Returns times (fs), total/potential/kinetic energies (eV) every ``record_every`` steps, the
+    end-minus-start drift, the least-squares drift rate (eV/ps) and the standard deviation of the
+    total energy, each also per atom.
+    """
+    from ase import units
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary, ZeroRotation
+    from ase.md.verlet import VelocityVerlet
+
+    atoms = atoms.copy()
+    atoms.calc = calc
+    MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=np.random.default_rng(seed))
+    Stationary(atoms)
+    ZeroRotation(atoms)
+    dyn = VelocityVerlet(atoms, timestep_fs * units.fs)
+    t, etot, epot, ekin = [], [], [], []
+
+    def record():
+        p, k = atoms.get_potential_energy(), atoms.get_kinetic_energy()
+        t.append(dyn.nsteps * timestep_fs)
+        epot.append(float(p))
+        ekin.append(float(k))
+        etot.append(float(p + k))
+
+    dyn.attach(record, interval=record_every)
+    dyn.run(steps)
+    tt, ee = np.array(t), np.array(etot)
+    slope = float(np.polyfit(tt / 1000.0, ee, 1)[0]) if len(tt) > 1 else 0.0
+    n = len(atoms)
+    return {
+        "atoms": n, "steps": steps, "timestep_fs": timestep_fs, "duration_ps": steps * timestep_fs / 1000,
+        "temperature_K": temperature,
+        "drift_eV": float(ee[-1] - ee[0]), "drift_eV_per_atom": float(ee[-1] - ee[0]) / n,
+        "drift_rate_eV_per_ps": slope, "drift_rate_eV_per_atom_per_ps": slope / n,
+        "total_energy_std_eV": float(ee.std()), "potential_energy_std_eV": float(np.std(epot)),
+        "mean_temperature_K": float(np.mean(ekin) / (1.5 * units.kB * n)),
+        "time_fs": t, "total_energy_eV": etot, "potential_energy_eV": epot,
+    }
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """``python -m equiscale.train.ase_calculator --checkpoint C --molecule CH3CH2OH``: NVE drift
+    of a trained model over ``--steps`` (default 1 ps), beside the same run with GFN2-xTB."""
+    import argparse
+    import time
+
+    from ase.build import molecule
+
+    from equiscale.bench.common import write_record
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--checkpoint", required=True)
+    parser.add_argument("--molecule", default="CH3CH2OH")
+    parser.add_argument("--temperature", type=float, default=300.0)
+    parser.add_argument("--timestep", type=float, default=0.5, help="fs")
+    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--reference", choices=["xtb", "none"], default="xtb")
+    parser.add_argument("--out", default="results/e2former_md_nve.json")
+    args = parser.parse_args(argv)
+    started = time.time()
+    torch.set_num_threads(1)
+    atoms = molecule(args.molecule)
+    kw = dict(temperature=args.temperature, timestep_fs=args.timestep, steps=args.steps)
+    runs = {"model": nve_drift(atoms, EquiscaleCalculator.from_checkpoint(args.checkpoint), **kw)}
+    if args.reference == "xtb":
+        from equiscale.data.md import make_calculator
+
+        runs["gfn2_xtb"] = nve_drift(atoms, make_calculator("xtb"), **kw)
+    for name, r in runs.items():
+        print(f"{name}: drift {r['drift_eV']:+.5f} eV over {r['duration_ps']} ps "
+              f"({r['drift_rate_eV_per_atom_per_ps']:+.2e} eV/atom/ps), total-energy std "
+              f"{r['total_energy_std_eV']:.5f} eV, mean T {r['mean_temperature_K']:.0f} K")
+    record = {"experiment": "nve_drift", "molecule": args.molecule, "checkpoint": args.checkpoint,
+              "settings": vars(args), "runs": runs}
+    return write_record(args.out, record, started=started)
+
+
+if __name__ == "__main__":
+    main()
