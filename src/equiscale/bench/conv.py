@@ -12,7 +12,10 @@ Measured in one run, on the same inputs and device:
    checked in the run (the run fails above ``--check-tol``).
 2. vs atoms (``--atoms-scan``) at ``--scan-neighbors``: neighbour-list construction (vesin cell
    lists) and the forward pass; fitted exponents t ~ N^p.
-3. precision: float32 vs a float64 edge reference for a molecule-sized cluster shifted by 0..1e4 A
+3. model: E2Former (``--model-channels``, L = ``--lmax``, ``--model-layers``) energy + forces, with
+   node-level convolutions vs the same model with edge tensor products (``conv_method="edge"``,
+   identical outputs, checked), on ``--model-atoms`` at ``--scan-neighbors``.
+4. precision: float32 vs a float64 edge reference for a molecule-sized cluster shifted by 0..1e4 A
    and for periodic boxes of growing size, per centring ("none" is the public E2Former scheme).
 
 Writes JSON (default ``results/bench_conv_<device>.json``) and a PNG beside it.
@@ -48,6 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scan-neighbors", type=int, default=32)
     parser.add_argument("--reference-max-edges", type=int, default=70_000,
                         help="skip edge_reference above this many edges in the atoms scan")
+    parser.add_argument("--model-atoms", type=int, default=216)
+    parser.add_argument("--model-channels", type=int, default=64)
+    parser.add_argument("--model-layers", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--check-tol", type=float, default=1e-4)
@@ -134,6 +140,54 @@ def _check(inp, args) -> dict[str, float]:
             fast = _runner(m, inp, args.lmax, False)()
             out[m] = float((fast - ref).norm() / ref.norm())
     return out
+
+
+def _model_comparison(args, dtype) -> dict[str, Any]:
+    """E2Former energy+forces (forward with create_graph-free force backward) and a training
+    step (energy+forces loss backward), node vs edge convolutions, same weights and inputs."""
+    from equiscale.models.e2former import E2Former
+
+    pos, cell = lattice_system(args.model_atoms, args.scan_neighbors, args.cutoff, seed=11)
+    n = pos.shape[0]
+    dev = torch.device(args.device)
+    z = torch.randint(1, 9, (n,), generator=torch.Generator().manual_seed(0)).to(dev)
+    nb = neighbor_list(pos, args.cutoff, cell=cell, pbc=True)
+    batch = {"pos": pos.to(dev, dtype), "z": z, "edge_index": nb.edge_index.to(dev),
+             "shifts": nb.shifts.to(dev, dtype)}
+    kw = dict(channels=args.model_channels, lmax=args.lmax, num_layers=args.model_layers,
+              cutoff=args.cutoff)
+    torch.manual_seed(0)
+    models = {"node": E2Former(**kw).to(dev, dtype)}
+    models["edge"] = E2Former(conv_method="edge", **kw).to(dev, dtype)
+    models["edge"].load_state_dict(models["node"].state_dict())
+    out = {m: models[m].eval()(batch) for m in models}
+    diff = float((out["node"]["forces"] - out["edge"]["forces"]).norm()
+                 / out["edge"]["forces"].norm())
+    if not diff < max(args.check_tol, 1e-3):
+        raise RuntimeError(f"E2Former node and edge forces differ: {diff:.2e}")
+    res: dict[str, Any] = {"atoms": n, "edges": int(nb.edge_index.shape[1]), **kw,
+                           "rel_diff_forces": diff}
+    for m, model in models.items():
+        model.eval()
+        res[f"{m}:energy_forces"] = time_fn(lambda model=model: model(batch), warmup=args.warmup,
+                                            repeats=args.repeats, device=args.device)
+        model.train()
+
+        def step(model=model):
+            o = model(batch)
+            (o["energy"].square().sum() + o["forces"].square().sum()).backward()
+            model.zero_grad(set_to_none=True)
+
+        res[f"{m}:train_step"] = time_fn(step, warmup=args.warmup, repeats=args.repeats,
+                                         device=args.device)
+    for mode in ("energy_forces", "train_step"):
+        res[f"speedup_{mode}"] = res[f"edge:{mode}"]["median_ms"] / res[f"node:{mode}"]["median_ms"]
+    print(f"E2Former C={kw['channels']} L={kw['lmax']} T={kw['num_layers']}, {n} atoms, "
+          f"{res['edges']} edges: energy+forces node {res['node:energy_forces']['median_ms']:.0f} ms"
+          f" / edge {res['edge:energy_forces']['median_ms']:.0f} ms; train step node "
+          f"{res['node:train_step']['median_ms']:.0f} / edge {res['edge:train_step']['median_ms']:.0f}"
+          f" ms (forces rel. diff {diff:.1e})")
+    return res
 
 
 def _precision(args) -> dict[str, Any]:
@@ -237,6 +291,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 atoms, [r["results"][m][mode]["median_ms"] for r in atom_rows])
     print("fitted exponents t ~ atoms^p:", {k: round(v, 3) for k, v in exponents.items()})
 
+    model_rows = _model_comparison(args, dtype)
+
     precision = _precision(args)
     for row in precision["rows"]:
         print("precision", row)
@@ -252,6 +308,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "vs_neighbors": neighbor_rows,
         "vs_atoms": atom_rows,
         "exponents_in_atoms": exponents,
+        "model": model_rows,
         "precision": precision,
     }
     out = Path(args.out or f"results/bench_conv_{device_slug(args.device)}.json")
