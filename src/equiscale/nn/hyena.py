@@ -18,9 +18,15 @@ does, per token ``i`` (all sums over tokens are FFT long convolutions, O(N log N
      ``c = (v_q ⊛x v_k) / count`` (cross product, :func:`~equiscale.ops.fft_cross_conv`) and
      ``e = (v_q ⊛. v_k) / count`` (dot product, :func:`~equiscale.ops.fft_dot_conv`), ``count`` the
      number of terms in each output;
-   - local geometric products with the context: ``<v_q, z>`` (invariant) and ``v_q x z``.
+   - local geometric products with the context: ``<v_q, z>`` (invariant) and ``v_q x z``;
+   - a *normalised* long convolution (our addition): ``m = (h+ ⊛ (w v_v)) / (h+ ⊛ w)`` with
+     positive token weights ``w = exp(10 tanh(g_w / 10))`` and a positive implicit filter
+     ``h+ = softplus(h_a)``: a convex combination of value vectors (linear attention with token-wise
+     logits and a positional kernel). It can broadcast one token's vector exactly, which gated sums
+     cannot (their magnitude depends on how many tokens they sum); ``<v_q, m>`` joins the scalars.
    ``h_s, h_v`` are implicit filters (:class:`ImplicitFilter`).
-4. **Output projection.** ``s_out = Lin([s_1, e, <v_q, z>])``; ``v_out = [v_1, c', (v_q x z)'] W_o``
+4. **Output projection.** ``s_out = Lin([s_1, e, <v_q, z>, <v_q, m>])``;
+   ``v_out = [v_1, c', (v_q x z)', m] W_o``
    (channel mixing, no bias).
 
 **E(3) vs SE(3).** A cross product of two polar vectors is a *pseudovector*: under an improper
@@ -60,6 +66,7 @@ __all__ = [
 ]
 
 PARITIES = ("se3", "e3")
+_LOGIT_BOUND = 10.0  # weights of the normalised convolution lie in [e^-10, e^10]
 
 
 class Sine(nn.Module):
@@ -249,16 +256,17 @@ class SE3HyenaOperator(nn.Module):
         n_vec = 4 if parity == "e3" else 3  # v_q, v_k, v_v (+ v_r)
         self.dot_proj = VectorLinear(cv, cv)
         self.scalar_in = nn.Linear(cs + cv, 3 * cs)
-        self.gate_in = nn.Linear(cs + cv, 2 * cv)
+        self.gate_in = nn.Linear(cs + cv, 3 * cv)
         self.vector_in = VectorLinear(cv, n_vec * cv)
         self.short_s = ShortConv(3 * cs, short_kernel, causal)
         self.short_v = ShortConv(n_vec * cv, short_kernel, causal)
         self.filter_s = ImplicitFilter(cs, causal=causal, hidden=filter_hidden, bands=filter_bands)
         self.filter_v = ImplicitFilter(cv, causal=causal, hidden=filter_hidden, bands=filter_bands)
+        self.filter_a = ImplicitFilter(cv, causal=causal, hidden=filter_hidden, bands=filter_bands)
         self.skip_s = nn.Parameter(torch.randn(cs))
         self.skip_v = nn.Parameter(torch.randn(cv))
-        self.scalar_out = nn.Linear(cs + 2 * cv, cs)
-        self.vector_out = VectorLinear(3 * cv, cv)
+        self.scalar_out = nn.Linear(cs + 3 * cv, cs)
+        self.vector_out = VectorLinear(4 * cv, cv)
 
     def _project(self, inv: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         """Projections and short convolutions: ``[..., N, 3 Cs]`` and ``[..., N, 3, n_vec Cv]``."""
@@ -277,7 +285,7 @@ class SE3HyenaOperator(nn.Module):
             sp, vp = self._project(inv, v)
         s_q, s_k, s_v = sp.split(cs, dim=-1)  # 3 x [..., N, Cs]
         v_q, v_k, v_v = vp[..., :cv], vp[..., cv:2 * cv], vp[..., 2 * cv:3 * cv]  # [..., N, 3, Cv]
-        g_q, g_k = self.gate_in(inv).unsqueeze(-2).split(cv, dim=-1)  # 2 x [..., N, 1, Cv]
+        g_q, g_k, g_w = self.gate_in(inv).unsqueeze(-2).split(cv, dim=-1)  # 3 x [..., N, 1, Cv]
         # 2. global context: implicit-filter long convolutions (Hyena order 2 with skip)
         x_s = s_k * s_v  # [..., N, Cs]
         a = fft_conv(x_s, self.filter_s(n), self.causal) + self.skip_s * x_s
@@ -286,20 +294,30 @@ class SE3HyenaOperator(nn.Module):
         z = fft_conv(x_v, self.filter_v(n)[:, None, :], self.causal, dim=-3)
         z = z + self.skip_v * x_v
         v_1 = g_q * z  # [..., N, 3, Cv]
+        # normalised long convolution: a positional weighted average of the value vectors,
+        # m_i = sum_j h+_{i-j} w_j v_j / sum_j h+_{i-j} w_j with w_j = exp(B tanh(g_w,j / B)) > 0
+        # and h+ = softplus(filter) > 0 (a convex combination: linear attention with token-wise
+        # logits and a positional kernel; it lets one token's vector be broadcast exactly)
+        w = torch.exp(_LOGIT_BOUND * torch.tanh(g_w / _LOGIT_BOUND))  # [..., N, 1, Cv]
+        h_a = torch.nn.functional.softplus(self.filter_a(n))  # [M, Cv]
+        num = fft_conv(w * v_v, h_a[:, None, :], self.causal, dim=-3)  # [..., N, 3, Cv]
+        den = fft_conv(w.squeeze(-2), h_a, self.causal)  # [..., N, Cv]
+        m = num / (den.unsqueeze(-2) + 1e-12)
         # 3. geometric long convolution of queries with keys (averaged over the summed pairs)
         count = _term_count(n, self.causal, s.device, s.dtype)  # [N]
         c, e = fft_cross_dot_conv(v_q, v_k, self.causal, dim=-3, vector_dim=-2)
         c = c / count[:, None, None]  # [..., N, 3, Cv] pseudovector
         e = e / count[:, None]  # [..., N, Cv] invariant
         qz_dot = (v_q * z).sum(-2)  # [..., N, Cv]
+        qm_dot = (v_q * m).sum(-2)  # [..., N, Cv]
         qz_cross = _cross(v_q, z)  # pseudovector
         if self.parity == "e3":
             v_r = vp[..., 3 * cv:]
             c = _cross(v_r, c)  # polar x pseudo = polar
             qz_cross = _cross(v_r, qz_cross)
         # 4. output projections
-        s_out = self.scalar_out(torch.cat([s_1, e, qz_dot], dim=-1))
-        v_out = self.vector_out(torch.cat([v_1, c, qz_cross], dim=-1))
+        s_out = self.scalar_out(torch.cat([s_1, e, qz_dot, qm_dot], dim=-1))
+        v_out = self.vector_out(torch.cat([v_1, c, qz_cross, m], dim=-1))
         return s_out, v_out
 
 
