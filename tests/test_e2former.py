@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -117,3 +118,37 @@ def test_edge_method_gives_the_same_model():
     assert edge.blocks[0].attn.conv.method == "edge"
     with pytest.raises(ValueError, match="method"):
         _model(conv_method="fast")
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # ASE's numerical-stress helper
+def test_stress_matches_finite_strain_and_ase():
+    from ase import Atoms
+
+    from equiscale.train.ase_calculator import EquiscaleCalculator
+
+    torch.manual_seed(0)
+    model = E2Former(channels=8, lmax=1, num_layers=1, heads=2, num_radial=4, cutoff=3.0,
+                     compute_stress=True).double().eval()
+    g = torch.Generator().manual_seed(1)
+    cell = torch.tensor([[3.6, 0.1, 0.0], [0.0, 3.5, 0.2], [0.1, 0.0, 3.7]], dtype=torch.float64)
+    pos = torch.rand(4, 3, generator=g, dtype=torch.float64) @ cell
+    z = torch.full((4,), 29)
+    kw = dict(z=z, pbc=torch.tensor([[True, True, True]]))
+    out = model({"pos": pos, "cell": cell[None], **kw})
+    assert out["stress"].shape == (1, 3, 3)
+    sigma = out["stress"][0].detach()
+    volume = float(torch.linalg.det(cell))
+    d = 1e-5
+    for i, j in [(0, 0), (1, 2), (2, 1)]:
+        eps = torch.zeros(3, 3, dtype=torch.float64)
+        eps[i, j] = eps[j, i] = d / 2 if i != j else d
+        def energy(e):
+            m = torch.eye(3, dtype=torch.float64) + e
+            return float(model({"pos": pos @ m, "cell": (cell @ m)[None], **kw})["energy"].detach())
+        fd = (energy(eps) - energy(-eps)) / (2 * d) / volume
+        expected = float(sigma[i, j] + sigma[j, i]) / 2 if i != j else float(sigma[i, i])
+        assert fd == pytest.approx(expected, rel=1e-5, abs=1e-10)
+    atoms = Atoms(numbers=[29] * 4, positions=pos.numpy(), cell=cell.numpy(), pbc=True)
+    atoms.calc = EquiscaleCalculator(model)
+    numerical = atoms.calc.calculate_numerical_stress(atoms, d=1e-5)
+    assert np.allclose(atoms.get_stress(), numerical, rtol=1e-4, atol=1e-9)

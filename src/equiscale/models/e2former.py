@@ -14,7 +14,9 @@ invariant under rotations, reflections and translations and the forces rotate wi
 ``forward(batch)`` takes ``pos [n_atoms, 3]``, ``z [n_atoms]`` (atomic numbers), ``batch
 [n_atoms]`` (structure index, sorted; optional for one structure) and returns
 ``{"energy": [B], "forces": [n_atoms, 3]}`` (forces when ``compute_forces``; with
-``direct_forces`` an extra ``"direct_forces"`` head predicts them from the l = 1 features).
+``direct_forces`` an extra ``"direct_forces"`` head predicts them from the l = 1 features; with
+``compute_stress`` and a ``"cell"`` in the batch, ``"stress" [B, 3, 3]`` = (1/V) dE/d(strain),
+from the same backward pass, positions and cell strained together).
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ class E2Former(nn.Module):
         conv_method: "node" (Wigner-6j factorisation) or "edge" (the same model with one CG
             tensor product per edge: a same-size edge-TP baseline with identical outputs).
         compute_forces: return forces = -dE/dpos.
+        compute_stress: also return ``"stress" [B, 3, 3]`` = (1/V) dE/d(strain) (eV/A^3, ASE's
+            sign) for periodic structures (``"cell"`` in the batch); needs compute_forces.
         direct_forces: also return a directly predicted force (l = 1 head).
         energy_scale, energy_shift: per-atom output scale and shift (data statistics).
     """
@@ -59,6 +63,7 @@ class E2Former(nn.Module):
         centring: str = "structure",
         conv_method: str = "node",
         compute_forces: bool = True,
+        compute_stress: bool = False,
         direct_forces: bool = False,
         energy_scale: float = 1.0,
         energy_shift: float = 0.0,
@@ -70,6 +75,9 @@ class E2Former(nn.Module):
             raise ValueError("direct_forces needs lmax >= 1")
         self.lmax, self.channels, self.cutoff = lmax, channels, cutoff
         self.compute_forces, self.direct_forces = compute_forces, direct_forces
+        if compute_stress and not compute_forces:
+            raise ValueError("compute_stress needs compute_forces=True")
+        self.compute_stress = compute_stress
         self.energy_scale, self.energy_shift = float(energy_scale), float(energy_shift)
         self.embed = nn.Embedding(num_elements, channels)
         self.blocks = nn.ModuleList(
@@ -84,12 +92,18 @@ class E2Former(nn.Module):
         nn.init.zeros_(self.atom_ref.weight)
         self.force_head = nn.Linear(channels, 1, bias=False) if direct_forces else None
 
-    def _graph(self, batch: dict[str, Tensor], pos: Tensor, index: Tensor | None):
+    def _graph(self, batch: dict[str, Tensor], pos: Tensor, index: Tensor | None,
+               cell: Tensor | None, idx: Tensor):
         if "edge_index" in batch:
             return batch["edge_index"], batch.get("shifts")
-        nb = neighbor_list(pos.detach(), self.cutoff, batch=index, cell=batch.get("cell"),
-                           pbc=batch.get("pbc"))
-        shifts = nb.shifts if batch.get("cell") is not None else None
+        nb = neighbor_list(pos.detach(), self.cutoff, batch=index,
+                           cell=None if cell is None else cell.detach(), pbc=batch.get("pbc"))
+        if cell is None:
+            return nb.edge_index, None
+        cell_b = cell if cell.dim() == 3 else cell[None]
+        # shifts from the (possibly strained) cell, so that dE/dstrain sees them
+        shifts = torch.einsum("ek,ekx->ex", nb.cell_shifts.to(pos.dtype),
+                              cell_b.expand(int(idx.max()) + 1, 3, 3)[idx[nb.edge_index[1]]])
         return nb.edge_index, shifts
 
     def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -110,10 +124,21 @@ class E2Former(nn.Module):
         n_struct = int(index.max()) + 1 if index is not None and n else 1
         idx = index.long() if index is not None else torch.zeros(n, dtype=torch.long,
                                                                   device=pos.device)
+        cell = batch.get("cell")
         with torch.enable_grad():
             if self.compute_forces and not pos.requires_grad:
                 pos = pos.detach().requires_grad_(True)
-            edge_index, shifts = self._graph(batch, pos, index)
+            pos_in = pos
+            strain = None
+            if self.compute_stress and cell is not None:
+                # E(r (1 + e), cell (1 + e)); stress = (1/V) dE/de at e = 0 (ASE's sign)
+                strain = torch.zeros(n_struct, 3, 3, dtype=pos.dtype, device=pos.device,
+                                     requires_grad=True)
+                sym = 0.5 * (strain + strain.transpose(1, 2))
+                pos = pos + torch.einsum("ni,nij->nj", pos, sym[idx])
+                cell = (cell if cell.dim() == 3 else cell[None]) + torch.bmm(
+                    cell if cell.dim() == 3 else cell[None].expand(n_struct, 3, 3), sym)
+            edge_index, shifts = self._graph(batch, pos, index, cell, idx)
             x = self.embed(z)[:, None, :]  # [N, 1, C]
             x = torch.cat([x, x.new_zeros(n, (self.lmax + 1) ** 2 - 1, self.channels)], dim=1)
             for block in self.blocks:
@@ -124,9 +149,15 @@ class E2Former(nn.Module):
             energy = e_atom.new_zeros(n_struct).index_add(0, idx, e_atom)  # [B]
             out = {"energy": energy}
             if self.compute_forces:
-                (grad,) = torch.autograd.grad(energy.sum(), pos, create_graph=self.training,
-                                              allow_unused=True)
-                out["forces"] = -grad if grad is not None else torch.zeros_like(pos)
+                wrt = [pos_in] if strain is None else [pos_in, strain]
+                grads = torch.autograd.grad(energy.sum(), wrt, create_graph=self.training,
+                                            allow_unused=True)
+                grad = grads[0]
+                out["forces"] = -grad if grad is not None else torch.zeros_like(pos_in)
+                if strain is not None:
+                    volume = torch.linalg.det(cell).abs()  # [B]
+                    g = grads[1] if grads[1] is not None else torch.zeros_like(strain)
+                    out["stress"] = g / volume[:, None, None]  # [B, 3, 3], eV/A^3
         if self.force_head is not None:
             # the l = 1 block transforms like e3nn's Y^1, which is proportional to (x, y, z)
             out["direct_forces"] = self.force_head(x[:, 1:4]).squeeze(-1)

@@ -24,7 +24,7 @@ __all__ = ["EquiscaleCalculator"]
 class EquiscaleCalculator(Calculator):
     """ASE calculator wrapping an energy model (module docstring)."""
 
-    implemented_properties = ["energy", "forces", "free_energy"]
+    implemented_properties = ["energy", "forces", "free_energy", "stress"]
 
     def __init__(self, model: torch.nn.Module, *, atom_refs: np.ndarray | None = None,
                  device: str = "cpu", dtype: torch.dtype = torch.float64, **kwargs) -> None:
@@ -64,6 +64,11 @@ class EquiscaleCalculator(Calculator):
             e += float(self.atom_refs[a.numbers].sum())
         self.results = {"energy": e, "free_energy": e,
                         "forces": forces.detach().cpu().numpy().astype(np.float64)}
+        if isinstance(out, dict) and "stress" in out:
+            from ase.stress import full_3x3_to_voigt_6_stress
+
+            s = out["stress"].detach().cpu().numpy().astype(np.float64)[0]
+            self.results["stress"] = full_3x3_to_voigt_6_stress(s)
 
 
 def nve_drift(atoms, calc, *, temperature: float = 300.0, timestep_fs: float = 0.5,
