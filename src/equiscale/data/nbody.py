@@ -333,7 +333,7 @@ def _simulate(
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=m * last_step, unit="traj-step", unit_scale=True, desc="n-body")
+        bar = tqdm(total=m * last_step, unit="traj-step", unit_scale=True, desc="simulating n-body")
     for s in range(0, m, chunk):
         e = min(s + chunk, m)
         x = np.ascontiguousarray(loc0[s:e].transpose(1, 2, 0))  # [3, n, B]

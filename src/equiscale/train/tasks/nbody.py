@@ -28,7 +28,7 @@ class NBodyDataset(Dataset):
                  cache_dir: str | None = None, dtype: torch.dtype = torch.float32) -> None:
         from equiscale.data.nbody import charged_particles
 
-        traj = charged_particles(split=split, cache_dir=cache_dir, n=n)
+        traj = charged_particles(split=split, cache_dir=cache_dir, n=n, progress=True)
         total = traj.loc.shape[0]
         frames = traj.loc.shape[1]
         for name, f in (("frame_in", frame_in), ("frame_out", frame_out)):
