@@ -6,9 +6,9 @@ Both networks share embedding, norms, gated MLPs and read-out and have equal wid
 :class:`~equiscale.nn.attention.EquivariantAttention` (``scaled_dot_product_attention``, O(N^2) time;
 its CPU/GPU kernels are flash-style, O(N) memory). One run measures, on the same inputs:
 
-1. per arm and N (``--tokens``): forward and forward+backward time (median of repeats; one repeat
-   when a call takes longer than ``--long-call-s``) and peak memory (measured on the first, warm-up
-   call of each); arms are
+1. per arm and N (``--tokens``): forward and forward+backward time (best of the repeats, median
+   beside it; fewer repeats when a call takes longer than ``--long-call-s``) and peak memory
+   (measured on the first, warm-up call of each); arms are
    ``se3hyena``, ``se3hyena_ckpt`` (``checkpoint_mixer=True``), ``transformer``,
    ``transformer_ckpt`` (``--arms``);
 2. the largest N each arm fits in ``--memory-budget-mb``: the largest measured N within it, and
@@ -63,7 +63,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--long-call-s", type=float, default=3.0,
-                        help="one timed repeat when a single call takes longer than this")
+                        help="calls longer than this get --long-repeats timed repeats")
+    parser.add_argument("--long-repeats", type=int, default=1)
     parser.add_argument("--memory-budget-mb", type=float, default=1024.0)
     parser.add_argument("--fft-tokens", type=int, nargs="+",
                         default=[8192, 16384, 32768, 65536, 131072])
@@ -144,21 +145,29 @@ def _timed(fn: Callable[[], Any], args: argparse.Namespace, device: str,
            memory: bool = False) -> dict[str, Any]:
     """Time ``fn``; the first call is the warm-up and, with ``memory``, the peak-memory probe.
 
-    A call longer than ``--long-call-s`` is timed once more (repeats=1); shorter ones get
-    ``--warmup`` - 1 more warm-ups and ``--repeats`` timed calls (median).
+    A call longer than ``--long-call-s`` gets ``--long-repeats`` more timed calls, shorter ones
+    ``--warmup`` - 1 more warm-ups and ``--repeats`` timed calls. Reported: the median and the
+    minimum ("best of", the least disturbed by other processes on a shared machine; for long calls
+    the first call counts too, its warm-up cost being negligible there).
     """
     start = time.perf_counter()
     mem = peak_bytes(fn, device) if memory else None
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     first = time.perf_counter() - start
-    if first > args.long_call_s:
-        out: dict[str, Any] = dict(time_fn(fn, warmup=0, repeats=1, device=device))
-    else:
-        out = dict(time_fn(fn, warmup=max(args.warmup - 1, 0), repeats=args.repeats, device=device))
-    out["first_call_ms"] = first * 1e3
-    out["peak_bytes"] = mem
-    return out
+    long = first > args.long_call_s
+    times = []
+    for _ in range(args.long_repeats if long else args.repeats):
+        if not long and not times:
+            for _ in range(max(args.warmup - 1, 0)):
+                fn()
+        t = time_fn(fn, warmup=0, repeats=1, device=device)["median_ms"]
+        times.append(t)
+    if long:
+        times.append(first * 1e3)
+    times.sort()
+    return {"median_ms": times[len(times) // 2], "min_ms": times[0], "max_ms": times[-1],
+            "repeats": len(times), "first_call_ms": first * 1e3, "peak_bytes": mem}
 
 
 def _measure_arm(arm: str, n: int, args: argparse.Namespace) -> dict[str, Any]:
@@ -179,10 +188,10 @@ def _measure_arm(arm: str, n: int, args: argparse.Namespace) -> dict[str, Any]:
 
     t_f = _timed(fwd, args, device, memory=True)
     t_fb = _timed(fwd_bwd, args, device, memory=True)
-    return {"arm": arm, "tokens": n, "forward_ms": t_f["median_ms"],
-            "forward_p25_ms": t_f["p25_ms"], "forward_p75_ms": t_f["p75_ms"],
-            "forward_backward_ms": t_fb["median_ms"], "forward_backward_p25_ms": t_fb["p25_ms"],
-            "forward_backward_p75_ms": t_fb["p75_ms"], "repeats": t_fb["repeats"],
+    return {"arm": arm, "tokens": n, "forward_ms": t_f["min_ms"],
+            "forward_median_ms": t_f["median_ms"], "forward_max_ms": t_f["max_ms"],
+            "forward_backward_ms": t_fb["min_ms"], "forward_backward_median_ms": t_fb["median_ms"],
+            "forward_backward_max_ms": t_fb["max_ms"], "repeats": t_fb["repeats"],
             "peak_forward_backward_mb": t_fb["peak_bytes"] / 2**20,
             "peak_forward_mb": t_f["peak_bytes"] / 2**20,
             "parameters": sum(p.numel() for p in model.parameters()),
@@ -206,8 +215,8 @@ def _fft_scaling(args: argparse.Namespace) -> dict[str, Any]:
             y, d = fft_cross_dot_conv(q, k, dim=-3, vector_dim=-2)
             (y.square().sum() + d.square().sum()).backward()
 
-        t1 = _timed(conv, args, device)["median_ms"]
-        t2 = _timed(cross, args, device)["median_ms"]
+        t1 = _timed(conv, args, device)["min_ms"]
+        t2 = _timed(cross, args, device)["min_ms"]
         rows.append({"tokens": n, "fft_conv_fwd_bwd_ms": t1, "fft_cross_dot_conv_fwd_bwd_ms": t2,
                      "fft_conv_ms_per_NlogN": t1 / (n * math.log2(n)) * 1e6,
                      "fft_cross_dot_conv_ms_per_NlogN": t2 / (n * math.log2(n)) * 1e6})
@@ -307,7 +316,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         text = ", ".join(f"{k} {v:.2f}" for k, v in entry.items() if "fwd_bwd" in k or "memory" in k)
         print(f"  N={n}: {text}")
     if fft:
-        print(f"  fft exponents 8k..128k: fft_conv {fft.get('fft_conv_exponent', float('nan')):.3f}, "
+        rng = f"{min(args.fft_tokens)}..{max(args.fft_tokens)}"
+        print(f"  fft exponents {rng}: fft_conv {fft.get('fft_conv_exponent', float('nan')):.3f}, "
               f"cross_dot {fft.get('fft_cross_dot_conv_exponent', float('nan')):.3f} "
               f"(N log2 N over this range: {fft.get('exponent_of_NlogN_over_range', float('nan')):.3f})")
     print(f"wrote {out}")
