@@ -10,8 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from equiscale.reliability import properties as P
 
 STRATEGIES = P.strategies()
-EXAMPLES = {"GauntTensorProduct": 100, "gaunt_power": 40, "fft_conv": 60, "fft_cross_conv": 50,
-            "fft_dot_conv": 40, "fft_cross_dot_conv": 40, "Wigner6jConv": 80, "neighbor_list": 40}
+EXAMPLES = P.EXAMPLES
 RUN: dict[str, int] = {}
 
 

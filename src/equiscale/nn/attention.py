@@ -73,7 +73,7 @@ class EquivariantAttention(nn.Module):
         b, n = xs.shape[:2]
         xs = xs.reshape(b, n, h, self.cs // h)  # [B, N, H, ds]
         xv = xv.reshape(b, n, 3, h, self.cv // h).transpose(2, 3)  # [B, N, H, 3, dv]
-        return torch.cat([xs, xv.reshape(b, n, h, -1)], dim=-1).transpose(1, 2)
+        return torch.cat([xs, xv.reshape(b, n, h, 3 * (self.cv // h))], dim=-1).transpose(1, 2)
 
     def forward(self, s: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         if s.dim() != 3 or v.dim() != 4 or s.shape[-1] != self.cs or v.shape[-2:] != (3, self.cv):
@@ -87,5 +87,5 @@ class EquivariantAttention(nn.Module):
         out = out.transpose(1, 2)  # [B, N, H, d]
         ds = self.cs // self.heads
         s_att = out[..., :ds].reshape(b, n, self.cs)
-        v_att = out[..., ds:].reshape(b, n, self.heads, 3, -1).transpose(2, 3).reshape(b, n, 3, self.cv)
+        v_att = out[..., ds:].reshape(b, n, self.heads, 3, self.cv // self.heads).transpose(2, 3).reshape(b, n, 3, self.cv)
         return self.scalar_out(s_att), self.vector_out(v_att)

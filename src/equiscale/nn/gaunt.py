@@ -134,6 +134,8 @@ class GauntConv(nn.Module):
             raise ValueError(f"cutoff and avg_neighbors must be > 0, got {cutoff}, {avg_neighbors}")
         if method not in ("grid", "edge"):
             raise ValueError(f"method must be 'grid' or 'edge', got {method!r}")
+        if backend not in ("auto", "dense", "fourier", "grid"):
+            raise ValueError(f"backend must be 'auto', 'dense', 'fourier' or 'grid', got {backend!r}")
         self.lmax_in, self.lmax_sh, self.lmax_out = lmax_in, lmax_sh, lmax_out
         self.channels, self.cutoff, self.avg_neighbors = channels, cutoff, avg_neighbors
         self.method = method

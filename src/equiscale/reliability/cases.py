@@ -16,6 +16,7 @@ and ``python -m equiscale.reliability`` (the report counts what the tests check)
 from __future__ import annotations
 
 import contextlib
+import importlib
 import io
 import re
 from collections.abc import Callable
@@ -249,7 +250,8 @@ def bad_input_cases(tmp_dir: str | Path | None = None) -> list[BadInput]:
     from equiscale.data import nbody, recall
     from equiscale.data.extxyz import read_extxyz
     from equiscale.ops import gaunt, long_conv, neighbors
-    from equiscale.ops import wigner6j_conv as w6
+
+    w6 = importlib.import_module("equiscale.ops.wigner6j_conv")  # the package exports a function of that name
     from equiscale.train.config import TrainConfig, load_config
 
     tmp = Path(tmp_dir) if tmp_dir is not None else Path(tempfile.mkdtemp(prefix="equiscale_bad_"))
@@ -532,7 +534,8 @@ def empty_cases() -> list[EmptyInput]:
     from equiscale.data.extxyz import read_extxyz
     from equiscale.data.recall import RecallDataset
     from equiscale.ops import gaunt, long_conv, neighbors
-    from equiscale.ops import wigner6j_conv as w6
+
+    w6 = importlib.import_module("equiscale.ops.wigner6j_conv")  # the package exports a function of that name
 
     cases: list[EmptyInput] = []
 

@@ -11,7 +11,7 @@ says how much is needed and what to change when it will not fit.
 - ``"e2former"`` (large systems, energy + forces, second derivatives in training):
   bytes = itemsize * layers * E * C * (L+1)^2 * (117 + 43 L), E the number of edges.
 
-Every estimate is multiplied by :data:`SAFETY` (1.25) and adds the parameters, their gradients and
+Every estimate is multiplied by :data:`SAFETY` (1.5) and adds the parameters, their gradients and
 two Adam moments, so it is an upper bound of the measured peak (tested: between 1x and 2x of the
 measurement on sizes other than the fitted ones). It counts tensors only; the CUDA caching
 allocator adds fragmentation on top, which :func:`check_memory` leaves room for (``fraction``).
@@ -27,7 +27,7 @@ import torch
 __all__ = ["MemoryBudgetError", "SAFETY", "available_memory", "check_memory", "estimate_peak_memory",
            "format_bytes"]
 
-SAFETY = 1.25
+SAFETY = 1.5
 
 # floats per token per layer (training: forward + backward), fitted on the CPU (float32, 2026-11):
 #   (per scalar channel, per vector channel, constant), and the inference fraction.

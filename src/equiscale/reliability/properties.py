@@ -17,7 +17,7 @@ import itertools
 import torch
 from torch import Tensor
 
-__all__ = ["BUDGETS", "OPERATORS", "check_gaunt", "check_gaunt_power", "check_long_conv",
+__all__ = ["BUDGETS", "EXAMPLES", "OPERATORS", "check_gaunt", "check_gaunt_power", "check_long_conv",
            "check_wigner6j", "check_neighbors", "strategies"]
 
 F64 = torch.float64
@@ -42,6 +42,11 @@ BUDGETS: dict[str, tuple[float, float]] = {
 }
 
 OPERATORS = tuple(BUDGETS)
+
+#: hypothesis examples per operator (tests and report; the whole property file runs in ~10 s)
+EXAMPLES: dict[str, int] = {"GauntTensorProduct": 100, "gaunt_power": 40, "fft_conv": 60,
+                            "fft_cross_conv": 50, "fft_dot_conv": 40, "fft_cross_dot_conv": 40,
+                            "Wigner6jConv": 80, "neighbor_list": 40}
 
 
 def _gen(seed: int) -> torch.Generator:
