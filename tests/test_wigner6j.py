@@ -36,7 +36,7 @@ def test_exhaustive_small_arguments_equal_sympy_exactly():
 def test_sampled_arguments_up_to_8_equal_sympy():
     rng = random.Random(0)
     checked_nonzero = 0
-    for _ in range(1500):
+    for _ in range(1000):
         # draw triangles so that most samples are non-zero
         j1, j2 = rng.randint(0, 8), rng.randint(0, 8)
         j3 = rng.randint(abs(j1 - j2), min(j1 + j2, 8))
@@ -49,7 +49,7 @@ def test_sampled_arguments_up_to_8_equal_sympy():
         ref = float(sympy_6j(*js))
         assert wigner_6j(*js) == pytest.approx(ref, rel=1e-15, abs=1e-300), js
         checked_nonzero += sign != 0
-    assert checked_nonzero > 200
+    assert checked_nonzero > 150
 
 
 def test_half_integers_and_known_values():
