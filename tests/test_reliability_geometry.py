@@ -21,8 +21,15 @@ def test_degenerate_geometry_is_finite(case: C.Degenerate):
 
 def test_every_model_and_geometry_is_covered():
     entries = {c.entry for c in DEGENERATE}
-    assert {"Wigner6jConv", "E2Former", "GauntNet", "EGNN", "SE3HyenaNet",
-            "EquivariantTransformer", "FrameAveraging"} <= entries
+    assert {
+        "Wigner6jConv",
+        "E2Former",
+        "GauntNet",
+        "EGNN",
+        "SE3HyenaNet",
+        "EquivariantTransformer",
+        "FrameAveraging",
+    } <= entries
     whats = {c.what for c in DEGENERATE if c.entry == "GauntNet"}
     assert any("r_ij = 0" in w for w in whats) and any("1e4" in w for w in whats)
     assert any("collinear" in w for w in whats) and any("coplanar" in w for w in whats)

@@ -33,15 +33,42 @@ def test_empty_input_gives_shaped_finite_result(case: C.EmptyInput):
 
 def test_catalogue_covers_every_public_entry_point():
     entries = {c.entry.split(".")[0] for c in BAD}
-    expected = {"GauntTensorProduct", "gaunt_power", "fft_conv", "fft_cross_conv", "fft_dot_conv",
-                "fft_cross_dot_conv", "Wigner6jConv", "neighbor_list", "EGNN", "SE3HyenaNet",
-                "EquivariantTransformer", "FrameAveraging", "E2Former", "GauntNet",
-                "charged_particles", "make_recall_sample", "RecallDataset", "read_extxyz",
-                "load_qm9", "load_config", "TrainConfig", "equiscale train"}
+    expected = {
+        "GauntTensorProduct",
+        "gaunt_power",
+        "fft_conv",
+        "fft_cross_conv",
+        "fft_dot_conv",
+        "fft_cross_dot_conv",
+        "Wigner6jConv",
+        "neighbor_list",
+        "EGNN",
+        "SE3HyenaNet",
+        "EquivariantTransformer",
+        "FrameAveraging",
+        "E2Former",
+        "GauntNet",
+        "charged_particles",
+        "make_recall_sample",
+        "RecallDataset",
+        "read_extxyz",
+        "load_qm9",
+        "load_config",
+        "TrainConfig",
+        "equiscale train",
+    }
     assert expected <= entries, sorted(expected - entries)
     empty_entries = {c.entry.split(".")[0] for c in EMPTY}
-    assert {"GauntTensorProduct", "fft_conv", "Wigner6jConv", "neighbor_list", "EGNN",
-            "SE3HyenaNet", "E2Former", "GauntNet"} <= empty_entries
+    assert {
+        "GauntTensorProduct",
+        "fft_conv",
+        "Wigner6jConv",
+        "neighbor_list",
+        "EGNN",
+        "SE3HyenaNet",
+        "E2Former",
+        "GauntNet",
+    } <= empty_entries
 
 
 def test_runner_reports_wrong_kind_of_error_and_silence():

@@ -27,12 +27,14 @@ def _measured_token_model(name: str, b: int, n: int, cs: int, cv: int, depth: in
     return peak_memory(step), n_params
 
 
-@pytest.mark.parametrize("name,b,n,cs,cv,depth", [("se3hyena", 2, 1536, 24, 4, 1),
-                                                  ("eq_transformer", 1, 3000, 16, 8, 2)])
+@pytest.mark.parametrize(
+    "name,b,n,cs,cv,depth", [("se3hyena", 2, 1536, 24, 4, 1), ("eq_transformer", 1, 3000, 16, 8, 2)]
+)
 def test_estimate_bounds_the_measured_peak(name, b, n, cs, cv, depth):
     measured, n_params = _measured_token_model(name, b, n, cs, cv, depth)
-    est = estimate_peak_memory(name, batch=b, tokens=n, scalar_channels=cs, vector_channels=cv,
-                               depth=depth, n_parameters=n_params)
+    est = estimate_peak_memory(
+        name, batch=b, tokens=n, scalar_channels=cs, vector_channels=cv, depth=depth, n_parameters=n_params
+    )
     assert measured <= est <= 2 * measured, (measured, est)
 
 
@@ -51,8 +53,14 @@ def test_e2former_estimate_bounds_the_measured_peak():
 
     step()
     measured = peak_memory(step)
-    est = estimate_peak_memory("e2former", edges=edges, channels=24, lmax=1, layers=1,
-                               n_parameters=sum(p.numel() for p in model.parameters()))
+    est = estimate_peak_memory(
+        "e2former",
+        edges=edges,
+        channels=24,
+        lmax=1,
+        layers=1,
+        n_parameters=sum(p.numel() for p in model.parameters()),
+    )
     assert measured <= est <= 2 * measured, (measured, est)
 
 

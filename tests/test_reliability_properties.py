@@ -18,8 +18,13 @@ RUN: dict[str, int] = {}
 def test_fast_operator_matches_reference_within_budget(name):
     check, strategy = STRATEGIES[name]
 
-    @settings(max_examples=EXAMPLES[name], deadline=None, derandomize=True, database=None,
-              suppress_health_check=[HealthCheck.too_slow])
+    @settings(
+        max_examples=EXAMPLES[name],
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
     @given(strategy)
     def prop(kwargs):
         RUN[name] = RUN.get(name, 0) + 1

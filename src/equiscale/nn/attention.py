@@ -87,5 +87,6 @@ class EquivariantAttention(nn.Module):
         out = out.transpose(1, 2)  # [B, N, H, d]
         ds = self.cs // self.heads
         s_att = out[..., :ds].reshape(b, n, self.cs)
-        v_att = out[..., ds:].reshape(b, n, self.heads, 3, self.cv // self.heads).transpose(2, 3).reshape(b, n, 3, self.cv)
+        v_att = out[..., ds:].reshape(b, n, self.heads, 3, self.cv // self.heads)
+        v_att = v_att.transpose(2, 3).reshape(b, n, 3, self.cv)
         return self.scalar_out(s_att), self.vector_out(v_att)

@@ -13,6 +13,11 @@ peak-memory estimate that stops runs that will not fit, and the generator of
   tests and in the report).
 """
 
-from equiscale.reliability.memory import MemoryBudgetError, available_memory, check_memory, estimate_peak_memory
+from equiscale.reliability.memory import (
+    MemoryBudgetError,
+    available_memory,
+    check_memory,
+    estimate_peak_memory,
+)
 
 __all__ = ["MemoryBudgetError", "available_memory", "check_memory", "estimate_peak_memory"]

@@ -90,8 +90,10 @@ def run_bad_input(case: BadInput) -> str:
                 raise AssertionError(f"{case.id}: message does not mention {pattern!r}: {msg!r}") from None
         return msg
     except Exception as err:  # noqa: BLE001 - the point is to report the wrong kind of error
-        raise AssertionError(f"{case.id}: raised {type(err).__name__} instead of "
-                             f"{'/'.join(e.__name__ for e in case.exc)}: {err}") from None
+        raise AssertionError(
+            f"{case.id}: raised {type(err).__name__} instead of "
+            f"{'/'.join(e.__name__ for e in case.exc)}: {err}"
+        ) from None
     raise AssertionError(f"{case.id}: no error was raised")
 
 
@@ -177,15 +179,23 @@ def _transformer(**kw):
 def _frame_avg(**kw):
     from equiscale.models.frame_averaging import FrameAveraging
 
-    return FrameAveraging("hyena", {"scalar_channels": 8, "vector_channels": 2, "depth": 1,
-                                    "filter_hidden": 8}, **kw)
+    return FrameAveraging(
+        "hyena", {"scalar_channels": 8, "vector_channels": 2, "depth": 1, "filter_hidden": 8}, **kw
+    )
 
 
 def _e2former(**kw):
     from equiscale.models.e2former import E2Former
 
-    args = {"num_elements": 10, "channels": 8, "lmax": 1, "num_layers": 1, "heads": 2,
-            "num_radial": 4, "cutoff": 3.0}
+    args = {
+        "num_elements": 10,
+        "channels": 8,
+        "lmax": 1,
+        "num_layers": 1,
+        "heads": 2,
+        "num_radial": 4,
+        "cutoff": 3.0,
+    }
     args.update(kw)
     return E2Former(**args)
 
@@ -193,8 +203,16 @@ def _e2former(**kw):
 def _gauntnet(**kw):
     from equiscale.models.gaunt_net import GauntNet
 
-    args = {"num_elements": 10, "channels": 8, "lmax": 1, "lmax_sh": 1, "num_layers": 1,
-            "correlation": 2, "cutoff": 3.0, "num_basis": 4}
+    args = {
+        "num_elements": 10,
+        "channels": 8,
+        "lmax": 1,
+        "lmax_sh": 1,
+        "num_layers": 1,
+        "correlation": 2,
+        "cutoff": 3.0,
+        "num_basis": 4,
+    }
     args.update(kw)
     return GauntNet(**args)
 
@@ -221,8 +239,11 @@ def _graph(n: int = 3, dtype: torch.dtype = torch.float32):
 
 
 def _nbody_batch(b: int = 2, n: int = 4, dtype: torch.dtype = torch.float32) -> dict[str, Tensor]:
-    return {"loc": _randn(b, n, 3, dtype=dtype), "vel": _randn(b, n, 3, dtype=dtype, seed=1),
-            "charges": torch.ones(b, n, dtype=dtype)}
+    return {
+        "loc": _randn(b, n, 3, dtype=dtype),
+        "vel": _randn(b, n, 3, dtype=dtype, seed=1),
+        "charges": torch.ones(b, n, dtype=dtype),
+    }
 
 
 def _recall_batch(b: int = 2, n: int = 5, dtype: torch.dtype = torch.float32) -> dict[str, Tensor]:
@@ -257,8 +278,13 @@ def bad_input_cases(tmp_dir: str | Path | None = None) -> list[BadInput]:
     tmp = Path(tmp_dir) if tmp_dir is not None else Path(tempfile.mkdtemp(prefix="equiscale_bad_"))
     cases: list[BadInput] = []
 
-    def add(entry: str, what: str, call: Callable[[], Any], *mentions: str,
-            exc: tuple[type[BaseException], ...] = (ValueError, TypeError)) -> None:
+    def add(
+        entry: str,
+        what: str,
+        call: Callable[[], Any],
+        *mentions: str,
+        exc: tuple[type[BaseException], ...] = (ValueError, TypeError),
+    ) -> None:
         cases.append(BadInput(entry, what, call, tuple(mentions), exc))
 
     # ---- Gaunt tensor product
@@ -267,25 +293,54 @@ def bad_input_cases(tmp_dir: str | Path | None = None) -> list[BadInput]:
     add("GauntTensorProduct", "float degree", lambda: _tp(1.5, 1, 2), "lmax_in1", "1.5")
     add("GauntTensorProduct", "negative output degree", lambda: _tp(1, 1, -2), "lmax_out")
     add("GauntTensorProduct", "unknown backend", lambda: _tp(backend="fft"), "backend", "fft")
-    add("GauntTensorProduct", "odd parity", lambda: gaunt.GauntTensorProduct(1, 1, 1, parity="odd"),
-        "parity", "odd")
-    add("GauntTensorProduct.forward", "x has 9 SH rows for lmax_in1=1",
-        lambda: _tp()(_randn(5, 9, 8), y), r"\bx\b", r"\(5, 9, 8\)")
+    add(
+        "GauntTensorProduct",
+        "odd parity",
+        lambda: gaunt.GauntTensorProduct(1, 1, 1, parity="odd"),
+        "parity",
+        "odd",
+    )
+    add(
+        "GauntTensorProduct.forward",
+        "x has 9 SH rows for lmax_in1=1",
+        lambda: _tp()(_randn(5, 9, 8), y),
+        r"\bx\b",
+        r"\(5, 9, 8\)",
+    )
     add("GauntTensorProduct.forward", "y is a vector [5, 3]", lambda: _tp()(x, _randn(5, 3)), r"\by\b")
     add("GauntTensorProduct.forward", "integer x", lambda: _tp()(x.long(), y), r"\bx\b", "int64")
     add("GauntTensorProduct.forward", "x is a list", lambda: _tp()(x.tolist(), y), r"\bx\b", "list")
-    add("GauntTensorProduct.forward", "float32 x with float64 y", lambda: _tp()(x, y.double()),
-        r"\bx\b", "float64")
-    add("GauntTensorProduct.forward", "channels 8 vs 5", lambda: _tp()(x, _randn(5, 4, 5)),
-        r"\bx\b", r"\(5, 4, 5\)")
-    add("GauntTensorProduct.forward", "y on another device (meta)",
-        lambda: _tp()(x, y.to("meta")), "device", "meta")
-    add("GauntTensorProduct.forward", "batch 5 vs 3 (fourier)",
-        lambda: _tp(backend="fourier")(x, _randn(3, 4, 8)), r"\bx\b", r"\(3, 4, 8\)")
+    add(
+        "GauntTensorProduct.forward",
+        "float32 x with float64 y",
+        lambda: _tp()(x, y.double()),
+        r"\bx\b",
+        "float64",
+    )
+    add(
+        "GauntTensorProduct.forward",
+        "channels 8 vs 5",
+        lambda: _tp()(x, _randn(5, 4, 5)),
+        r"\bx\b",
+        r"\(5, 4, 5\)",
+    )
+    add(
+        "GauntTensorProduct.forward",
+        "y on another device (meta)",
+        lambda: _tp()(x, y.to("meta")),
+        "device",
+        "meta",
+    )
+    add(
+        "GauntTensorProduct.forward",
+        "batch 5 vs 3 (fourier)",
+        lambda: _tp(backend="fourier")(x, _randn(3, 4, 8)),
+        r"\bx\b",
+        r"\(3, 4, 8\)",
+    )
     add("gaunt_power", "nu = 0", lambda: gaunt.gaunt_power(x, 0, 2), r"\bnu\b", "0")
     add("gaunt_power", "x without SH axis", lambda: gaunt.gaunt_power(_randn(4), 2, 2), r"\bx\b")
-    add("gaunt_reference", "negative lmax_out", lambda: gaunt.gaunt_reference(x, y, lmax_out=-1),
-        "lmax_out")
+    add("gaunt_reference", "negative lmax_out", lambda: gaunt.gaunt_reference(x, y, lmax_out=-1), "lmax_out")
     add("GauntPowers", "max_power 0", lambda: gaunt.GauntPowers(1, 0, 1), "max_power")
     add("GauntProduct", "no inputs", lambda: gaunt.GauntProduct([], 2), "lmax_in")
     add("GauntProduct", "power 0", lambda: gaunt.GauntProduct([1, 1], 2, powers=[1, 0]), "powers")
@@ -296,29 +351,79 @@ def bad_input_cases(tmp_dir: str | Path | None = None) -> list[BadInput]:
     add("fft_conv", "integer u", lambda: long_conv.fft_conv(u.long(), hf), r"\bu\b", "int64")
     add("fft_conv", "u is a list", lambda: long_conv.fft_conv(u.tolist(), hf), r"\bu\b", "list")
     add("fft_conv", "1-D u", lambda: long_conv.fft_conv(_randn(6), hf), r"\bu\b", r"\(6,\)")
-    add("fft_conv", "causal filter of length 5 for 6 tokens",
-        lambda: long_conv.fft_conv(u, _randn(5, 4)), r"\bh\b", "5")
-    add("fft_conv", "bidirectional filter of length 0",
-        lambda: long_conv.fft_conv(u, _randn(0, 4), causal=False), r"\bh\b", "0")
-    add("fft_conv", "dim = -1 (the channel axis)", lambda: long_conv.fft_conv(u, hf, dim=-1),
-        r"\bdim\b", "-1")
-    add("fft_conv", "float32 u with float64 h", lambda: long_conv.fft_conv(u, hf.double()),
-        r"\bu\b", r"\bh\b", "float64")
-    add("fft_conv", "h on another device (meta)", lambda: long_conv.fft_conv(u, hf.to("meta")),
-        r"\bh\b", "meta")
-    add("fft_cross_conv", "q with 4 components", lambda: long_conv.fft_cross_conv(_randn(2, 6, 4), k),
-        r"\bq\b", r"\(2, 6, 4\)")
-    add("fft_cross_conv", "k with 2 components", lambda: long_conv.fft_cross_conv(q, _randn(2, 6, 2)),
-        r"\bk\b")
-    add("fft_dot_conv", "causal k of length 4", lambda: long_conv.fft_dot_conv(q, _randn(2, 4, 3)),
-        r"\bk\b", "4")
+    add(
+        "fft_conv",
+        "causal filter of length 5 for 6 tokens",
+        lambda: long_conv.fft_conv(u, _randn(5, 4)),
+        r"\bh\b",
+        "5",
+    )
+    add(
+        "fft_conv",
+        "bidirectional filter of length 0",
+        lambda: long_conv.fft_conv(u, _randn(0, 4), causal=False),
+        r"\bh\b",
+        "0",
+    )
+    add(
+        "fft_conv", "dim = -1 (the channel axis)", lambda: long_conv.fft_conv(u, hf, dim=-1), r"\bdim\b", "-1"
+    )
+    add(
+        "fft_conv",
+        "float32 u with float64 h",
+        lambda: long_conv.fft_conv(u, hf.double()),
+        r"\bu\b",
+        r"\bh\b",
+        "float64",
+    )
+    add(
+        "fft_conv",
+        "h on another device (meta)",
+        lambda: long_conv.fft_conv(u, hf.to("meta")),
+        r"\bh\b",
+        "meta",
+    )
+    add(
+        "fft_cross_conv",
+        "q with 4 components",
+        lambda: long_conv.fft_cross_conv(_randn(2, 6, 4), k),
+        r"\bq\b",
+        r"\(2, 6, 4\)",
+    )
+    add(
+        "fft_cross_conv",
+        "k with 2 components",
+        lambda: long_conv.fft_cross_conv(q, _randn(2, 6, 2)),
+        r"\bk\b",
+    )
+    add(
+        "fft_dot_conv",
+        "causal k of length 4",
+        lambda: long_conv.fft_dot_conv(q, _randn(2, 4, 3)),
+        r"\bk\b",
+        "4",
+    )
     add("fft_dot_conv", "boolean q", lambda: long_conv.fft_dot_conv(q > 0, k), r"\bq\b", "bool")
-    add("fft_cross_dot_conv", "float64 k", lambda: long_conv.fft_cross_dot_conv(q, k.double()),
-        r"\bk\b", "float64")
-    add("fft_conv_reference", "causal filter too long",
-        lambda: long_conv.fft_conv_reference(u, _randn(7, 4)), r"\bh\b", "7")
-    add("fft_cross_conv_reference", "q with 2 components",
-        lambda: long_conv.fft_cross_conv_reference(_randn(2, 6, 2), k), r"\bq\b")
+    add(
+        "fft_cross_dot_conv",
+        "float64 k",
+        lambda: long_conv.fft_cross_dot_conv(q, k.double()),
+        r"\bk\b",
+        "float64",
+    )
+    add(
+        "fft_conv_reference",
+        "causal filter too long",
+        lambda: long_conv.fft_conv_reference(u, _randn(7, 4)),
+        r"\bh\b",
+        "7",
+    )
+    add(
+        "fft_cross_conv_reference",
+        "q with 2 components",
+        lambda: long_conv.fft_cross_conv_reference(_randn(2, 6, 2), k),
+        r"\bq\b",
+    )
 
     # ---- Wigner-6j convolution
     h, pos, ei, alpha = _graph()
@@ -327,130 +432,334 @@ def bad_input_cases(tmp_dir: str | Path | None = None) -> list[BadInput]:
     add("Wigner6jConv", "negative filter degree", lambda: w6.Wigner6jConv(1, 1, [0, -1]), "l_filter")
     add("Wigner6jConv", "unknown centring", lambda: _w6j(centring="middle"), "centring", "middle")
     add("Wigner6jConv", "unknown parity", lambda: _w6j(parity="odd"), "parity", "odd")
-    add("Wigner6jConv.forward", "h with 9 SH rows", lambda: _w6j()(_randn(3, 9, 2), pos, ei, alpha),
-        r"\bh\b", r"\(3, 9, 2\)")
-    add("Wigner6jConv.forward", "pos [3, 2]", lambda: _w6j()(h, _randn(3, 2), ei, alpha),
-        r"\bpos\b", r"\(3, 2\)")
-    add("Wigner6jConv.forward", "float64 pos with float32 h", lambda: _w6j()(h, pos.double(), ei, alpha),
-        r"\bpos\b", "float64")
-    add("Wigner6jConv.forward", "edge_index [3, E]",
-        lambda: _w6j()(h, pos, torch.zeros(3, 3, dtype=torch.long), alpha), "edge_index")
-    add("Wigner6jConv.forward", "float edge_index", lambda: _w6j()(h, pos, ei.float(), alpha),
-        "edge_index", "float32")
-    add("Wigner6jConv.forward", "edge_index points at node 7 of 3",
-        lambda: _w6j()(h, pos, torch.tensor([[0, 7], [1, 2]]), torch.ones(2)), "edge_index", "7")
-    add("Wigner6jConv.forward", "alpha [E, 5] for C = 2",
-        lambda: _w6j()(h, pos, ei, torch.ones(3, 5)), r"\balpha\b", r"\(3, 5\)")
-    add("Wigner6jConv.forward", "shifts [E, 2]",
-        lambda: _w6j()(h, pos, ei, alpha, shifts=torch.zeros(3, 2)), r"\bshifts\b")
-    add("Wigner6jConv.forward", "float batch", lambda: _w6j()(h, pos, ei, alpha, batch=torch.zeros(3)),
-        r"\bbatch\b")
-    add("Wigner6jConv.forward", "path_weights of the wrong length",
-        lambda: _w6j()(h, pos, ei, alpha, path_weights=torch.ones(99)), "path_weights", "99")
-    add("Wigner6jConv.forward", "pos on another device (meta)",
-        lambda: _w6j()(h, pos.to("meta"), ei, alpha), r"\bpos\b", "meta")
-    add("edge_reference", "alpha [E + 1]",
+    add(
+        "Wigner6jConv.forward",
+        "h with 9 SH rows",
+        lambda: _w6j()(_randn(3, 9, 2), pos, ei, alpha),
+        r"\bh\b",
+        r"\(3, 9, 2\)",
+    )
+    add(
+        "Wigner6jConv.forward",
+        "pos [3, 2]",
+        lambda: _w6j()(h, _randn(3, 2), ei, alpha),
+        r"\bpos\b",
+        r"\(3, 2\)",
+    )
+    add(
+        "Wigner6jConv.forward",
+        "float64 pos with float32 h",
+        lambda: _w6j()(h, pos.double(), ei, alpha),
+        r"\bpos\b",
+        "float64",
+    )
+    add(
+        "Wigner6jConv.forward",
+        "edge_index [3, E]",
+        lambda: _w6j()(h, pos, torch.zeros(3, 3, dtype=torch.long), alpha),
+        "edge_index",
+    )
+    add(
+        "Wigner6jConv.forward",
+        "float edge_index",
+        lambda: _w6j()(h, pos, ei.float(), alpha),
+        "edge_index",
+        "float32",
+    )
+    add(
+        "Wigner6jConv.forward",
+        "edge_index points at node 7 of 3",
+        lambda: _w6j()(h, pos, torch.tensor([[0, 7], [1, 2]]), torch.ones(2)),
+        "edge_index",
+        "7",
+    )
+    add(
+        "Wigner6jConv.forward",
+        "alpha [E, 5] for C = 2",
+        lambda: _w6j()(h, pos, ei, torch.ones(3, 5)),
+        r"\balpha\b",
+        r"\(3, 5\)",
+    )
+    add(
+        "Wigner6jConv.forward",
+        "shifts [E, 2]",
+        lambda: _w6j()(h, pos, ei, alpha, shifts=torch.zeros(3, 2)),
+        r"\bshifts\b",
+    )
+    add(
+        "Wigner6jConv.forward",
+        "float batch",
+        lambda: _w6j()(h, pos, ei, alpha, batch=torch.zeros(3)),
+        r"\bbatch\b",
+    )
+    add(
+        "Wigner6jConv.forward",
+        "path_weights of the wrong length",
+        lambda: _w6j()(h, pos, ei, alpha, path_weights=torch.ones(99)),
+        "path_weights",
+        "99",
+    )
+    add(
+        "Wigner6jConv.forward",
+        "pos on another device (meta)",
+        lambda: _w6j()(h, pos.to("meta"), ei, alpha),
+        r"\bpos\b",
+        "meta",
+    )
+    add(
+        "edge_reference",
+        "alpha [E + 1]",
         lambda: w6.edge_reference(h, pos, ei, torch.ones(4), lmax_in=1, l_filter=[1], lmax_out=1),
-        r"\balpha\b")
+        r"\balpha\b",
+    )
 
     # ---- neighbour lists
     p = _randn(5, 3)
-    add("neighbor_list", "pos [5, 2]", lambda: neighbors.neighbor_list(_randn(5, 2), 1.0), r"\bpos\b",
-        r"\(5, 2\)")
-    add("neighbor_list", "pos is a list", lambda: neighbors.neighbor_list(p.tolist(), 1.0), r"\bpos\b",
-        "list")
-    add("neighbor_list", "integer pos", lambda: neighbors.neighbor_list(p.long(), 1.0), r"\bpos\b",
-        "int64")
+    add(
+        "neighbor_list",
+        "pos [5, 2]",
+        lambda: neighbors.neighbor_list(_randn(5, 2), 1.0),
+        r"\bpos\b",
+        r"\(5, 2\)",
+    )
+    add(
+        "neighbor_list", "pos is a list", lambda: neighbors.neighbor_list(p.tolist(), 1.0), r"\bpos\b", "list"
+    )
+    add("neighbor_list", "integer pos", lambda: neighbors.neighbor_list(p.long(), 1.0), r"\bpos\b", "int64")
     add("neighbor_list", "negative cutoff", lambda: neighbors.neighbor_list(p, -1.0), "cutoff", "-1")
     add("neighbor_list", "zero cutoff", lambda: neighbors.neighbor_list(p, 0.0), "cutoff")
-    add("neighbor_list", "batch of length 4 for 5 atoms",
-        lambda: neighbors.neighbor_list(p, 1.0, batch=torch.zeros(4, dtype=torch.long)), r"\bbatch\b")
-    add("neighbor_list", "unsorted batch",
-        lambda: neighbors.neighbor_list(p, 1.0, batch=torch.tensor([0, 1, 0, 1, 1])), r"\bbatch\b")
-    add("neighbor_list", "cell [2, 3, 3] for one structure",
-        lambda: neighbors.neighbor_list(p, 1.0, cell=torch.eye(3).expand(2, 3, 3), pbc=True), r"\bcell\b")
-    add("neighbor_list", "pbc without a cell", lambda: neighbors.neighbor_list(p, 1.0, pbc=True),
-        r"\bpbc\b", r"\bcell\b")
-    add("neighbor_list", "pbc of length 2", lambda: neighbors.neighbor_list(p, 1.0, cell=torch.eye(3),
-                                                                          pbc=[True, False]), r"\bpbc\b")
+    add(
+        "neighbor_list",
+        "batch of length 4 for 5 atoms",
+        lambda: neighbors.neighbor_list(p, 1.0, batch=torch.zeros(4, dtype=torch.long)),
+        r"\bbatch\b",
+    )
+    add(
+        "neighbor_list",
+        "unsorted batch",
+        lambda: neighbors.neighbor_list(p, 1.0, batch=torch.tensor([0, 1, 0, 1, 1])),
+        r"\bbatch\b",
+    )
+    add(
+        "neighbor_list",
+        "cell [2, 3, 3] for one structure",
+        lambda: neighbors.neighbor_list(p, 1.0, cell=torch.eye(3).expand(2, 3, 3), pbc=True),
+        r"\bcell\b",
+    )
+    add(
+        "neighbor_list",
+        "pbc without a cell",
+        lambda: neighbors.neighbor_list(p, 1.0, pbc=True),
+        r"\bpbc\b",
+        r"\bcell\b",
+    )
+    add(
+        "neighbor_list",
+        "pbc of length 2",
+        lambda: neighbors.neighbor_list(p, 1.0, cell=torch.eye(3), pbc=[True, False]),
+        r"\bpbc\b",
+    )
 
     # ---- models
-    add("EGNN", "hidden = 0", lambda: __import__("equiscale.models.egnn", fromlist=["EGNN"]).EGNN(0, 2),
-        r"\bhidden\b")
-    add("EGNN.forward", "loc [B, N, 2]",
-        lambda: _egnn()({**_nbody_batch(), "loc": _randn(2, 4, 2)}), r"\bloc\b", r"\(2, 4, 2\)")
-    add("EGNN.forward", "charges [B, N + 1]",
-        lambda: _egnn()({**_nbody_batch(), "charges": torch.ones(2, 5)}), r"\bcharges\b")
-    add("EGNN.forward", "batch without 'vel'", lambda: _egnn()({"loc": _randn(2, 4, 3),
-                                                                  "charges": torch.ones(2, 4)}), "vel")
-    add("EGNN.forward", "float64 batch for a float32 model", lambda: _egnn()(_nbody_batch(dtype=F64)),
-        r"\bloc\b", "float64", "float32")
+    add(
+        "EGNN",
+        "hidden = 0",
+        lambda: __import__("equiscale.models.egnn", fromlist=["EGNN"]).EGNN(0, 2),
+        r"\bhidden\b",
+    )
+    add(
+        "EGNN.forward",
+        "loc [B, N, 2]",
+        lambda: _egnn()({**_nbody_batch(), "loc": _randn(2, 4, 2)}),
+        r"\bloc\b",
+        r"\(2, 4, 2\)",
+    )
+    add(
+        "EGNN.forward",
+        "charges [B, N + 1]",
+        lambda: _egnn()({**_nbody_batch(), "charges": torch.ones(2, 5)}),
+        r"\bcharges\b",
+    )
+    add(
+        "EGNN.forward",
+        "batch without 'vel'",
+        lambda: _egnn()({"loc": _randn(2, 4, 3), "charges": torch.ones(2, 4)}),
+        "vel",
+    )
+    add(
+        "EGNN.forward",
+        "float64 batch for a float32 model",
+        lambda: _egnn()(_nbody_batch(dtype=F64)),
+        r"\bloc\b",
+        "float64",
+        "float32",
+    )
     add("SE3HyenaNet", "depth = -1", lambda: _hyena().__class__(8, 4, -1), r"\bdepth\b", "-1")
-    add("SE3HyenaNet", "scalar_channels = -1", lambda: _hyena().__class__(-1, 4, 1),
-        "scalar_channels", "-1")
+    add("SE3HyenaNet", "scalar_channels = -1", lambda: _hyena().__class__(-1, 4, 1), "scalar_channels", "-1")
     add("SE3HyenaNet", "unknown parity", lambda: _hyena(parity="o3"), r"\bparity\b", "o3")
-    add("SE3HyenaNet.forward", "pos [B, N, 2]",
-        lambda: _hyena()({**_recall_batch(), "pos": _randn(2, 5, 2)}), r"\bpos\b")
-    add("SE3HyenaNet.forward", "token_type with 2 columns",
+    add(
+        "SE3HyenaNet.forward",
+        "pos [B, N, 2]",
+        lambda: _hyena()({**_recall_batch(), "pos": _randn(2, 5, 2)}),
+        r"\bpos\b",
+    )
+    add(
+        "SE3HyenaNet.forward",
+        "token_type with 2 columns",
         lambda: _hyena()({**_recall_batch(), "token_type": torch.zeros(2, 5, 2)}),
-        r"token_type|scalars", r"\(2, 5, 2\)")
-    add("SE3HyenaNet.forward", "batch without positions", lambda: _hyena()({"x": _randn(2, 5, 3)}),
-        r"\bpos\b")
-    add("SE3HyenaNet.forward", "float64 batch for a float32 model",
-        lambda: _hyena()(_recall_batch(dtype=F64)), r"\bpos\b", "float64", "float32")
-    add("SE3HyenaNet.forward", "0 tokens (no last token to predict at)",
-        lambda: _hyena()(_recall_batch(n=0)), r"\bpos\b", "0")
-    add("EquivariantTransformer", "heads do not divide channels",
-        lambda: _transformer().__class__(8, 4, 1, heads=3), r"heads", "3")
-    add("EquivariantTransformer.forward", "n-body batch with vel [B, N, 2]",
+        r"token_type|scalars",
+        r"\(2, 5, 2\)",
+    )
+    add(
+        "SE3HyenaNet.forward", "batch without positions", lambda: _hyena()({"x": _randn(2, 5, 3)}), r"\bpos\b"
+    )
+    add(
+        "SE3HyenaNet.forward",
+        "float64 batch for a float32 model",
+        lambda: _hyena()(_recall_batch(dtype=F64)),
+        r"\bpos\b",
+        "float64",
+        "float32",
+    )
+    add(
+        "SE3HyenaNet.forward",
+        "0 tokens (no last token to predict at)",
+        lambda: _hyena()(_recall_batch(n=0)),
+        r"\bpos\b",
+        "0",
+    )
+    add(
+        "EquivariantTransformer",
+        "heads do not divide channels",
+        lambda: _transformer().__class__(8, 4, 1, heads=3),
+        r"heads",
+        "3",
+    )
+    add(
+        "EquivariantTransformer.forward",
+        "n-body batch with vel [B, N, 2]",
         lambda: _transformer(scalar_in=1, vector_in=1)({**_nbody_batch(), "vel": _randn(2, 4, 2)}),
-        r"\bvel\b|\bvec\b")
+        r"\bvel\b|\bvec\b",
+    )
     add("FrameAveraging", "frames='some'", lambda: _frame_avg(frames="some"), r"\bframes\b", "some")
     add("FrameAveraging", "group='so2'", lambda: _frame_avg(group="so2"), r"\bgroup\b", "so2")
-    add("FrameAveraging", "unknown backbone",
+    add(
+        "FrameAveraging",
+        "unknown backbone",
         lambda: __import__("equiscale.models.frame_averaging", fromlist=["x"]).FrameAveraging("resnet"),
-        r"backbone|model", "resnet")
-    add("FrameAveraging.forward", "pos [B, N, 2]",
-        lambda: _frame_avg()({**_recall_batch(), "pos": _randn(2, 5, 2)}), r"\bpos\b")
-    add("FrameAveraging.forward", "batch without positions", lambda: _frame_avg()({"x": _randn(2, 5, 3)}),
-        r"\bpos\b")
-    add("E2Former", "channels not divisible by heads", lambda: _e2former(channels=6, heads=4),
-        r"channels", "heads")
+        r"backbone|model",
+        "resnet",
+    )
+    add(
+        "FrameAveraging.forward",
+        "pos [B, N, 2]",
+        lambda: _frame_avg()({**_recall_batch(), "pos": _randn(2, 5, 2)}),
+        r"\bpos\b",
+    )
+    add(
+        "FrameAveraging.forward",
+        "batch without positions",
+        lambda: _frame_avg()({"x": _randn(2, 5, 3)}),
+        r"\bpos\b",
+    )
+    add(
+        "E2Former",
+        "channels not divisible by heads",
+        lambda: _e2former(channels=6, heads=4),
+        r"channels",
+        "heads",
+    )
     add("E2Former", "negative lmax", lambda: _e2former(lmax=-1), r"\blmax\b", "-1")
     add("E2Former.forward", "batch without 'z'", lambda: _e2former()({"pos": _randn(4, 3)}), r"\bz\b")
-    add("E2Former.forward", "pos [1, N, 3]",
-        lambda: _e2former()({**_molecule(), "pos": _randn(1, 4, 3)}), r"\bpos\b", r"\(1, 4, 3\)")
-    add("E2Former.forward", "z = 12 with num_elements = 10",
-        lambda: _e2former()({**_molecule(), "z": torch.tensor([1, 2, 12, 3])}), r"\bz\b", "12")
-    add("E2Former.forward", "float64 pos for a float32 model",
-        lambda: _e2former()(_molecule(dtype=F64)), r"\bpos\b", "float64", "float32")
+    add(
+        "E2Former.forward",
+        "pos [1, N, 3]",
+        lambda: _e2former()({**_molecule(), "pos": _randn(1, 4, 3)}),
+        r"\bpos\b",
+        r"\(1, 4, 3\)",
+    )
+    add(
+        "E2Former.forward",
+        "z = 12 with num_elements = 10",
+        lambda: _e2former()({**_molecule(), "z": torch.tensor([1, 2, 12, 3])}),
+        r"\bz\b",
+        "12",
+    )
+    add(
+        "E2Former.forward",
+        "float64 pos for a float32 model",
+        lambda: _e2former()(_molecule(dtype=F64)),
+        r"\bpos\b",
+        "float64",
+        "float32",
+    )
     add("GauntNet", "num_layers = 0", lambda: _gauntnet(num_layers=0), "num_layers")
     add("GauntNet", "negative lmax", lambda: _gauntnet(lmax=-1), r"\blmax\b", "-1")
     add("GauntNet", "unknown backend", lambda: _gauntnet(backend="cuda"), "backend", "cuda")
-    add("GauntNet.forward", "z = -1", lambda: _gauntnet()({**_molecule(), "z": torch.tensor([1, -1, 2, 3])}),
-        r"\bz\b", "-1")
-    add("GauntNet.forward", "pos [N, 4]", lambda: _gauntnet()({**_molecule(), "pos": _randn(4, 4)}),
-        r"\bpos\b", r"\(4, 4\)")
-    add("GauntNet.forward", "integer pos", lambda: _gauntnet()({**_molecule(), "pos": torch.zeros(4, 3,
-                                                                                              dtype=torch.long)}),
-        r"\bpos\b", "int64")
-    add("GauntNet.forward", "float64 pos for a float32 model",
-        lambda: _gauntnet()(_molecule(dtype=F64)), r"\bpos\b", "float64", "float32")
+    add(
+        "GauntNet.forward",
+        "z = -1",
+        lambda: _gauntnet()({**_molecule(), "z": torch.tensor([1, -1, 2, 3])}),
+        r"\bz\b",
+        "-1",
+    )
+    add(
+        "GauntNet.forward",
+        "pos [N, 4]",
+        lambda: _gauntnet()({**_molecule(), "pos": _randn(4, 4)}),
+        r"\bpos\b",
+        r"\(4, 4\)",
+    )
+    add(
+        "GauntNet.forward",
+        "integer pos",
+        lambda: _gauntnet()({**_molecule(), "pos": torch.zeros(4, 3, dtype=torch.long)}),
+        r"\bpos\b",
+        "int64",
+    )
+    add(
+        "GauntNet.forward",
+        "float64 pos for a float32 model",
+        lambda: _gauntnet()(_molecule(dtype=F64)),
+        r"\bpos\b",
+        "float64",
+        "float32",
+    )
 
     # ---- data
-    add("charged_particles", "unknown split", lambda: nbody.charged_particles("validation"), r"\bsplit\b",
-        "validation")
-    add("charged_particles", "n = 0", lambda: nbody.charged_particles("test", n=0, cache=False), r"\bn\b", "0")
-    add("charged_particles", "n = -5", lambda: nbody.charged_particles("test", n=-5, cache=False), r"\bn\b",
-        "-5")
-    add("charged_particles", "cache_dir is a number", lambda: nbody.charged_particles("test", cache_dir=3),
-        "cache_dir")
+    add(
+        "charged_particles",
+        "unknown split",
+        lambda: nbody.charged_particles("validation"),
+        r"\bsplit\b",
+        "validation",
+    )
+    add(
+        "charged_particles", "n = 0", lambda: nbody.charged_particles("test", n=0, cache=False), r"\bn\b", "0"
+    )
+    add(
+        "charged_particles",
+        "n = -5",
+        lambda: nbody.charged_particles("test", n=-5, cache=False),
+        r"\bn\b",
+        "-5",
+    )
+    add(
+        "charged_particles",
+        "cache_dir is a number",
+        lambda: nbody.charged_particles("test", cache_dir=3),
+        "cache_dir",
+    )
     add("nbody_baselines", "traj is a dict", lambda: nbody.nbody_baselines({}), r"\btraj\b", "dict")
     add("make_recall_sample", "length 2", lambda: recall.make_recall_sample(2, 4), r"\blength\b", "2")
     add("make_recall_sample", "length 5.5", lambda: recall.make_recall_sample(5.5, 4), r"\blength\b", "5.5")
     add("make_recall_sample", "vocab 0", lambda: recall.make_recall_sample(9, 0), r"\bvocab\b", "0")
-    add("make_recall_sample", "float16 dtype is fine, a string is not",
-        lambda: recall.make_recall_sample(9, 2, dtype="float32"), r"\bdtype\b")
+    add(
+        "make_recall_sample",
+        "float16 dtype is fine, a string is not",
+        lambda: recall.make_recall_sample(9, 2, dtype="float32"),
+        r"\bdtype\b",
+    )
     add("RecallDataset", "size -1", lambda: recall.RecallDataset(-1, 9, 2), r"\bsize\b", "-1")
     add("RecallDataset", "length 1", lambda: recall.RecallDataset(4, 1, 2), r"\blength\b", "1")
     good = "2\nProperties=species:S:1:pos:R:3 energy=-1.5\nH 0 0 0\nH 0 0 0.74\n"
@@ -470,8 +779,13 @@ def bad_input_cases(tmp_dir: str | Path | None = None) -> list[BadInput]:
     ]
     for i, (what, text, pattern) in enumerate(bad_files):
         name = f"bad{i}.extxyz"
-        add("read_extxyz", what, (lambda n=name, t=text: read_extxyz(_extxyz(tmp, n, t))), re.escape(name),
-            pattern)
+        add(
+            "read_extxyz",
+            what,
+            (lambda n=name, t=text: read_extxyz(_extxyz(tmp, n, t))),
+            re.escape(name),
+            pattern,
+        )
 
     # qm9: the loader refuses a bad cache argument before parsing anything
     from equiscale.data import qm9
@@ -481,18 +795,20 @@ def bad_input_cases(tmp_dir: str | Path | None = None) -> list[BadInput]:
     # ---- trainer configuration and command line
     add("load_config", "lr = -1", lambda: load_config(None, ["lr=-1"]), r"\blr\b", "-1")
     add("load_config", "lr = 'fast'", lambda: load_config(None, ["lr=fast"]), r"\blr\b", "fast")
-    add("load_config", "batch_size = 'ten'", lambda: load_config(None, ["batch_size=ten"]), "batch_size",
-        "ten")
+    add(
+        "load_config",
+        "batch_size = 'ten'",
+        lambda: load_config(None, ["batch_size=ten"]),
+        "batch_size",
+        "ten",
+    )
     add("load_config", "batch_size = 0", lambda: load_config(None, ["batch_size=0"]), "batch_size")
-    add("load_config", "max_epochs = 2.5", lambda: load_config(None, ["max_epochs=2.5"]), "max_epochs",
-        "2.5")
+    add("load_config", "max_epochs = 2.5", lambda: load_config(None, ["max_epochs=2.5"]), "max_epochs", "2.5")
     add("load_config", "unknown field", lambda: load_config(None, ["epochz=3"]), "epochz")
     add("load_config", "override without '='", lambda: load_config(None, ["lr"]), "override", "lr")
     add("load_config", "optimizer 'sgd'", lambda: load_config(None, ["optimizer=sgd"]), "optimizer", "sgd")
-    add("load_config", "scheduler 'step'", lambda: load_config(None, ["scheduler=step"]), "scheduler",
-        "step")
-    add("load_config", "max_time '5 minutes'", lambda: load_config(None, ["max_time=5 minutes"]),
-        "max_time")
+    add("load_config", "scheduler 'step'", lambda: load_config(None, ["scheduler=step"]), "scheduler", "step")
+    add("load_config", "max_time '5 minutes'", lambda: load_config(None, ["max_time=5 minutes"]), "max_time")
     add("load_config", "data_args is a list", lambda: load_config(None, ["data_args=[1, 2]"]), "data_args")
     add("load_config", "negative grad_clip", lambda: load_config(None, ["grad_clip=-1"]), "grad_clip")
     yaml_list = tmp / "list.yaml"
@@ -503,26 +819,46 @@ def bad_input_cases(tmp_dir: str | Path | None = None) -> list[BadInput]:
     add("load_config", "YAML does not parse", lambda: load_config(yaml_bad), "broken.yaml")
     yaml_code = tmp / "code.yaml"
     yaml_code.write_text("task: !!python/object/apply:os.system ['echo pwned']\n")
-    add("load_config", "YAML with a python tag (safe loader refuses it)", lambda: load_config(yaml_code),
-        "code.yaml")
+    add(
+        "load_config",
+        "YAML with a python tag (safe loader refuses it)",
+        lambda: load_config(yaml_code),
+        "code.yaml",
+    )
     add("TrainConfig", "seed = True", lambda: TrainConfig(seed=True), r"\bseed\b", "True")
     add("TrainConfig", "weight_decay = -0.1", lambda: TrainConfig(weight_decay=-0.1), "weight_decay")
-    add("equiscale train", "unknown --set field", lambda: _cli(["train", "--set", "nonsense=1"]),
-        "nonsense")
+    add("equiscale train", "unknown --set field", lambda: _cli(["train", "--set", "nonsense=1"]), "nonsense")
     add("equiscale train", "--set lr=-1", lambda: _cli(["train", "--set", "lr=-1"]), r"\blr\b")
-    add("equiscale train", "unknown model", lambda: _cli(["train", "--model", "resnet50",
-                                                          "--out", str(tmp / "run_bad_model")]),
-        "model", "resnet50")
-    add("equiscale train", "missing --config file", lambda: _cli(["train", "--config", str(tmp / "no.yaml")]),
-        "no.yaml", exc=(ValueError,))
+    add(
+        "equiscale train",
+        "unknown model",
+        lambda: _cli(["train", "--model", "resnet50", "--out", str(tmp / "run_bad_model")]),
+        "model",
+        "resnet50",
+    )
+    add(
+        "equiscale train",
+        "missing --config file",
+        lambda: _cli(["train", "--config", str(tmp / "no.yaml")]),
+        "no.yaml",
+        exc=(ValueError,),
+    )
     add("equiscale bench", "unknown benchmark", lambda: _cli(["bench", "nope"]), "benchmark", "nope")
     add("equiscale data", "unknown data set", lambda: _cli(["data", "nope"]), "data set", "nope")
-    add("equiscale eval", "missing checkpoint", lambda: _cli(["eval", "--checkpoint", str(tmp / "x.ckpt")]),
-        r"x\.ckpt")
+    add(
+        "equiscale eval",
+        "missing checkpoint",
+        lambda: _cli(["eval", "--checkpoint", str(tmp / "x.ckpt")]),
+        r"x\.ckpt",
+    )
     bad_ckpt = tmp / "garbage.ckpt"
     bad_ckpt.write_bytes(b"\x80\x04not a checkpoint")
-    add("equiscale eval", "corrupt checkpoint", lambda: _cli(["eval", "--checkpoint", str(bad_ckpt)]),
-        r"garbage\.ckpt")
+    add(
+        "equiscale eval",
+        "corrupt checkpoint",
+        lambda: _cli(["eval", "--checkpoint", str(bad_ckpt)]),
+        r"garbage\.ckpt",
+    )
     return cases
 
 
@@ -543,84 +879,203 @@ def empty_cases() -> list[EmptyInput]:
         cases.append(EmptyInput(entry, what, call, check))
 
     for backend in ("dense", "fourier", "grid"):
-        add("GauntTensorProduct.forward", f"batch 0 ({backend})",
+        add(
+            "GauntTensorProduct.forward",
+            f"batch 0 ({backend})",
             lambda b=backend: _tp(backend=b)(_randn(0, 4, 8), _randn(0, 4, 8)),
-            lambda out: _shape(out, (0, 9, 8)))
-    add("GauntTensorProduct.forward", "0 channels", lambda: _tp(backend="grid")(_randn(3, 4, 0), _randn(3, 4, 0)),
-        lambda out: _shape(out, (3, 9, 0)))
-    add("gaunt_power", "batch 0", lambda: gaunt.gaunt_power(_randn(0, 4, 2), 3, 2), lambda out: _shape(out, (0, 9, 2)))
-    add("gaunt_reference", "batch 0", lambda: gaunt.gaunt_reference(_randn(0, 4, 2), _randn(0, 4, 2), lmax_out=2),
-        lambda out: _shape(out, (0, 9, 2)))
-    for name, fn, tail in (("fft_conv", long_conv.fft_conv, (4,)),
-                           ("fft_cross_conv", long_conv.fft_cross_conv, (3,)),
-                           ("fft_dot_conv", long_conv.fft_dot_conv, ())):
+            lambda out: _shape(out, (0, 9, 8)),
+        )
+    add(
+        "GauntTensorProduct.forward",
+        "0 channels",
+        lambda: _tp(backend="grid")(_randn(3, 4, 0), _randn(3, 4, 0)),
+        lambda out: _shape(out, (3, 9, 0)),
+    )
+    add(
+        "gaunt_power",
+        "batch 0",
+        lambda: gaunt.gaunt_power(_randn(0, 4, 2), 3, 2),
+        lambda out: _shape(out, (0, 9, 2)),
+    )
+    add(
+        "gaunt_reference",
+        "batch 0",
+        lambda: gaunt.gaunt_reference(_randn(0, 4, 2), _randn(0, 4, 2), lmax_out=2),
+        lambda out: _shape(out, (0, 9, 2)),
+    )
+    for name, fn, tail in (
+        ("fft_conv", long_conv.fft_conv, (4,)),
+        ("fft_cross_conv", long_conv.fft_cross_conv, (3,)),
+        ("fft_dot_conv", long_conv.fft_dot_conv, ()),
+    ):
         c = 4 if name == "fft_conv" else 3
-        add(name, "0 tokens", lambda f=fn, c=c: f(_randn(2, 0, c), _randn(2, 0, c)),
-            lambda out, t=tail: _shape(out, (2, 0) + t))
-        add(name, "1 token, bidirectional", lambda f=fn, c=c: f(_randn(2, 1, c), _randn(2, 1, c), causal=False),
-            lambda out, t=tail: _shape(out, (2, 1) + t))
-    add("fft_conv", "batch 0", lambda: long_conv.fft_conv(_randn(0, 5, 4), _randn(5, 4)),
-        lambda out: _shape(out, (0, 5, 4)))
-    add("fft_cross_dot_conv", "0 tokens", lambda: long_conv.fft_cross_dot_conv(_randn(2, 0, 3), _randn(2, 0, 3)),
-        lambda out: (_shape(out[0], (2, 0, 3)), _shape(out[1], (2, 0))))
-    add("fft_conv_reference", "0 tokens", lambda: long_conv.fft_conv_reference(_randn(2, 0, 4), _randn(0, 4)),
-        lambda out: _shape(out, (2, 0, 4)))
+        add(
+            name,
+            "0 tokens",
+            lambda f=fn, c=c: f(_randn(2, 0, c), _randn(2, 0, c)),
+            lambda out, t=tail: _shape(out, (2, 0) + t),
+        )
+        add(
+            name,
+            "1 token, bidirectional",
+            lambda f=fn, c=c: f(_randn(2, 1, c), _randn(2, 1, c), causal=False),
+            lambda out, t=tail: _shape(out, (2, 1) + t),
+        )
+    add(
+        "fft_conv",
+        "batch 0",
+        lambda: long_conv.fft_conv(_randn(0, 5, 4), _randn(5, 4)),
+        lambda out: _shape(out, (0, 5, 4)),
+    )
+    add(
+        "fft_cross_dot_conv",
+        "0 tokens",
+        lambda: long_conv.fft_cross_dot_conv(_randn(2, 0, 3), _randn(2, 0, 3)),
+        lambda out: (_shape(out[0], (2, 0, 3)), _shape(out[1], (2, 0))),
+    )
+    add(
+        "fft_conv_reference",
+        "0 tokens",
+        lambda: long_conv.fft_conv_reference(_randn(2, 0, 4), _randn(0, 4)),
+        lambda out: _shape(out, (2, 0, 4)),
+    )
 
     empty_e = torch.zeros(2, 0, dtype=torch.long)
-    add("Wigner6jConv.forward", "0 edges", lambda: _w6j()(_randn(3, 4, 2), _randn(3, 3), empty_e, torch.ones(0)),
-        lambda out: _zeros(out, (3, 4, 2)))
-    add("Wigner6jConv.forward", "0 atoms", lambda: _w6j()(_randn(0, 4, 2), _randn(0, 3), empty_e, torch.ones(0)),
-        lambda out: _shape(out, (0, 4, 2)))
-    add("Wigner6jConv.forward", "single atom, no edges",
+    add(
+        "Wigner6jConv.forward",
+        "0 edges",
+        lambda: _w6j()(_randn(3, 4, 2), _randn(3, 3), empty_e, torch.ones(0)),
+        lambda out: _zeros(out, (3, 4, 2)),
+    )
+    add(
+        "Wigner6jConv.forward",
+        "0 atoms",
+        lambda: _w6j()(_randn(0, 4, 2), _randn(0, 3), empty_e, torch.ones(0)),
+        lambda out: _shape(out, (0, 4, 2)),
+    )
+    add(
+        "Wigner6jConv.forward",
+        "single atom, no edges",
         lambda: _w6j(centring="target")(_randn(1, 4, 2), _randn(1, 3), empty_e, torch.ones(0)),
-        lambda out: _zeros(out, (1, 4, 2)))
-    add("edge_reference", "0 edges",
-        lambda: w6.edge_reference(_randn(3, 4, 2), _randn(3, 3), empty_e, torch.ones(0), lmax_in=1,
-                                  l_filter=[0, 1], lmax_out=1),
-        lambda out: _zeros(out, (3, 4, 2)))
-    add("neighbor_list", "0 atoms", lambda: neighbors.neighbor_list(torch.zeros(0, 3), 2.0),
-        lambda nb: (_shape(nb.edge_index, (2, 0)), _shape(nb.shifts, (0, 3))))
-    add("neighbor_list", "single atom", lambda: neighbors.neighbor_list(torch.zeros(1, 3), 2.0),
-        lambda nb: _shape(nb.edge_index, (2, 0)))
-    add("neighbor_list", "single atom in a periodic box (its own images)",
+        lambda out: _zeros(out, (1, 4, 2)),
+    )
+    add(
+        "edge_reference",
+        "0 edges",
+        lambda: w6.edge_reference(
+            _randn(3, 4, 2), _randn(3, 3), empty_e, torch.ones(0), lmax_in=1, l_filter=[0, 1], lmax_out=1
+        ),
+        lambda out: _zeros(out, (3, 4, 2)),
+    )
+    add(
+        "neighbor_list",
+        "0 atoms",
+        lambda: neighbors.neighbor_list(torch.zeros(0, 3), 2.0),
+        lambda nb: (_shape(nb.edge_index, (2, 0)), _shape(nb.shifts, (0, 3))),
+    )
+    add(
+        "neighbor_list",
+        "single atom",
+        lambda: neighbors.neighbor_list(torch.zeros(1, 3), 2.0),
+        lambda nb: _shape(nb.edge_index, (2, 0)),
+    )
+    add(
+        "neighbor_list",
+        "single atom in a periodic box (its own images)",
         lambda: neighbors.neighbor_list(torch.zeros(1, 3), 1.2, cell=torch.eye(3), pbc=True),
-        lambda nb: (_shape(nb.edge_index, (2, 6)), _shape(nb.shifts, (6, 3))))
+        lambda nb: (_shape(nb.edge_index, (2, 6)), _shape(nb.shifts, (6, 3))),
+    )
 
     add("EGNN.forward", "0 particles", lambda: _egnn()(_nbody_batch(n=0)), lambda out: _shape(out, (2, 0, 3)))
     add("EGNN.forward", "1 particle", lambda: _egnn()(_nbody_batch(n=1)), lambda out: _shape(out, (2, 1, 3)))
     add("EGNN.forward", "batch 0", lambda: _egnn()(_nbody_batch(b=0)), lambda out: _shape(out, (0, 4, 3)))
-    add("SE3HyenaNet.forward_tokens", "0 tokens",
+    add(
+        "SE3HyenaNet.forward_tokens",
+        "0 tokens",
         lambda: _hyena(vector_out=2, scalar_out=3).forward_tokens(_randn(2, 0, 3), None, _randn(2, 0, 3)),
-        lambda out: (_shape(out[0], (2, 0, 3)), _shape(out[1], (2, 0, 2, 3)), _shape(out[2], (2, 0, 3))))
-    add("SE3HyenaNet.forward", "1 token", lambda: _hyena()(_recall_batch(n=1)), lambda out: _shape(out, (2, 3)))
-    add("SE3HyenaNet.forward", "n-body with 0 particles",
+        lambda out: (_shape(out[0], (2, 0, 3)), _shape(out[1], (2, 0, 2, 3)), _shape(out[2], (2, 0, 3))),
+    )
+    add(
+        "SE3HyenaNet.forward",
+        "1 token",
+        lambda: _hyena()(_recall_batch(n=1)),
+        lambda out: _shape(out, (2, 3)),
+    )
+    add(
+        "SE3HyenaNet.forward",
+        "n-body with 0 particles",
         lambda: _hyena(scalar_in=1, vector_in=1, causal=False)(_nbody_batch(n=0)),
-        lambda out: _shape(out, (2, 0, 3)))
-    add("SE3HyenaNet.forward", "batch 0", lambda: _hyena()(_recall_batch(b=0)), lambda out: _shape(out, (0, 3)))
-    add("EquivariantTransformer.forward", "1 token", lambda: _transformer()(_recall_batch(n=1)),
-        lambda out: _shape(out, (2, 3)))
-    add("EquivariantTransformer.forward_tokens", "0 tokens",
+        lambda out: _shape(out, (2, 0, 3)),
+    )
+    add(
+        "SE3HyenaNet.forward",
+        "batch 0",
+        lambda: _hyena()(_recall_batch(b=0)),
+        lambda out: _shape(out, (0, 3)),
+    )
+    add(
+        "EquivariantTransformer.forward",
+        "1 token",
+        lambda: _transformer()(_recall_batch(n=1)),
+        lambda out: _shape(out, (2, 3)),
+    )
+    add(
+        "EquivariantTransformer.forward_tokens",
+        "0 tokens",
         lambda: _transformer().forward_tokens(_randn(2, 0, 3), None, _randn(2, 0, 3)),
-        lambda out: _shape(out[1], (2, 0, 1, 3)))
-    add("FrameAveraging.forward", "1 token (all eigenvalues 0)", lambda: _frame_avg()(_recall_batch(n=1)),
-        lambda out: _shape(out, (2, 3)))
+        lambda out: _shape(out[1], (2, 0, 1, 3)),
+    )
+    add(
+        "FrameAveraging.forward",
+        "1 token (all eigenvalues 0)",
+        lambda: _frame_avg()(_recall_batch(n=1)),
+        lambda out: _shape(out, (2, 3)),
+    )
     for name, build in (("E2Former", _e2former), ("GauntNet", _gauntnet)):
-        add(f"{name}.forward", "0 atoms", lambda b=build: b()(_molecule(n=0)),
-            lambda out: (_shape(out["forces"], (0, 3)), out["energy"].numel() <= 1 or _fail("energy")))
-        add(f"{name}.forward", "single atom", lambda b=build: b()(_molecule(n=1)),
-            lambda out: (_shape(out["energy"], (1,)), _zeros(out["forces"], (1, 3))))
-        add(f"{name}.forward", "two structures, one of them a single atom",
-            lambda b=build: b()({"pos": _randn(4, 3), "z": torch.tensor([1, 2, 1, 3]),
-                                 "batch": torch.tensor([0, 0, 0, 1])}),
-            lambda out: (_shape(out["energy"], (2,)), _shape(out["forces"], (4, 3))))
-        add(f"{name}.forward", "atoms beyond the cutoff (0 edges)",
-            lambda b=build: b()({"pos": 10.0 * torch.arange(3.0)[:, None].expand(3, 3).contiguous(),
-                                 "z": torch.tensor([1, 2, 3])}),
-            lambda out: (_shape(out["energy"], (1,)), _zeros(out["forces"], (3, 3))))
+        add(
+            f"{name}.forward",
+            "0 atoms",
+            lambda b=build: b()(_molecule(n=0)),
+            lambda out: (_shape(out["forces"], (0, 3)), out["energy"].numel() <= 1 or _fail("energy")),
+        )
+        add(
+            f"{name}.forward",
+            "single atom",
+            lambda b=build: b()(_molecule(n=1)),
+            lambda out: (_shape(out["energy"], (1,)), _zeros(out["forces"], (1, 3))),
+        )
+        add(
+            f"{name}.forward",
+            "two structures, one of them a single atom",
+            lambda b=build: b()(
+                {"pos": _randn(4, 3), "z": torch.tensor([1, 2, 1, 3]), "batch": torch.tensor([0, 0, 0, 1])}
+            ),
+            lambda out: (_shape(out["energy"], (2,)), _shape(out["forces"], (4, 3))),
+        )
+        add(
+            f"{name}.forward",
+            "atoms beyond the cutoff (0 edges)",
+            lambda b=build: b()(
+                {
+                    "pos": 10.0 * torch.arange(3.0)[:, None].expand(3, 3).contiguous(),
+                    "z": torch.tensor([1, 2, 3]),
+                }
+            ),
+            lambda out: (_shape(out["energy"], (1,)), _zeros(out["forces"], (3, 3))),
+        )
     add("RecallDataset", "size 0", lambda: RecallDataset(0, 9, 2), lambda ds: len(ds) == 0 or _fail("len"))
-    add("read_extxyz", "empty file", lambda: read_extxyz(_tmp_file("")), lambda frames: frames == [] or _fail("[]"))
-    add("read_extxyz", "frame with 0 atoms", lambda: read_extxyz(_tmp_file("0\nenergy=0.0\n")),
-        lambda frames: _shape(torch.as_tensor(frames[0].pos), (0, 3)))
+    add(
+        "read_extxyz",
+        "empty file",
+        lambda: read_extxyz(_tmp_file("")),
+        lambda frames: frames == [] or _fail("[]"),
+    )
+    add(
+        "read_extxyz",
+        "frame with 0 atoms",
+        lambda: read_extxyz(_tmp_file("0\nenergy=0.0\n")),
+        lambda frames: _shape(torch.as_tensor(frames[0].pos), (0, 3)),
+    )
     return cases
 
 
@@ -668,8 +1123,11 @@ def _energy_force_case(build: Callable[[], Any], pos: Tensor) -> dict[str, Tenso
     loss = out["energy"].pow(2).sum() + out["forces"].pow(2).sum()
     params = [q for q in model.parameters() if q.requires_grad]
     grads = torch.autograd.grad(loss, [p, *params], allow_unused=True)
-    result = {"energy": out["energy"].detach(), "forces": out["forces"].detach(),
-              "d(loss)/d(pos) (2nd derivative)": grads[0] if grads[0] is not None else torch.zeros(1)}
+    result = {
+        "energy": out["energy"].detach(),
+        "forces": out["forces"].detach(),
+        "d(loss)/d(pos) (2nd derivative)": grads[0] if grads[0] is not None else torch.zeros(1),
+    }
     flat = [g.reshape(-1) for g in grads[1:] if g is not None]
     result["d(loss)/d(params) (2nd derivative)"] = torch.cat(flat) if flat else torch.zeros(1)
     return result
@@ -709,21 +1167,32 @@ def degenerate_cases() -> list[Degenerate]:
     cases: list[Degenerate] = []
     geoms = _geometries()
 
-    def add(entry: str, what: str, call: Callable[[], dict[str, Tensor]],
-            check: Callable[[dict[str, Tensor]], None] = lambda out: None) -> None:
+    def add(
+        entry: str,
+        what: str,
+        call: Callable[[], dict[str, Tensor]],
+        check: Callable[[dict[str, Tensor]], None] = lambda out: None,
+    ) -> None:
         cases.append(Degenerate(entry, what, call, check))
 
     for what, pos in geoms.items():
         if "huge" in what:
             continue  # edges are given explicitly here: the huge cloud is just another scale
         for centring in ("structure", "target"):
-            add("Wigner6jConv", f"{what}, centring={centring}", lambda p=pos, c=centring: _w6j_case(p, c, False))
+            add(
+                "Wigner6jConv",
+                f"{what}, centring={centring}",
+                lambda p=pos, c=centring: _w6j_case(p, c, False),
+            )
         add("edge_reference", what, lambda p=pos: _w6j_case(p, "structure", True))
     for what, pos in geoms.items():
         add("E2Former", what, lambda p=pos: _energy_force_case(_e2former, p))
         add("GauntNet", what, lambda p=pos: _energy_force_case(_gauntnet, p))
-        batch = {"loc": pos[None], "vel": torch.ones(1, pos.shape[0], 3, dtype=F64),
-                 "charges": torch.ones(1, pos.shape[0], dtype=F64)}
+        batch = {
+            "loc": pos[None],
+            "vel": torch.ones(1, pos.shape[0], 3, dtype=F64),
+            "charges": torch.ones(1, pos.shape[0], dtype=F64),
+        }
         add("EGNN", what, lambda b=batch: _point_model_case(_egnn, b, "loc"))
         recall = {"pos": pos[None], "token_type": torch.ones(1, pos.shape[0], 3, dtype=F64)}
         add("SE3HyenaNet", what, lambda b=recall: _point_model_case(_hyena, b, "pos"))
@@ -744,8 +1213,14 @@ def degenerate_cases() -> list[Degenerate]:
         add("FrameAveraging", what, fa_call, fa_check)
     from equiscale.ops import neighbors
 
-    add("neighbor_list", "coincident pair: edge_vectors finite, both directions listed",
-        lambda: {"r": neighbors.edge_vectors(geoms["coincident pair (r_ij = 0)"],
-                                             neighbors.neighbor_list(geoms["coincident pair (r_ij = 0)"],
-                                                                     2.0).edge_index)})
+    add(
+        "neighbor_list",
+        "coincident pair: edge_vectors finite, both directions listed",
+        lambda: {
+            "r": neighbors.edge_vectors(
+                geoms["coincident pair (r_ij = 0)"],
+                neighbors.neighbor_list(geoms["coincident pair (r_ij = 0)"], 2.0).edge_index,
+            )
+        },
+    )
     return cases

@@ -25,9 +25,17 @@ import torch
 
 __all__ = ["TINY_NBODY", "kill_resume_cycles", "compare_runs"]
 
-TINY_NBODY = ["data_args.n_train=200", "data_args.n_val=100", "data_args.n_test=100",
-              "model_args.hidden=16", "model_args.layers=2", "batch_size=50", "eval_batch_size=100",
-              "progress=false", "scheduler=cosine"]
+TINY_NBODY = [
+    "data_args.n_train=200",
+    "data_args.n_val=100",
+    "data_args.n_test=100",
+    "model_args.hidden=16",
+    "model_args.layers=2",
+    "batch_size=50",
+    "eval_batch_size=100",
+    "progress=false",
+    "scheduler=cosine",
+]
 
 
 def _cmd(out: Path, epochs: int, ddp: bool, resume: bool) -> list[str]:
@@ -76,8 +84,15 @@ def _start(cmd: list[str], log) -> subprocess.Popen:
     return subprocess.Popen(cmd, env=_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def kill_resume_cycles(folder: str | os.PathLike, *, kills: int = 3, epochs: int = 24, ddp: bool = False,
-                       seed: int = 0, timeout: float = 600.0) -> dict[str, Any]:
+def kill_resume_cycles(
+    folder: str | os.PathLike,
+    *,
+    kills: int = 3,
+    epochs: int = 24,
+    ddp: bool = False,
+    seed: int = 0,
+    timeout: float = 600.0,
+) -> dict[str, Any]:
     """Run an unbroken tiny n-body training and a broken one that is SIGKILLed ``kills`` times at
     random moments after its first checkpoint and resumed each time; compare the final states.
 
@@ -89,8 +104,13 @@ def kill_resume_cycles(folder: str | os.PathLike, *, kills: int = 3, epochs: int
     t0 = time.time()
     unbroken, broken = folder / "unbroken", folder / "broken"
     with open(folder / "unbroken.log", "w") as log:
-        done = subprocess.run(_cmd(unbroken, epochs, ddp, False), env=_env(), stdout=log,
-                              stderr=subprocess.STDOUT, timeout=timeout)
+        done = subprocess.run(
+            _cmd(unbroken, epochs, ddp, False),
+            env=_env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            timeout=timeout,
+        )
     if done.returncode != 0:
         raise RuntimeError(f"the unbroken run failed (exit {done.returncode}); see {folder / 'unbroken.log'}")
     rng = random.Random(seed)
@@ -104,8 +124,11 @@ def kill_resume_cycles(folder: str | os.PathLike, *, kills: int = 3, epochs: int
             # kill at a random moment of the following epoch(s)
             deadline = time.time() + timeout
             ckpt = broken / "checkpoints" / "last.ckpt"
-            while (not ckpt.exists() or ckpt.stat().st_mtime < started) and time.time() < deadline \
-                    and proc.poll() is None:
+            while (
+                (not ckpt.exists() or ckpt.stat().st_mtime < started)
+                and time.time() < deadline
+                and proc.poll() is None
+            ):
                 time.sleep(0.02)
             time.sleep(rng.uniform(0.05, 0.5))
             if proc.poll() is not None:
@@ -121,5 +144,12 @@ def kill_resume_cycles(folder: str | os.PathLike, *, kills: int = 3, epochs: int
     if code != 0:
         raise RuntimeError(f"the resumed run failed (exit {code}); see {folder / 'broken.log'}")
     diffs = compare_runs(unbroken, broken)
-    return {"kills": len(kill_times), "identical": not diffs, "differences": diffs[:10], "ddp": ddp,
-            "epochs": epochs, "kill_times_s": kill_times, "wall_s": round(time.time() - t0, 1)}
+    return {
+        "kills": len(kill_times),
+        "identical": not diffs,
+        "differences": diffs[:10],
+        "ddp": ddp,
+        "epochs": epochs,
+        "kill_times_s": kill_times,
+        "wall_s": round(time.time() - t0, 1),
+    }

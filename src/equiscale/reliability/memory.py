@@ -19,13 +19,18 @@ allocator adds fragmentation on top, which :func:`check_memory` leaves room for 
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import torch
 
-__all__ = ["MemoryBudgetError", "SAFETY", "available_memory", "check_memory", "estimate_peak_memory",
-           "format_bytes"]
+__all__ = [
+    "MemoryBudgetError",
+    "SAFETY",
+    "available_memory",
+    "check_memory",
+    "estimate_peak_memory",
+    "format_bytes",
+]
 
 SAFETY = 1.5
 
@@ -59,11 +64,24 @@ def _positive(name: str, value: Any) -> int:
     return value
 
 
-def estimate_peak_memory(model: str, *, batch: int = 1, tokens: int = 0, scalar_channels: int = 64,
-                         vector_channels: int = 16, depth: int = 4, heads: int = 4,
-                         attention_matrix: bool = False, edges: int = 0, channels: int = 64,
-                         lmax: int = 2, layers: int = 3, n_parameters: int = 0,
-                         dtype: torch.dtype = torch.float32, training: bool = True) -> int:
+def estimate_peak_memory(
+    model: str,
+    *,
+    batch: int = 1,
+    tokens: int = 0,
+    scalar_channels: int = 64,
+    vector_channels: int = 16,
+    depth: int = 4,
+    heads: int = 4,
+    attention_matrix: bool = False,
+    edges: int = 0,
+    channels: int = 64,
+    lmax: int = 2,
+    layers: int = 3,
+    n_parameters: int = 0,
+    dtype: torch.dtype = torch.float32,
+    training: bool = True,
+) -> int:
     """Upper estimate of the peak bytes of one step (module docstring for the formulas).
 
     Args:
@@ -77,10 +95,19 @@ def estimate_peak_memory(model: str, *, batch: int = 1, tokens: int = 0, scalar_
     if not isinstance(dtype, torch.dtype):
         raise TypeError(f"dtype must be a torch.dtype, got {dtype!r}")
     size = _itemsize(dtype)
-    for name, value in (("batch", batch), ("tokens", tokens), ("scalar_channels", scalar_channels),
-                        ("vector_channels", vector_channels), ("depth", depth), ("heads", heads),
-                        ("edges", edges), ("channels", channels), ("lmax", lmax), ("layers", layers),
-                        ("n_parameters", n_parameters)):
+    for name, value in (
+        ("batch", batch),
+        ("tokens", tokens),
+        ("scalar_channels", scalar_channels),
+        ("vector_channels", vector_channels),
+        ("depth", depth),
+        ("heads", heads),
+        ("edges", edges),
+        ("channels", channels),
+        ("lmax", lmax),
+        ("layers", layers),
+        ("n_parameters", n_parameters),
+    ):
         _positive(name, value)
     if model in _TOKEN_MODELS:
         a, b, c, infer = _TOKEN_MODELS[model]
@@ -115,8 +142,14 @@ def available_memory(device: str | torch.device = "cpu") -> int | None:
     return None
 
 
-def check_memory(model: str, *, device: str | torch.device = "cpu", available: int | None = None,
-                 fraction: float = 0.9, **sizes: Any) -> int:
+def check_memory(
+    model: str,
+    *,
+    device: str | torch.device = "cpu",
+    available: int | None = None,
+    fraction: float = 0.9,
+    **sizes: Any,
+) -> int:
     """Raise :class:`MemoryBudgetError` if ``estimate_peak_memory(model, **sizes)`` exceeds
     ``fraction`` of the free memory of ``device`` (or of ``available`` bytes); return the estimate.
 
@@ -149,8 +182,9 @@ def check_memory(model: str, *, device: str | torch.device = "cpu", available: i
             hints.append("checkpoint_mixer=True (recompute the mixer in backward)")
     else:
         edges = sizes.get("edges", 0)
-        hints.append(f"edges {edges} -> at most ~{int(edges * scale)} (smaller cutoff, fewer atoms "
-                     "per batch)")
+        hints.append(
+            f"edges {edges} -> at most ~{int(edges * scale)} (smaller cutoff, fewer atoms per batch)"
+        )
         hints.append("fewer layers, channels or a lower lmax")
     raise MemoryBudgetError(
         f"{model} needs about {format_bytes(need)} at peak (estimate, {sizes}) but only "

@@ -27,15 +27,20 @@ def _small(name: str) -> torch.nn.Module:
     from equiscale.reliability import cases as C
 
     builders: dict[str, Callable[[], torch.nn.Module]] = {
-        "EGNN": C._egnn, "SE3HyenaNet": C._hyena, "EquivariantTransformer": C._transformer,
-        "FrameAveraging": C._frame_avg, "E2Former": C._e2former, "GauntNet": C._gauntnet,
+        "EGNN": C._egnn,
+        "SE3HyenaNet": C._hyena,
+        "EquivariantTransformer": C._transformer,
+        "FrameAveraging": C._frame_avg,
+        "E2Former": C._e2former,
+        "GauntNet": C._gauntnet,
     }
     torch.manual_seed(0)
     return builders[name]().eval()
 
 
-def _call(name: str, model: torch.nn.Module, ctx: Callable[[], Any]) -> tuple[Callable[..., Any], list[Tensor],
-                                                                             list[Any], list[Any], dict[str, bool]]:
+def _call(
+    name: str, model: torch.nn.Module, ctx: Callable[[], Any]
+) -> tuple[Callable[..., Any], list[Tensor], list[Any], list[Any], dict[str, bool]]:
     """(fn, inputs, in_types, out_types, checks) of the model, with ``ctx()`` around the call."""
     g = torch.Generator().manual_seed(1)
     if name == "EGNN":
@@ -71,8 +76,9 @@ def _call(name: str, model: torch.nn.Module, ctx: Callable[[], Any]) -> tuple[Ca
 AUTOCAST_MODELS = ("EGNN", "SE3HyenaNet", "EquivariantTransformer", "FrameAveraging", "E2Former", "GauntNet")
 
 
-def autocast_equivariance(name: str, dtype: torch.dtype = torch.bfloat16, device: str = "cpu",
-                          trials: int = 2) -> dict[str, Any]:
+def autocast_equivariance(
+    name: str, dtype: torch.dtype = torch.bfloat16, device: str = "cpu", trials: int = 2
+) -> dict[str, Any]:
     """Equivariance errors of model ``name`` in float32 and under ``autocast(dtype)``.
 
     Returns ``{"float32": {check: err}, "autocast": {check: err}, "finite": bool,
@@ -82,17 +88,22 @@ def autocast_equivariance(name: str, dtype: torch.dtype = torch.bfloat16, device
     model = _small(name).to(device)
     results: dict[str, Any] = {"model": name, "autocast_dtype": str(dtype).replace("torch.", "")}
     outputs = {}
-    for label, ctx in (("float32", contextlib.nullcontext),
-                       ("autocast", lambda: torch.autocast(torch.device(device).type, dtype=dtype))):
+    for label, ctx in (
+        ("float32", contextlib.nullcontext),
+        ("autocast", lambda: torch.autocast(torch.device(device).type, dtype=dtype)),
+    ):
         fn, inputs, in_types, out_types, checks = _call(name, model, ctx)
         inputs = [x.to(device) for x in inputs]
         out = fn(*inputs)
         outputs[label] = out if isinstance(out, tuple) else (out,)
-        results[label] = equivariance_error(fn, inputs, in_types, out_types, trials=trials, seed=0,
-                                            dtype=None, **checks)
+        results[label] = equivariance_error(
+            fn, inputs, in_types, out_types, trials=trials, seed=0, dtype=None, **checks
+        )
     finite = all(bool(torch.isfinite(t).all()) for t in outputs["autocast"])
-    change = max(float((a - b).detach().abs().max() / b.detach().abs().max().clamp_min(1e-30))
-                 for a, b in zip(outputs["autocast"], outputs["float32"]))
+    change = max(
+        float((a - b).detach().abs().max() / b.detach().abs().max().clamp_min(1e-30))
+        for a, b in zip(outputs["autocast"], outputs["float32"])
+    )
     results["finite"] = finite
     results["max_rel_change"] = change
     return results

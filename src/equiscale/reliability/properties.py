@@ -17,8 +17,17 @@ import itertools
 import torch
 from torch import Tensor
 
-__all__ = ["BUDGETS", "EXAMPLES", "OPERATORS", "check_gaunt", "check_gaunt_power", "check_long_conv",
-           "check_wigner6j", "check_neighbors", "strategies"]
+__all__ = [
+    "BUDGETS",
+    "EXAMPLES",
+    "OPERATORS",
+    "check_gaunt",
+    "check_gaunt_power",
+    "check_long_conv",
+    "check_wigner6j",
+    "check_neighbors",
+    "strategies",
+]
 
 F64 = torch.float64
 
@@ -44,9 +53,16 @@ BUDGETS: dict[str, tuple[float, float]] = {
 OPERATORS = tuple(BUDGETS)
 
 #: hypothesis examples per operator (tests and report; the whole property file runs in ~10 s)
-EXAMPLES: dict[str, int] = {"GauntTensorProduct": 100, "gaunt_power": 40, "fft_conv": 60,
-                            "fft_cross_conv": 50, "fft_dot_conv": 40, "fft_cross_dot_conv": 40,
-                            "Wigner6jConv": 80, "neighbor_list": 40}
+EXAMPLES: dict[str, int] = {
+    "GauntTensorProduct": 100,
+    "gaunt_power": 40,
+    "fft_conv": 60,
+    "fft_cross_conv": 50,
+    "fft_dot_conv": 40,
+    "fft_cross_dot_conv": 40,
+    "Wigner6jConv": 80,
+    "neighbor_list": 40,
+}
 
 
 def _gen(seed: int) -> torch.Generator:
@@ -63,8 +79,16 @@ def _budget(name: str, dtype: torch.dtype) -> float:
     return BUDGETS[name][0 if dtype == F64 else 1]
 
 
-def check_gaunt(l1: int, l2: int, lo: int, backend: str, batch: tuple[int, ...], channels: int,
-                dtype: torch.dtype, seed: int) -> tuple[float, float]:
+def check_gaunt(
+    l1: int,
+    l2: int,
+    lo: int,
+    backend: str,
+    batch: tuple[int, ...],
+    channels: int,
+    dtype: torch.dtype,
+    seed: int,
+) -> tuple[float, float]:
     """GauntTensorProduct(l1, l2, lo, backend) vs gaunt_reference; y broadcasts with C = 1 when
     ``seed`` is odd."""
     from equiscale.ops.gaunt import GauntTensorProduct, gaunt_reference
@@ -79,8 +103,16 @@ def check_gaunt(l1: int, l2: int, lo: int, backend: str, batch: tuple[int, ...],
     return _rel(fast, ref), _budget("GauntTensorProduct", dtype)
 
 
-def check_gaunt_power(lmax: int, nu: int, lo: int, backend: str, batch: tuple[int, ...], channels: int,
-                      dtype: torch.dtype, seed: int) -> tuple[float, float]:
+def check_gaunt_power(
+    lmax: int,
+    nu: int,
+    lo: int,
+    backend: str,
+    batch: tuple[int, ...],
+    channels: int,
+    dtype: torch.dtype,
+    seed: int,
+) -> tuple[float, float]:
     """gaunt_power(x, nu) (one transform, powers on the grid/Fourier domain) vs the reference."""
     from equiscale.ops.gaunt import gaunt_power, gaunt_reference
 
@@ -91,8 +123,9 @@ def check_gaunt_power(lmax: int, nu: int, lo: int, backend: str, batch: tuple[in
     return _rel(fast, ref), _budget("gaunt_power", dtype)
 
 
-def check_long_conv(kind: str, n: int, causal: bool, batch: tuple[int, ...], channels: int,
-                    dtype: torch.dtype, seed: int) -> tuple[float, float]:
+def check_long_conv(
+    kind: str, n: int, causal: bool, batch: tuple[int, ...], channels: int, dtype: torch.dtype, seed: int
+) -> tuple[float, float]:
     """fft_conv / fft_cross_conv / fft_dot_conv / fft_cross_dot_conv vs their direct sums.
 
     Scalar convolution: ``u [*batch, N, C]`` with a filter ``[N, C]`` (causal) or ``[2N-1, C]``;
@@ -119,8 +152,17 @@ def check_long_conv(kind: str, n: int, causal: bool, batch: tuple[int, ...], cha
     return max(_rel(c, cross), _rel(d, dot)), _budget("fft_cross_dot_conv", dtype)
 
 
-def check_wigner6j(lmax_in: int, l_filter: int, lmax_out: int, n_nodes: int, channels: int,
-                   centring: str, parity: str, dtype: torch.dtype, seed: int) -> tuple[float, float]:
+def check_wigner6j(
+    lmax_in: int,
+    l_filter: int,
+    lmax_out: int,
+    n_nodes: int,
+    channels: int,
+    centring: str,
+    parity: str,
+    dtype: torch.dtype,
+    seed: int,
+) -> tuple[float, float]:
     """Wigner6jConv (node-level factorisation) vs edge_reference on a random molecule-sized graph
     (atoms in a 3 A box, every pair closer than 2.5 A an edge; alpha [E, C] when seed is odd)."""
     from equiscale.ops.wigner6j_conv import Wigner6jConv
@@ -140,8 +182,9 @@ def check_wigner6j(lmax_in: int, l_filter: int, lmax_out: int, n_nodes: int, cha
     return _rel(fast, ref), _budget("Wigner6jConv", dtype)
 
 
-def check_neighbors(n: int, cutoff: float, periodic: bool, dtype: torch.dtype, seed: int
-                    ) -> tuple[float, float]:
+def check_neighbors(
+    n: int, cutoff: float, periodic: bool, dtype: torch.dtype, seed: int
+) -> tuple[float, float]:
     """neighbor_list vs brute force over all pairs (and the 27 nearest images when periodic, with
     ``cutoff`` below half the box): returns (number of differing pairs, 0)."""
     from equiscale.ops.neighbors import neighbor_list
@@ -173,28 +216,66 @@ def strategies() -> dict[str, object]:
     dtypes = st.sampled_from([torch.float32, torch.float64])
     batch = st.lists(st.integers(1, 3), min_size=0, max_size=2).map(tuple)
     seed = st.integers(0, 2**16)
-    gaunt = st.fixed_dictionaries({
-        "l1": st.integers(0, 4), "l2": st.integers(0, 4), "lo": st.integers(0, 5),
-        "backend": st.sampled_from(["dense", "fourier", "grid"]), "batch": batch,
-        "channels": st.integers(1, 4), "dtype": dtypes, "seed": seed})
-    power = st.fixed_dictionaries({
-        "lmax": st.integers(0, 3), "nu": st.integers(1, 3), "lo": st.integers(0, 4),
-        "backend": st.sampled_from(["grid", "fourier"]), "batch": batch,
-        "channels": st.integers(1, 3), "dtype": dtypes, "seed": seed})
+    gaunt = st.fixed_dictionaries(
+        {
+            "l1": st.integers(0, 4),
+            "l2": st.integers(0, 4),
+            "lo": st.integers(0, 5),
+            "backend": st.sampled_from(["dense", "fourier", "grid"]),
+            "batch": batch,
+            "channels": st.integers(1, 4),
+            "dtype": dtypes,
+            "seed": seed,
+        }
+    )
+    power = st.fixed_dictionaries(
+        {
+            "lmax": st.integers(0, 3),
+            "nu": st.integers(1, 3),
+            "lo": st.integers(0, 4),
+            "backend": st.sampled_from(["grid", "fourier"]),
+            "batch": batch,
+            "channels": st.integers(1, 3),
+            "dtype": dtypes,
+            "seed": seed,
+        }
+    )
 
     def conv(kind: str):
-        return st.fixed_dictionaries({
-            "kind": st.just(kind), "n": st.integers(1, 40), "causal": st.booleans(), "batch": batch,
-            "channels": st.integers(1, 5), "dtype": dtypes, "seed": seed})
+        return st.fixed_dictionaries(
+            {
+                "kind": st.just(kind),
+                "n": st.integers(1, 40),
+                "causal": st.booleans(),
+                "batch": batch,
+                "channels": st.integers(1, 5),
+                "dtype": dtypes,
+                "seed": seed,
+            }
+        )
 
-    w6j = st.fixed_dictionaries({
-        "lmax_in": st.integers(0, 2), "l_filter": st.integers(0, 2), "lmax_out": st.integers(0, 2),
-        "n_nodes": st.integers(2, 7), "channels": st.integers(1, 3),
-        "centring": st.sampled_from(["structure", "target"]), "parity": st.sampled_from(["all", "even"]),
-        "dtype": dtypes, "seed": seed})
-    nbrs = st.fixed_dictionaries({
-        "n": st.integers(0, 12), "cutoff": st.floats(0.3, 1.9), "periodic": st.booleans(),
-        "dtype": dtypes, "seed": seed})
+    w6j = st.fixed_dictionaries(
+        {
+            "lmax_in": st.integers(0, 2),
+            "l_filter": st.integers(0, 2),
+            "lmax_out": st.integers(0, 2),
+            "n_nodes": st.integers(2, 7),
+            "channels": st.integers(1, 3),
+            "centring": st.sampled_from(["structure", "target"]),
+            "parity": st.sampled_from(["all", "even"]),
+            "dtype": dtypes,
+            "seed": seed,
+        }
+    )
+    nbrs = st.fixed_dictionaries(
+        {
+            "n": st.integers(0, 12),
+            "cutoff": st.floats(0.3, 1.9),
+            "periodic": st.booleans(),
+            "dtype": dtypes,
+            "seed": seed,
+        }
+    )
     return {
         "GauntTensorProduct": (check_gaunt, gaunt),
         "gaunt_power": (check_gaunt_power, power),

@@ -29,13 +29,23 @@ __all__ = ["add_arguments", "run", "main"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", type=Path, default=Path("results/reliability.md"),
-                        help="Markdown report (a .json record is written beside it)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("results/reliability.md"),
+        help="Markdown report (a .json record is written beside it)",
+    )
     parser.add_argument("--kills", type=int, default=3, help="SIGKILL/resume cycles, single process")
-    parser.add_argument("--ddp-kills", type=int, default=2, help="SIGKILL/resume cycles under DDP (2 CPU procs)")
+    parser.add_argument(
+        "--ddp-kills", type=int, default=2, help="SIGKILL/resume cycles under DDP (2 CPU procs)"
+    )
     parser.add_argument("--no-faults", action="store_true", help="skip the kill/resume runs")
-    parser.add_argument("--examples-scale", type=float, default=1.0,
-                        help="multiply the hypothesis example counts (1 = the tests' counts)")
+    parser.add_argument(
+        "--examples-scale",
+        type=float,
+        default=1.0,
+        help="multiply the hypothesis example counts (1 = the tests' counts)",
+    )
 
 
 def _command() -> str:
@@ -44,8 +54,11 @@ def _command() -> str:
         prog = "python -m equiscale.reliability"
     else:
         prog = "equiscale bench reliability" if "bench" in sys.argv[1:3] else Path(argv0).name
-        return " ".join(["equiscale", *map(shlex.quote, sys.argv[1:])]) if prog.startswith("equiscale") \
+        return (
+            " ".join(["equiscale", *map(shlex.quote, sys.argv[1:])])
+            if prog.startswith("equiscale")
             else " ".join([prog, *map(shlex.quote, sys.argv[1:])])
+        )
     return " ".join([prog, *map(shlex.quote, sys.argv[1:])])
 
 
@@ -108,11 +121,15 @@ def _property(name: str, check: Any, strategy: Any, scale: float) -> dict[str, A
 
     from equiscale.reliability import properties as P
 
-    stats: dict[str, Any] = {"examples": 0, "max_err_float64": 0.0, "max_err_float32": 0.0,
-                             "violations": 0}
+    stats: dict[str, Any] = {"examples": 0, "max_err_float64": 0.0, "max_err_float32": 0.0, "violations": 0}
 
-    @settings(max_examples=max(1, int(P.EXAMPLES[name] * scale)), deadline=None, derandomize=True,
-              database=None, suppress_health_check=[HealthCheck.too_slow])
+    @settings(
+        max_examples=max(1, int(P.EXAMPLES[name] * scale)),
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
     @given(strategy)
     def prop(kwargs):
         stats["examples"] += 1
@@ -150,9 +167,11 @@ def _memory() -> dict[str, Any]:
     from equiscale.reliability.memory import MemoryBudgetError, check_memory, estimate_peak_memory
 
     rows = []
-    for name, cls, (b, n, cs, cv, depth) in (("se3hyena", SE3HyenaNet, (2, 1536, 24, 4, 1)),
-                                             ("se3hyena", SE3HyenaNet, (1, 4096, 32, 8, 2)),
-                                             ("eq_transformer", EquivariantTransformer, (1, 3000, 16, 8, 2))):
+    for name, cls, (b, n, cs, cv, depth) in (
+        ("se3hyena", SE3HyenaNet, (2, 1536, 24, 4, 1)),
+        ("se3hyena", SE3HyenaNet, (1, 4096, 32, 8, 2)),
+        ("eq_transformer", EquivariantTransformer, (1, 3000, 16, 8, 2)),
+    ):
         torch.manual_seed(0)
         model = cls(cs, cv, depth)
         batch = {"pos": torch.randn(b, n, 3), "token_type": torch.zeros(b, n, 3)}
@@ -162,13 +181,38 @@ def _memory() -> dict[str, Any]:
 
         step()
         measured = peak_memory(step)
-        est = estimate_peak_memory(name, batch=b, tokens=n, scalar_channels=cs, vector_channels=cv,
-                                   depth=depth, n_parameters=sum(p.numel() for p in model.parameters()))
-        rows.append({"model": name, "batch": b, "tokens": n, "Cs": cs, "Cv": cv, "depth": depth,
-                     "measured": measured, "estimate": est, "ratio": round(est / measured, 2)})
+        est = estimate_peak_memory(
+            name,
+            batch=b,
+            tokens=n,
+            scalar_channels=cs,
+            vector_channels=cv,
+            depth=depth,
+            n_parameters=sum(p.numel() for p in model.parameters()),
+        )
+        rows.append(
+            {
+                "model": name,
+                "batch": b,
+                "tokens": n,
+                "Cs": cs,
+                "Cv": cv,
+                "depth": depth,
+                "measured": measured,
+                "estimate": est,
+                "ratio": round(est / measured, 2),
+            }
+        )
     try:
-        check_memory("se3hyena", available=80 * 2**30, tokens=3_500_000, batch=1, depth=4,
-                     scalar_channels=64, vector_channels=16)
+        check_memory(
+            "se3hyena",
+            available=80 * 2**30,
+            tokens=3_500_000,
+            batch=1,
+            depth=4,
+            scalar_channels=64,
+            vector_channels=16,
+        )
         example = "(fits)"
     except MemoryBudgetError as err:
         example = str(err)
@@ -179,12 +223,16 @@ def _faults(kills: int, ddp_kills: int, tmp: Path) -> dict[str, Any]:
     from equiscale.reliability.faults import kill_resume_cycles
 
     out = {}
-    for label, n, ddp, epochs in (("single process", kills, False, 24), ("DDP, 2 CPU processes", ddp_kills, True, 12)):
+    for label, n, ddp, epochs in (
+        ("single process", kills, False, 24),
+        ("DDP, 2 CPU processes", ddp_kills, True, 12),
+    ):
         if n <= 0:
             continue
         try:
-            out[label] = kill_resume_cycles(tmp / label.split(",")[0].replace(" ", "_"), kills=n, ddp=ddp,
-                                            epochs=epochs, seed=0)
+            out[label] = kill_resume_cycles(
+                tmp / label.split(",")[0].replace(" ", "_"), kills=n, ddp=ddp, epochs=epochs, seed=0
+            )
         except Exception as err:  # noqa: BLE001 - reported
             out[label] = {"error": f"{type(err).__name__}: {str(err)[:300]}", "kills": 0, "identical": False}
     return out
@@ -197,96 +245,154 @@ def _fmt(x: float) -> str:
 def _markdown(rec: dict[str, Any]) -> str:
     from equiscale.reliability.memory import format_bytes
 
-    L = ["# Reliability report (issue 6)", "",
-         f"- command: `{rec['command']}`",
-         f"- git commit: `{rec['git_commit']}`",
-         f"- device: {rec['device']} (torch threads {rec['torch_threads']})",
-         f"- versions: " + ", ".join(f"{k} {v}" for k, v in rec["versions"].items() if v),
-         f"- date (UTC): {rec['date_utc']}",
-         f"- wall time: {rec['wall_time_s']} s", ""]
+    L = [
+        "# Reliability report (issue 6)",
+        "",
+        f"- command: `{rec['command']}`",
+        f"- git commit: `{rec['git_commit']}`",
+        f"- device: {rec['device']} (torch threads {rec['torch_threads']})",
+        "- versions: " + ", ".join(f"{k} {v}" for k, v in rec["versions"].items() if v),
+        f"- date (UTC): {rec['date_utc']}",
+        f"- wall time: {rec['wall_time_s']} s",
+        "",
+    ]
     bad = rec["bad_inputs"]
     tried = sum(t for t, _ in bad["per_entry"].values())
     ok = sum(o for _, o in bad["per_entry"].values())
-    L += ["## Summary", "",
-          "| what | count |", "|---|---|",
-          f"| bad inputs tried | {tried} |",
-          f"| bad inputs rejected with ValueError/TypeError naming the argument | {ok} |",
-          f"| empty inputs (0 tokens/edges/atoms, 1 atom) with shaped, finite results | "
-          f"{rec['empty']['passed']} of {rec['empty']['tried']} |"]
+    L += [
+        "## Summary",
+        "",
+        "| what | count |",
+        "|---|---|",
+        f"| bad inputs tried | {tried} |",
+        f"| bad inputs rejected with ValueError/TypeError naming the argument | {ok} |",
+        f"| empty inputs (0 tokens/edges/atoms, 1 atom) with shaped, finite results | "
+        f"{rec['empty']['passed']} of {rec['empty']['tried']} |",
+    ]
     deg = rec["degenerate"]
     dt = sum(t for t, _ in deg["per_entry"].values())
     do = sum(o for _, o in deg["per_entry"].values())
     L.append(f"| degenerate geometry cases with finite outputs and gradients | {do} of {dt} |")
     for label, f in rec.get("faults", {}).items():
-        L.append(f"| kill/resume cycles survived with identical final state ({label}) | "
-                 f"{f.get('kills', 0) if f.get('identical') else 0} (of {f.get('kills', 0)} kills) |")
+        L.append(
+            f"| kill/resume cycles survived with identical final state ({label}) | "
+            f"{f.get('kills', 0) if f.get('identical') else 0} (of {f.get('kills', 0)} kills) |"
+        )
     total_ex = sum(p["examples"] for p in rec["properties"].values())
     L.append(f"| property-test examples run (all operators) | {total_ex} |")
-    L += ["", "## Bad inputs per entry point", "", "| entry point | tried | rejected clearly |", "|---|---|---|"]
+    L += [
+        "",
+        "## Bad inputs per entry point",
+        "",
+        "| entry point | tried | rejected clearly |",
+        "|---|---|---|",
+    ]
     L += [f"| `{k}` | {t} | {o} |" for k, (t, o) in bad["per_entry"].items()]
     if bad["failures"]:
         L += ["", "Not rejected clearly:", ""] + [f"- {f}" for f in bad["failures"]]
     if rec["empty"]["failures"]:
         L += ["", "Empty-input failures:", ""] + [f"- {f}" for f in rec["empty"]["failures"]]
-    L += ["", "## Degenerate geometry", "",
-          "Coincident points (r_ij = 0), all points coincident, collinear, coplanar, tetrahedron + "
-          "centre (triple eigenvalue), 1e4 from the origin, tiny (1e-6) and huge (1e3) scales. "
-          "Energy/force models: energy, forces and the gradients of a force loss (second "
-          "derivatives) w.r.t. positions and parameters; other models: output and gradients.", "",
-          "| entry point | cases | finite |", "|---|---|---|"]
+    L += [
+        "",
+        "## Degenerate geometry",
+        "",
+        "Coincident points (r_ij = 0), all points coincident, collinear, coplanar, tetrahedron + "
+        "centre (triple eigenvalue), 1e4 from the origin, tiny (1e-6) and huge (1e3) scales. "
+        "Energy/force models: energy, forces and the gradients of a force loss (second "
+        "derivatives) w.r.t. positions and parameters; other models: output and gradients.",
+        "",
+        "| entry point | cases | finite |",
+        "|---|---|---|",
+    ]
     L += [f"| `{k}` | {t} | {o} |" for k, (t, o) in deg["per_entry"].items()]
     if deg["failures"]:
         L += ["", "Failures:", ""] + [f"- {f}" for f in deg["failures"]]
-    L += ["", "## Property tests (hypothesis, fast path vs reference)", "",
-          "Relative error = max|fast - reference| / max|reference|; budgets from each docstring.", "",
-          "| operator | examples | max err float64 | budget | max err float32 | budget | violations |",
-          "|---|---|---|---|---|---|---|"]
+    L += [
+        "",
+        "## Property tests (hypothesis, fast path vs reference)",
+        "",
+        "Relative error = max|fast - reference| / max|reference|; budgets from each docstring.",
+        "",
+        "| operator | examples | max err float64 | budget | max err float32 | budget | violations |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for k, p in rec["properties"].items():
-        L.append(f"| `{k}` | {p['examples']} | {_fmt(p['max_err_float64'])} | {_fmt(p['budget_float64'])} | "
-                 f"{_fmt(p['max_err_float32'])} | {_fmt(p['budget_float32'])} | {p['violations']} |")
-    L += ["", "## Mixed precision (bf16 autocast on the CPU)", "",
-          "Equivariance error (relative, max over 3 random transformations) in float32 and under "
-          "`torch.autocast('cpu', dtype=torch.bfloat16)`; 'change' = max |autocast - float32| output "
-          "/ max |float32 output|.", "",
-          "| model | finite | fp32 rotation | bf16 rotation | bf16 reflection | bf16 translation | change |",
-          "|---|---|---|---|---|---|---|"]
+        L.append(
+            f"| `{k}` | {p['examples']} | {_fmt(p['max_err_float64'])} | {_fmt(p['budget_float64'])} | "
+            f"{_fmt(p['max_err_float32'])} | {_fmt(p['budget_float32'])} | {p['violations']} |"
+        )
+    L += [
+        "",
+        "## Mixed precision (bf16 autocast on the CPU)",
+        "",
+        "Equivariance error (relative, max over 3 random transformations) in float32 and under "
+        "`torch.autocast('cpu', dtype=torch.bfloat16)`; 'change' = max |autocast - float32| output "
+        "/ max |float32 output|.",
+        "",
+        "| model | finite | fp32 rotation | bf16 rotation | bf16 reflection | bf16 translation | change |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for k, r in rec["autocast"].items():
         if "error" in r:
             L.append(f"| {k} | error: {r['error']} | | | | | |")
             continue
         a, f = r["autocast"], r["float32"]
         refl = _fmt(a["reflection"]) if "reflection" in a else "n/a (SE(3) model)"
-        L.append(f"| {k} | {r['finite']} | {_fmt(f['rotation'])} | {_fmt(a['rotation'])} | {refl} | "
-                 f"{_fmt(a['translation'])} | {_fmt(r['max_rel_change'])} |")
+        L.append(
+            f"| {k} | {r['finite']} | {_fmt(f['rotation'])} | {_fmt(a['rotation'])} | {refl} | "
+            f"{_fmt(a['translation'])} | {_fmt(r['max_rel_change'])} |"
+        )
     mem = rec["memory"]
-    L += ["", "## Memory honesty", "",
-          "`equiscale.reliability.estimate_peak_memory` against the CPU profiler's peak of one "
-          "training step (forward + backward; float32):", "",
-          "| model | batch | tokens | Cs | Cv | depth | measured | estimate | estimate / measured |",
-          "|---|---|---|---|---|---|---|---|---|"]
-    L += [f"| {r['model']} | {r['batch']} | {r['tokens']} | {r['Cs']} | {r['Cv']} | {r['depth']} | "
-          f"{format_bytes(r['measured'])} | {format_bytes(r['estimate'])} | {r['ratio']} |" for r in mem["rows"]]
-    L += ["", "What `check_memory` says before a 3.5M-token SE3HyenaNet step on an 80 GiB budget:", "",
-          f"> {mem['example']}", ""]
+    L += [
+        "",
+        "## Memory honesty",
+        "",
+        "`equiscale.reliability.estimate_peak_memory` against the CPU profiler's peak of one "
+        "training step (forward + backward; float32):",
+        "",
+        "| model | batch | tokens | Cs | Cv | depth | measured | estimate | estimate / measured |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    L += [
+        f"| {r['model']} | {r['batch']} | {r['tokens']} | {r['Cs']} | {r['Cv']} | {r['depth']} | "
+        f"{format_bytes(r['measured'])} | {format_bytes(r['estimate'])} | {r['ratio']} |"
+        for r in mem["rows"]
+    ]
+    L += [
+        "",
+        "What `check_memory` says before a 3.5M-token SE3HyenaNet step on an 80 GiB budget:",
+        "",
+        f"> {mem['example']}",
+        "",
+    ]
     if rec.get("faults"):
-        L += ["## Kill / resume", "",
-              "Tiny n-body EGNN training (`equiscale train`, 200 samples), SIGKILL to the whole "
-              "process group at random moments after a fresh checkpoint, `--resume` each time; the "
-              "final weights, optimizer state, epoch count and test metrics compared with an "
-              "unbroken run (torch.equal).", "",
-              "| run | kills | identical | kill times after (re)start (s) | wall (s) |", "|---|---|---|---|---|"]
+        L += [
+            "## Kill / resume",
+            "",
+            "Tiny n-body EGNN training (`equiscale train`, 200 samples), SIGKILL to the whole "
+            "process group at random moments after a fresh checkpoint, `--resume` each time; the "
+            "final weights, optimizer state, epoch count and test metrics compared with an "
+            "unbroken run (torch.equal).",
+            "",
+            "| run | kills | identical | kill times after (re)start (s) | wall (s) |",
+            "|---|---|---|---|---|",
+        ]
         for label, f in rec["faults"].items():
-            L.append(f"| {label} | {f.get('kills')} | {f.get('identical')} | {f.get('kill_times_s', '')} | "
-                     f"{f.get('wall_s', f.get('error', ''))} |")
+            L.append(
+                f"| {label} | {f.get('kills')} | {f.get('identical')} | {f.get('kill_times_s', '')} | "
+                f"{f.get('wall_s', f.get('error', ''))} |"
+            )
     return "\n".join(L) + "\n"
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     warnings.filterwarnings("ignore")
     t0 = time.time()
-    rec: dict[str, Any] = {"command": _command(),
-                           "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                           **environment("cpu")}
+    rec: dict[str, Any] = {
+        "command": _command(),
+        "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **environment("cpu"),
+    }
     with tempfile.TemporaryDirectory(prefix="equiscale_reliability_") as tmp_name:
         tmp = Path(tmp_name)
         rec["bad_inputs"] = _bad_inputs(tmp)
@@ -307,7 +413,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m equiscale.reliability", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m equiscale.reliability", description=__doc__.split("\n\n")[0]
+    )
     add_arguments(parser)
     run(parser.parse_args(argv))
     return 0
