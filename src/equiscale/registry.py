@@ -37,6 +37,7 @@ TASKS: dict[str, str] = {
 
 BENCHES: dict[str, str] = {
     "tp": "equiscale.bench.tp",
+    "reliability": "equiscale.reliability.report",
     "conv": "equiscale.bench.conv",
     "context": "equiscale.bench.context",
 }
