@@ -11,7 +11,8 @@ Measured in one run, on the same inputs and device:
    scheme; and "target") and ``edge_reference``; the relative difference of their outputs is
    checked in the run (the run fails above ``--check-tol``).
 2. vs atoms (``--atoms-scan``) at ``--scan-neighbors``: neighbour-list construction (vesin cell
-   lists) and the forward pass; fitted exponents t ~ N^p.
+   lists), the convolution, and the whole E2Former energy+forces pass (neighbour list included,
+   C = 32, 2 layers); fitted exponents t ~ N^p.
 3. model: E2Former (``--model-channels``, L = ``--lmax``, ``--model-layers``) energy + forces, with
    node-level convolutions vs the same model with edge tensor products (``conv_method="edge"``,
    identical outputs, checked), on ``--model-atoms`` at ``--scan-neighbors``.
@@ -140,6 +141,21 @@ def _check(inp, args) -> dict[str, float]:
             fast = _runner(m, inp, args.lmax, False)()
             out[m] = float((fast - ref).norm() / ref.norm())
     return out
+
+
+def _model_time(pos: torch.Tensor, cell: torch.Tensor, args, dtype) -> dict[str, float]:
+    """E2Former (C=32, L=--lmax, 2 layers) energy + forces, neighbour list built inside."""
+    from equiscale.models.e2former import E2Former
+
+    dev = torch.device(args.device)
+    torch.manual_seed(0)
+    model = E2Former(channels=32, lmax=args.lmax, num_layers=2, cutoff=args.cutoff)
+    model = model.to(dev, dtype).eval()
+    z = torch.full((pos.shape[0],), 6, device=dev)
+    batch = {"pos": pos.to(dev, dtype), "z": z, "cell": cell[None].to(dev, dtype),
+             "pbc": torch.ones(1, 3, dtype=torch.bool)}
+    return time_fn(lambda: model(batch), warmup=args.warmup, repeats=args.repeats,
+                   device=args.device)
 
 
 def _model_comparison(args, dtype) -> dict[str, Any]:
@@ -279,9 +295,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             res[m]["forward_backward"] = time_fn(_runner(m, inp, args.lmax, True),
                                                  warmup=args.warmup, repeats=args.repeats,
                                                  device=args.device)
+        res["e2former:energy_forces"] = _model_time(pos, cell, args, dtype)
         atom_rows.append({"atoms": n, "edges": e, "neighbor_list": t_nl, "results": res})
         print(f"{n:>7} atoms {e:>8} edges  neighbours {t_nl['median_ms']:.1f} ms  "
               + "  ".join(f"{m} {res[m]['forward']['median_ms']:.1f}" for m in methods)
+              + f"  e2former energy+forces {res['e2former:energy_forces']['median_ms']:.1f}"
               + f"  ({time.perf_counter() - t0:.0f} s)")
     atoms = [r["atoms"] for r in atom_rows]
     exponents = {"neighbor_list": fit_exponent(atoms, [r["neighbor_list"]["median_ms"] for r in atom_rows])}
@@ -289,6 +307,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for mode in ("forward", "forward_backward"):
             exponents[f"{m}:{mode}"] = fit_exponent(
                 atoms, [r["results"][m][mode]["median_ms"] for r in atom_rows])
+    exponents["e2former:energy_forces"] = fit_exponent(
+        atoms, [r["results"]["e2former:energy_forces"]["median_ms"] for r in atom_rows])
     print("fitted exponents t ~ atoms^p:", {k: round(v, 3) for k, v in exponents.items()})
 
     model_rows = _model_comparison(args, dtype)
@@ -340,6 +360,8 @@ def _plot(record: dict[str, Any], path: Path) -> None:
     arows = record["vs_atoms"]
     n = [r["atoms"] for r in arows]
     axes[1].plot(n, [r["neighbor_list"]["median_ms"] for r in arows], "k*-", label="neighbour list")
+    axes[1].plot(n, [r["results"]["e2former:energy_forces"]["median_ms"] for r in arows], "kd--",
+                 label="E2Former energy+forces")
     for m in METHODS:
         pts = [(r["atoms"], r["results"][m]["forward"]["median_ms"]) for r in arows
                if m in r["results"]]
