@@ -92,6 +92,19 @@ def _empty() -> dict[str, Any]:
     return {"tried": len(cases), "passed": done, "failures": failures}
 
 
+def _files(tmp: Path) -> dict[str, Any]:
+    from equiscale.reliability import cases as C
+
+    rows, failures = [], []
+    for case in C.safe_file_cases(tmp):
+        try:
+            C.run_empty(case)
+            rows.append(case.id)
+        except Exception as err:  # noqa: BLE001 - reported
+            failures.append(f"{case.id}: {type(err).__name__}: {str(err)[:200]}")
+    return {"passed": rows, "failures": failures}
+
+
 def _degenerate() -> dict[str, Any]:
     from equiscale.reliability import cases as C
 
@@ -273,6 +286,11 @@ def _markdown(rec: dict[str, Any]) -> str:
     dt = sum(t for t, _ in deg["per_entry"].values())
     do = sum(o for _, o in deg["per_entry"].values())
     L.append(f"| degenerate geometry cases with finite outputs and gradients | {do} of {dt} |")
+    n_files = len(rec["files"]["passed"]) + len(rec["files"]["failures"])
+    L.append(
+        f"| safe-file checks (untrusted checkpoint, corrupt caches, interrupted write, npz) | "
+        f"{len(rec['files']['passed'])} of {n_files} |"
+    )
     for label, f in rec.get("faults", {}).items():
         L.append(
             f"| kill/resume cycles survived with identical final state ({label}) | "
@@ -292,6 +310,17 @@ def _markdown(rec: dict[str, Any]) -> str:
         L += ["", "Not rejected clearly:", ""] + [f"- {f}" for f in bad["failures"]]
     if rec["empty"]["failures"]:
         L += ["", "Empty-input failures:", ""] + [f"- {f}" for f in rec["empty"]["failures"]]
+    files = rec["files"]
+    n_files = len(files["passed"]) + len(files["failures"])
+    L += [
+        "",
+        "## Safe files",
+        "",
+        f"{len(files['passed'])} of {n_files} checks pass (the malformed "
+        "extxyz files, the unsafe YAML and the corrupt checkpoint are among the bad inputs):",
+        "",
+    ]
+    L += [f"- {f}" for f in files["passed"]] + [f"- FAILED: {f}" for f in files["failures"]]
     L += [
         "",
         "## Degenerate geometry",
@@ -398,6 +427,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         rec["bad_inputs"] = _bad_inputs(tmp)
         rec["empty"] = _empty()
         rec["degenerate"] = _degenerate()
+        rec["files"] = _files(tmp)
         rec["properties"] = _properties(args.examples_scale)
         rec["autocast"] = _autocast()
         rec["memory"] = _memory()
