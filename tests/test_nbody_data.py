@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import warnings
 from fractions import Fraction
 from pathlib import Path
@@ -14,7 +15,13 @@ from equiscale.data import NBodyTrajectories, charged_particles, nbody_baselines
 from equiscale.data import cache as cache_mod
 from equiscale.data import nbody as nb
 
-N_REF = 48  # test trajectories replayed by the plain reference loop
+N_REF = 48
+
+
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask  # test trajectories replayed by the plain reference loop
 
 
 @pytest.fixture(scope="session")
@@ -180,7 +187,7 @@ def test_cached_arrays_detects_damage(tmp_path, damage):
 
     cache_mod.cached_arrays(path, build)
     assert len(builds) == 1 and cache_mod.load_npz(path)["x"][5] == 5.0
-    assert path.stat().st_mode & 0o777 == 0o666 & ~cache_mod._umask()
+    assert path.stat().st_mode & 0o777 == 0o666 & ~_current_umask()
     assert [p.name for p in tmp_path.iterdir()] == ["a.npz"]  # no temporary file left behind
     raw = bytearray(path.read_bytes())
     if damage == "truncate":

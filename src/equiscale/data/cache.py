@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import warnings
 import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
+
+from equiscale.provenance import atomic_open
 
 __all__ = [
     "CHECKSUM_KEY",
@@ -63,12 +64,6 @@ def cache_dir(path: str | os.PathLike[str] | None = None) -> Path:
     return Path.home() / ".cache" / "equiscale"
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def array_checksum(arrays: Mapping[str, np.ndarray]) -> str:
     """sha256 hex digest of the arrays' names, dtypes, shapes and C-order bytes (sorted by name)."""
     h = hashlib.sha256()
@@ -98,17 +93,8 @@ def save_npz(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray]) -> 
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = dict(arrays)
     payload[CHECKSUM_KEY] = np.array(array_checksum(arrays))
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it 0600; give it a normal file's mode
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path) as f:
+        np.savez(f, **payload)
     return path
 
 

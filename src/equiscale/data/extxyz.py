@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import os
 import shlex
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from ase.data import atomic_numbers, chemical_symbols
+
+from equiscale.provenance import atomic_open
 
 __all__ = ["Frame", "read_extxyz", "write_extxyz"]
 
@@ -177,9 +178,6 @@ def write_extxyz(path: str | os.PathLike, frames: list[Frame]) -> Path:
             if f.forces is not None:
                 row += [f"{v:.10f}" for v in f.forces[k]]
             out.append(" ".join(row))
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
+    with atomic_open(path, "w") as fh:
         fh.write("\n".join(out) + "\n")
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
     return path
