@@ -67,6 +67,9 @@ __all__ = [
 
 PARITIES = ("se3", "e3")
 _LOGIT_BOUND = 10.0  # weights of the normalised convolution lie in [e^-10, e^10]
+#: from this many tokens on, filters and projections are recomputed in backward instead of stored
+#: (memory matters for long sequences; for short ones the recomputation is pure overhead)
+RECOMPUTE_MIN_TOKENS = 1024
 
 
 class Sine(nn.Module):
@@ -108,21 +111,35 @@ class ImplicitFilter(nn.Module):
         alpha = torch.linspace(math.log(1 / target) / fast_decay, math.log(1 / target) / slow_decay,
                                channels)
         self.register_buffer("alpha", alpha, persistent=False)
+        self._cache: dict[tuple, tuple[Tensor, Tensor]] = {}
 
     def forward(self, n: int) -> Tensor:
         """The filter ``[N, C]`` (causal) or ``[2N - 1, C]`` (bidirectional), in the module's dtype."""
         if n < 0:
             raise ValueError(f"n must be >= 0, got {n}")
-        dtype, device = self.mlp[0].weight.dtype, self.mlp[0].weight.device
-        lags = torch.arange(0 if self.causal else -max(n - 1, 0), n, device=device, dtype=dtype)
-        x = lags / max(n, 1)  # [M]
-        angle = 2 * math.pi * x[:, None] * self.freqs.to(dtype)  # [M, bands]
-        pe = torch.cat([x[:, None], torch.cos(angle), torch.sin(angle)], dim=-1)  # [M, 1 + 2 bands]
-        if torch.is_grad_enabled() and any(p.requires_grad for p in self.parameters()):
+        pe, x = self._encoding(n)
+        if (n >= RECOMPUTE_MIN_TOKENS and torch.is_grad_enabled()
+                and any(p.requires_grad for p in self.parameters())):
             # the MLP's hidden activations ([M, hidden] per layer) would dominate memory at long N
             # for small batches; recomputing them in backward is cheap
             return checkpoint(self._shape, pe, x, use_reentrant=False)
         return self._shape(pe, x)
+
+    def _encoding(self, n: int) -> tuple[Tensor, Tensor]:
+        """``(PE [M, 1 + 2 bands], t / N [M])``, cached for the last few ``n`` (no parameters)."""
+        dtype, device = self.mlp[0].weight.dtype, self.mlp[0].weight.device
+        key = (n, dtype, device)
+        if key not in self._cache:
+            with torch.no_grad():
+                lags = torch.arange(0 if self.causal else -max(n - 1, 0), n, device=device,
+                                    dtype=dtype)
+                x = lags / max(n, 1)  # [M]
+                angle = 2 * math.pi * x[:, None] * self.freqs.to(dtype)  # [M, bands]
+                pe = torch.cat([x[:, None], torch.cos(angle), torch.sin(angle)], dim=-1)
+            if len(self._cache) >= 4:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[key] = (pe, x)
+        return self._cache[key]
 
     def _shape(self, pe: Tensor, x: Tensor) -> Tensor:
         window = torch.exp(-x.abs()[:, None] * self.alpha.to(x.dtype))  # [M, C]
@@ -279,7 +296,7 @@ class SE3HyenaOperator(nn.Module):
         # 1. projections (+ short convolutions, recomputed in backward: they are cheap and their
         #    padded inputs would otherwise be stored)
         inv = torch.cat([s, (v * self.dot_proj(v)).sum(-2)], dim=-1)  # [..., N, Cs + Cv]
-        if torch.is_grad_enabled():
+        if n >= RECOMPUTE_MIN_TOKENS and torch.is_grad_enabled():
             sp, vp = checkpoint(self._project, inv, v, use_reentrant=False)
         else:
             sp, vp = self._project(inv, v)
@@ -300,9 +317,8 @@ class SE3HyenaOperator(nn.Module):
         # logits and a positional kernel; it lets one token's vector be broadcast exactly)
         w = torch.exp(_LOGIT_BOUND * torch.tanh(g_w / _LOGIT_BOUND))  # [..., N, 1, Cv]
         h_a = torch.nn.functional.softplus(self.filter_a(n))  # [M, Cv]
-        num = fft_conv(w * v_v, h_a[:, None, :], self.causal, dim=-3)  # [..., N, 3, Cv]
-        den = fft_conv(w.squeeze(-2), h_a, self.causal)  # [..., N, Cv]
-        m = num / (den.unsqueeze(-2) + 1e-12)
+        nd = fft_conv(torch.cat([w * v_v, w], dim=-2), h_a[:, None, :], self.causal, dim=-3)
+        m = nd[..., :3, :] / (nd[..., 3:, :] + 1e-12)  # numerator [..., N, 3, Cv] / denominator
         # 3. geometric long convolution of queries with keys (averaged over the summed pairs)
         count = _term_count(n, self.causal, s.device, s.dtype)  # [N]
         c, e = fft_cross_dot_conv(v_q, v_k, self.causal, dim=-3, vector_dim=-2)

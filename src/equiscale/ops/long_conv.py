@@ -165,6 +165,14 @@ def _combine(kind: str, fa: Tensor, fb: Tensor, v: int) -> Tensor:
     return torch.cat([_cross_spectra(fa, fb, v), (fa * fb).sum(v, keepdim=True)], dim=v)
 
 
+def _rfft(x: Tensor, size: int, d: int) -> Tensor:
+    """``torch.fft.rfft(x, n=size, dim=d)``, computed on a zero-padded copy with the token axis last
+    (2-3x faster on the CPU than a transform along a strided axis); returned as a view in ``x``'s
+    axis order."""
+    xp = torch.nn.functional.pad(x.movedim(d, -1), (0, size - x.shape[d]))
+    return torch.fft.rfft(xp, dim=-1).movedim(-1, d)
+
+
 class _SpectralConv(torch.autograd.Function):
     """``crop(irfft(combine(rfft(a), rfft(b))))`` that saves only ``a`` and ``b`` for backward.
 
@@ -183,7 +191,7 @@ class _SpectralConv(torch.autograd.Function):
                 v: int = -1) -> Tensor:
         n, m = a.shape[d], b.shape[d]
         size = next_fast_size(n + m - 1)
-        spec = _combine(kind, torch.fft.rfft(a, n=size, dim=d), torch.fft.rfft(b, n=size, dim=d), v)
+        spec = _combine(kind, _rfft(a, size, d), _rfft(b, size, d), v)
         d_out = d + 1 if kind == "dot" else d  # the dot product drops the vector axis
         y = torch.fft.irfft(spec, n=size, dim=d_out).narrow(d_out, _offset(causal, m), n)
         ctx.save_for_backward(a, b)
@@ -199,12 +207,12 @@ class _SpectralConv(torch.autograd.Function):
         size = next_fast_size(max(n + m - 1, 2 * n - 1))
         if kind == "dot":
             gy = gy.unsqueeze(v)
-        fg = torch.fft.rfft(gy, n=size, dim=d)
+        fg = _rfft(gy, size, d)
         if kind == "crossdot":
             fg_c, fg_d = fg.narrow(v, 0, 3), fg.narrow(v, 3, 1)
 
         def grad_of(other: Tensor, first: bool) -> Tensor:
-            fo = torch.fft.rfft(other.flip(d), n=size, dim=d)
+            fo = _rfft(other.flip(d), size, d)
             if kind == "mul" or kind == "dot":
                 return fg * fo
             if kind == "cross":
