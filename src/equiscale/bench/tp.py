@@ -11,8 +11,10 @@ features ``[batch, (L+1)^2, C]``:
   ``cuequivariance_torch`` is importable; otherwise a note says why it was skipped).
 
 Forward (no autograd) and forward+backward (``out.backward(g)`` w.r.t. both inputs) are timed
-separately: median of ``--repeats`` after warm-up (``bench.common.time_fn``; fewer repeats for
-calls slower than ``--slow-ms``). The outputs of the Gaunt back ends are checked against each other
+separately with ``bench.common.time_fn`` (median of ``--repeats`` after warm-up; 3 repeats for calls
+slower than ``--slow-ms``), in ``--rounds`` rounds that interleave the methods, so that bursts of
+load on a shared machine hit every method alike; the reported time is the median of the round
+medians. The outputs of the Gaunt back ends are checked against each other
 in the run. Reports speed-up of the fastest back end over e3nn per L and a log-log fitted exponent
 per method over ``--fit-lmin..--lmax``. Writes JSON (default ``results/bench_tp_<device>.json``) and
 a PNG beside it.
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -48,7 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="largest L for the dense back end (its memory grows like L^5 N)")
     parser.add_argument("--e3nn-lmax", type=int, default=12, help="largest L for e3nn (slow to build)")
     parser.add_argument("--no-e3nn", action="store_true")
-    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=10, help="timed calls per round")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="interleaved rounds over all methods (median of the round medians)")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--slow-ms", type=float, default=500.0,
                         help="calls slower than this get 3 repeats and 1 warm-up")
@@ -86,14 +91,13 @@ def _cueq_tp(lmax: int, channels: int, device: str):
                                          shared_weights=True, internal_weights=True, device=device)
 
 
-def _timings(forward, inputs, args) -> dict[str, Any]:
-    """Forward (no grad) and forward+backward timings of ``forward(*inputs)``."""
+def _phases(forward, inputs) -> dict[str, Any]:
+    """The two timed callables of ``forward(*inputs)``: forward (no grad) and forward+backward."""
     def fwd():
         with torch.no_grad():
             return forward(*inputs)
 
-    out = fwd()
-    grad = torch.randn_like(out)
+    grad = torch.randn_like(fwd())
     leaves = [x.detach().requires_grad_() for x in inputs]
 
     def fwd_bwd():
@@ -101,16 +105,36 @@ def _timings(forward, inputs, args) -> dict[str, Any]:
             x.grad = None
         forward(*leaves).backward(grad)
 
-    result = {}
-    for name, fn in (("forward", fwd), ("forward_backward", fwd_bwd)):
-        start = time.perf_counter()
-        fn()
-        single_ms = (time.perf_counter() - start) * 1e3
-        slow = single_ms > args.slow_ms
-        stats = time_fn(fn, warmup=0 if slow else args.warmup, repeats=3 if slow else args.repeats,
-                        device=args.device)
-        result[name] = stats
-    return result
+    return {"forward": fwd, "forward_backward": fwd_bwd}
+
+
+def _time_interleaved(methods: dict[str, dict[str, Any]], args) -> dict[str, dict[str, Any]]:
+    """Time every (method, phase) in ``--rounds`` interleaved rounds (method after method, so a
+    burst of load on the shared machine hits all methods alike); report the median of the
+    per-round medians, and the spread of the round medians."""
+    per_round: dict[tuple[str, str], list[float]] = {}
+    repeats: dict[tuple[str, str], int] = {}
+    for r in range(args.rounds):
+        for name, phases in methods.items():
+            for phase, fn in phases.items():
+                key = (name, phase)
+                if key not in repeats:  # first round: decide repeats from one call
+                    start = time.perf_counter()
+                    fn()
+                    slow = (time.perf_counter() - start) * 1e3 > args.slow_ms
+                    repeats[key] = 3 if slow else args.repeats
+                warmup = 0 if repeats[key] == 3 else (args.warmup if r == 0 else 1)
+                stats = time_fn(fn, warmup=warmup, repeats=repeats[key], device=args.device)
+                per_round.setdefault(key, []).append(stats["median_ms"])
+    out: dict[str, dict[str, Any]] = {}
+    for (name, phase), medians in per_round.items():
+        ordered = sorted(medians)
+        out.setdefault(name, {})[phase] = {
+            "median_ms": statistics.median(ordered), "min_round_ms": ordered[0],
+            "max_round_ms": ordered[-1], "round_medians_ms": medians,
+            "repeats_per_round": repeats[(name, phase)], "rounds": args.rounds,
+        }
+    return out
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -131,6 +155,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         k = (lmax + 1) ** 2
         x = torch.randn(args.batch, k, args.channels, generator=gen).to(device, dtype)
         y = torch.randn(args.batch, k, args.channels, generator=gen).to(device, dtype)
+        methods: dict[str, dict[str, Any]] = {}
+        extra: dict[str, dict[str, Any]] = {}
         outputs = {}
         for backend in args.backends:
             if backend == "dense" and lmax > args.dense_lmax:
@@ -138,8 +164,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             tp = GauntTensorProduct(lmax, lmax, lmax, backend=backend, device=device)
             with torch.no_grad():
                 outputs[backend] = tp(x, y).double()
-            rows.append({"L": lmax, "method": f"gaunt-{backend}", **_timings(tp, (x, y), args)})
-            _print(rows[-1])
+            methods[f"gaunt-{backend}"] = _phases(tp, (x, y))
         first = next(iter(outputs.values()))
         scale = first.abs().max().item()
         check = max(((o - first).abs().max().item() / scale for o in outputs.values()), default=0.0)
@@ -149,21 +174,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             build = time.perf_counter()
             etp, n_paths = e3nn_gaunt_paths_tp(lmax, args.channels, device)
             etp = etp.to(dtype)
-            build_s = time.perf_counter() - build
+            extra["e3nn"] = {"paths": n_paths, "build_s": round(time.perf_counter() - build, 2)}
             xe, ye = to_e3nn(x).contiguous(), to_e3nn(y).contiguous()  # outside the timed region
-            rows.append({"L": lmax, "method": "e3nn", "paths": n_paths, "build_s": round(build_s, 2),
-                         **_timings(etp, (xe, ye), args)})
-            _print(rows[-1])
+            methods["e3nn"] = _phases(etp, (xe, ye))
         if cueq:
             try:
                 ctp = _cueq_tp(lmax, args.channels, device)
                 y1 = y[..., :1]  # channel-wise: C channels of x times one y
-                xe, ye = to_e3nn(x).contiguous(), to_e3nn(y1).contiguous()
-                rows.append({"L": lmax, "method": "cueq", **_timings(ctp, (xe, ye), args)})
-                _print(rows[-1])
+                methods["cueq"] = _phases(ctp, (to_e3nn(x).contiguous(), to_e3nn(y1).contiguous()))
             except Exception as error:  # recorded, never hidden: the record says why it is missing
                 notes.append(f"cuEquivariance failed at L={lmax}: {type(error).__name__}: {error}")
                 cueq = False
+        timings = _time_interleaved(methods, args)
+        for name in methods:
+            rows.append({"L": lmax, "method": name, **extra.get(name, {}), **timings[name]})
+            _print(rows[-1])
     summary = _summarise(rows, args)
     for line in summary["lines"]:
         print(line)
@@ -174,6 +199,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "batch": args.batch,
         "channels": args.channels,
         "threads": args.threads,
+        "rounds": args.rounds,
         "lmin": args.lmin,
         "lmax": args.lmax,
         "fit_range": [args.fit_lmin, args.lmax],
