@@ -101,6 +101,17 @@ def _energy_metrics(pred, batch: Batch) -> dict[str, torch.Tensor]:
     return out
 
 
+def _learning_curve(metric: str):
+    def plot(model, task, out_dir) -> list[str]:
+        from equiscale.train.plots import plot_learning_curves
+
+        out = Path(out_dir)
+        return [plot_learning_curves(out / "logs" / "metrics.csv", out / "learning_curve.png",
+                                     metric=metric)]
+
+    return plot
+
+
 def _split(n_total: int, n_train: int, n_val: int, n_test: int, seed: int) -> list[np.ndarray]:
     if min(n_train, n_val, n_test) < 1 or n_train + n_val + n_test > n_total:
         raise ValueError(f"n_train + n_val + n_test (each >= 1) must be <= {n_total}, got "
@@ -146,6 +157,7 @@ def qm9_task(target: str = "U0", n_train: int = 2000, n_val: int = 500, n_test: 
         describe=f"QM9 {target} ({unit}), {n_train}/{n_val}/{n_test} train/val/test molecules "
                  f"(random split, seed {seed}); published numbers use ~110k training molecules",
         baselines=baselines,
+        plot=_learning_curve("energy_mae"),
     )
 
 
@@ -200,4 +212,5 @@ def md_task(path: str = "data/md_CH3CH2OH_xtb.extxyz", n_train: int = 1000, n_va
         describe=f"MD frames from {path}: {n_train}/{n_val}/{n_test} train/val/test "
                  f"(random split, seed {seed}), energies and forces",
         baselines=baselines,
+        plot=_learning_curve("forces_mae"),
     )
