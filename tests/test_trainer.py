@@ -16,6 +16,7 @@ import torch
 
 from equiscale.cli import main
 from equiscale.train import evaluate, fit, load_checkpoint, load_config
+from equiscale.train.plots import read_metrics
 
 TINY = ["data_args.n_train=200", "data_args.n_val=100", "data_args.n_test=100",
         "model_args.hidden=16", "model_args.layers=2", "batch_size=50", "eval_batch_size=100",
@@ -30,7 +31,10 @@ def test_fit_writes_results_checkpoints_and_plots(tmp_path):
     cfg = _cfg(tmp_path / "run", "max_epochs=3")
     res = fit(cfg)
     assert res["epochs_run"] == 3
-    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
+    last = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["epoch"] == 2  # refreshed every epoch, not only when validation improves
+    assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == ["best.ckpt",
+                                                                                   "last.ckpt"]
     assert Path(res["best_checkpoint"]).name == "best.ckpt"
     saved = json.loads((tmp_path / "run" / "results.json").read_text())
     for key in ("command", "git_commit", "device", "versions", "wall_time_s", "test"):
@@ -125,6 +129,12 @@ def test_resume_after_sigkill_equals_unbroken_run(tmp_path):
     assert proc.wait(timeout=600) == 0
     assert kills >= 1
     _assert_same_state(_final_state(unbroken), _final_state(broken))
+    # every start kept its own log (a start killed before its first flush has none); joined, they
+    # cover every epoch with the unbroken run's values: nothing was deleted
+    assert 2 <= len(list((broken / "logs").glob("version_*/metrics.csv"))) <= kills + 1
+    epochs = [e for e, _ in read_metrics(broken / "logs")["val/mse"]]
+    assert epochs == list(range(8))
+    assert read_metrics(broken / "logs")["val/mse"] == read_metrics(unbroken / "logs")["val/mse"]
 
 
 def test_ddp_on_two_cpu_processes(tmp_path):

@@ -36,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
         "train", help="train a model on a task (Lightning; checkpoints every epoch)",
         description="Train a registered model on a registered task. Settings come from --config "
                     "(YAML), then --set overrides, then the explicit flags below. The run folder gets "
-                    "checkpoints/ (last.ckpt every epoch, best.ckpt by validation), logs/metrics.csv, "
+                    "checkpoints/ (last.ckpt every epoch, best.ckpt by validation), "
+                    "logs/version_k/metrics.csv (one per start or resume), "
                     "results.json and plots; the test split is evaluated with the best checkpoint.",
         epilog=_EPILOG_TRAIN, formatter_class=argparse.RawDescriptionHelpFormatter)
     t.add_argument("--config", help="YAML file with TrainConfig fields (see equiscale.train.TrainConfig)")

@@ -87,6 +87,10 @@ class TaskModule(L.LightningModule):
         return opt
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # flush the logs with the checkpoint: a kill after it must not lose epochs a resume skips
+        if self._trainer is not None:
+            for logger in self.trainer.loggers:
+                logger.save()
         np_state = np.random.get_state()
         checkpoint["rng_states"] = {
             "torch": torch.get_rng_state(),

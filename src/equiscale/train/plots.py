@@ -9,29 +9,40 @@ from pathlib import Path
 __all__ = ["plot_learning_curves", "read_metrics"]
 
 
-def read_metrics(csv_path: str | Path) -> dict[str, list[tuple[int, float]]]:
-    """Lightning CSV log -> ``{column: [(epoch, value), ...]}`` (empty cells skipped)."""
-    series: dict[str, list[tuple[int, float]]] = {}
-    with open(csv_path, newline="") as f:
-        for row in csv.DictReader(f):
-            epoch = row.get("epoch")
-            if epoch in (None, ""):
-                continue
-            for key, value in row.items():
-                if key in ("epoch", "step") or value in (None, ""):
+def read_metrics(log_dir: str | Path) -> dict[str, list[tuple[int, float]]]:
+    """Lightning CSV logs -> ``{column: [(epoch, value), ...]}`` sorted by epoch.
+
+    ``log_dir`` is a run's ``logs/`` folder (one ``version_k/metrics.csv`` per start or resume) or
+    a single CSV file. Where a resumed run repeated epochs after a kill, the later value wins.
+    """
+    log_dir = Path(log_dir)
+    if log_dir.is_file():
+        files = [log_dir]
+    else:
+        files = sorted(log_dir.glob("version_*/metrics.csv"),
+                       key=lambda p: int(p.parent.name.split("_")[-1]))
+    merged: dict[str, dict[int, float]] = {}
+    for path in files:
+        with open(path, newline="") as f:
+            for row in csv.DictReader(f):
+                epoch = row.get("epoch")
+                if epoch in (None, ""):
                     continue
-                series.setdefault(key, []).append((int(float(epoch)), float(value)))
-    return series
+                for key, value in row.items():
+                    if key in ("epoch", "step") or value in (None, ""):
+                        continue
+                    merged.setdefault(key, {})[int(float(epoch))] = float(value)
+    return {k: sorted(v.items()) for k, v in merged.items()}
 
 
-def plot_learning_curves(csv_path: str | Path, out_png: str | Path, metric: str = "mse") -> str:
-    """Training loss and validation ``metric`` per epoch on log axes."""
+def plot_learning_curves(log_dir: str | Path, out_png: str | Path, metric: str = "mse") -> str:
+    """Training loss and validation ``metric`` per epoch on log axes (``log_dir``: see read_metrics)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    series = read_metrics(csv_path)
+    series = read_metrics(log_dir)
     fig, ax = plt.subplots(figsize=(6, 4))
     for key, label in (("train/loss_epoch", "train loss"), ("train/loss", "train loss"),
                        (f"val/{metric}", f"validation {metric}")):

@@ -134,16 +134,21 @@ def fit(cfg: TrainConfig, resume: bool | str = False) -> dict[str, Any]:
     distributed = cfg.strategy.startswith("ddp")
     train_dl, val_dl, test_dl = _loaders(cfg, task, distributed)
     monitor = f"val/{task.monitor}"
+    # best.ckpt: the best validation score so far; last.ckpt: every epoch (Lightning's own
+    # save_last only refreshes when a new best is saved, so a second callback keeps it current)
     best_cb = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=monitor, mode="min",
-                              save_last=True, every_n_epochs=cfg.val_every, save_top_k=1)
-    loggers: list = [CSVLogger(save_dir=str(out), name="", version="logs")]
+                              every_n_epochs=cfg.val_every, save_top_k=1)
+    last_cb = ModelCheckpoint(dirpath=ckpt_dir, filename="last", monitor=None, every_n_epochs=1,
+                              save_top_k=1, save_on_train_epoch_end=True)
+    # each (re)start logs to a new logs/version_k folder: Lightning's CSV writer deletes an existing
+    # metrics.csv in its folder, and nothing a user has may be lost; read_metrics joins them
+    loggers: list = [CSVLogger(save_dir=str(out), name="logs")]
     if cfg.tensorboard:
         from lightning.pytorch.loggers import TensorBoardLogger
-        loggers.append(TensorBoardLogger(save_dir=str(out), name="", version="tensorboard"))
-    trainer = _trainer(cfg, out, [best_cb], loggers)
+        loggers.append(TensorBoardLogger(save_dir=str(out), name="tensorboard"))
+    trainer = _trainer(cfg, out, [best_cb, last_cb], loggers)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
-        warnings.filterwarnings("ignore", ".*Experiment logs directory.*exists.*")
         trainer.fit(module, train_dl, val_dl, ckpt_path=ckpt_path)
         best = best_cb.best_model_path or str(ckpt_dir / "last.ckpt")
         test_metrics = trainer.test(module, test_dl, ckpt_path=best, verbose=False)

@@ -101,7 +101,7 @@ def plot_nbody(model: torch.nn.Module, task: TaskData, out_dir: str | Path) -> l
     from equiscale.train.plots import plot_learning_curves
 
     out = Path(out_dir)
-    paths = [plot_learning_curves(out / "logs" / "metrics.csv", out / "learning_curve.png",
+    paths = [plot_learning_curves(out / "logs", out / "learning_curve.png",
                                   metric="mse")]
     batch = task.collate([task.test[i] for i in range(4)])
     model = model.eval()
