@@ -146,7 +146,13 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"{name}: drift {r['drift_eV']:+.5f} eV over {r['duration_ps']} ps "
               f"({r['drift_rate_eV_per_atom_per_ps']:+.2e} eV/atom/ps), total-energy std "
               f"{r['total_energy_std_eV']:.5f} eV, mean T {r['mean_temperature_K']:.0f} K")
-    record = {"experiment": "nve_drift", "molecule": args.molecule, "checkpoint": args.checkpoint,
+    import shlex
+    import sys
+
+    argv_used = sys.argv[1:] if argv is None else argv
+    record = {"run_with": "python -m equiscale.train.ase_calculator "
+                          + " ".join(shlex.quote(a) for a in argv_used),
+              "experiment": "nve_drift", "molecule": args.molecule, "checkpoint": args.checkpoint,
               "settings": vars(args), "runs": runs}
     return write_record(args.out, record, started=started)
 
