@@ -8,7 +8,7 @@ its CPU/GPU kernels are flash-style, O(N) memory). One run measures, on the same
 
 1. per arm and N (``--tokens``): forward and forward+backward time (best of the repeats, median
    beside it; fewer repeats when a call takes longer than ``--long-call-s``) and peak memory
-   (measured on the first, warm-up call of each); arms are
+   (measured on a separate, first call of each); arms are
    ``se3hyena``, ``se3hyena_ckpt`` (``checkpoint_mixer=True``), ``transformer``,
    ``transformer_ckpt`` (``--arms``);
 2. the largest N each arm fits in ``--memory-budget-mb``: the largest measured N within it, and
@@ -19,8 +19,10 @@ its CPU/GPU kernels are flash-style, O(N) memory). One run measures, on the same
 
 Peak CPU memory is the resident-set high-water mark: the kernel's ``VmHWM`` is reset
 (``/proc/self/clear_refs``) before the call and compared with ``VmRSS`` before it; glibc's mmap
-threshold is fixed at 64 KiB (``mallopt``) so every tensor of 64 KiB or more is its own mapping and
-is returned on free. On CUDA it is ``torch.cuda.max_memory_allocated``. The record names the method.
+threshold is set to 64 KiB (``mallopt``) for that call so every tensor of 64 KiB or more is its own
+mapping and is returned on free; timed calls run with the threshold at 1 GiB (heap reused, no page
+faults charged to allocation-heavy code). On CUDA it is ``torch.cuda.max_memory_allocated``. The
+record names the method.
 
 Writes JSON (default ``results/bench_context_<device>.json``) and a PNG beside it.
 """
@@ -82,13 +84,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 _LIBC: Any = None
+_M_MMAP_THRESHOLD = -3
 
 
 def _libc() -> Any:
     global _LIBC
     if _LIBC is None:
         _LIBC = ctypes.CDLL("libc.so.6")
-        _LIBC.mallopt(-3, 65536)  # M_MMAP_THRESHOLD = 64 KiB, fixed (no dynamic raise)
     return _LIBC
 
 
@@ -105,7 +107,8 @@ def memory_method(device: str) -> str:
     if torch.device(device).type == "cuda":
         return "torch.cuda.max_memory_allocated - memory_allocated before"
     if os.path.exists("/proc/self/clear_refs") and os.access("/proc/self/clear_refs", os.W_OK):
-        return "Linux VmHWM after - VmRSS before (clear_refs reset; glibc mmap threshold 64 KiB)"
+        return ("Linux VmHWM after - VmRSS before (clear_refs reset; glibc mmap threshold 64 KiB "
+                "during the memory call, 1 GiB during timed calls)")
     raise RuntimeError("CPU peak memory needs Linux /proc/self/clear_refs (writable); not available")
 
 
@@ -121,12 +124,19 @@ def peak_bytes(fn: Callable[[], Any], device: str) -> int:
         return int(torch.cuda.max_memory_allocated(dev) - before)
     memory_method(device)
     libc = _libc()
-    libc.malloc_trim(0)
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
-    before = _status("VmRSS:")
-    fn()
-    return max(0, _status("VmHWM:") - before)
+    # every block >= 64 KiB its own mapping, returned on free: RSS follows the live tensors
+    libc.mallopt(_M_MMAP_THRESHOLD, 65536)
+    try:
+        libc.malloc_trim(0)
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        before = _status("VmRSS:")
+        fn()
+        return max(0, _status("VmHWM:") - before)
+    finally:
+        # timing runs with the heap reused (mapping fresh pages for every tensor would charge
+        # page faults to allocation-heavy code)
+        libc.mallopt(_M_MMAP_THRESHOLD, 1 << 30)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -143,15 +153,16 @@ def _build(arm: str, args: argparse.Namespace) -> torch.nn.Module:
 
 def _timed(fn: Callable[[], Any], args: argparse.Namespace, device: str,
            memory: bool = False) -> dict[str, Any]:
-    """Time ``fn``; the first call is the warm-up and, with ``memory``, the peak-memory probe.
+    """Time ``fn``; with ``memory`` a first call measures peak memory (and warms up).
 
     A call longer than ``--long-call-s`` gets ``--long-repeats`` more timed calls, shorter ones
     ``--warmup`` - 1 more warm-ups and ``--repeats`` timed calls. Reported: the median and the
     minimum ("best of", the least disturbed by other processes on a shared machine; for long calls
     the first call counts too, its warm-up cost being negligible there).
     """
+    mem = peak_bytes(fn, device) if memory else None  # also the warm-up
     start = time.perf_counter()
-    mem = peak_bytes(fn, device) if memory else None
+    fn()
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     first = time.perf_counter() - start
@@ -265,6 +276,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         torch.set_num_threads(args.threads)
     tokens = sorted(set(args.tokens + ([32768, 65536] if args.full else [])))
     method = memory_method(args.device)
+    if torch.device(args.device).type == "cpu":
+        _libc().mallopt(_M_MMAP_THRESHOLD, 1 << 30)
     print(f"context benchmark on {args.device}: width {args.scalar_channels} scalars + "
           f"{args.vector_channels} vectors, depth {args.depth}, heads {args.heads}, batch "
           f"{args.batch}, {'causal' if args.causal else 'bidirectional'}; memory: {method}", flush=True)
