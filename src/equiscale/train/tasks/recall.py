@@ -56,3 +56,46 @@ def evaluate_lengths(model: nn.Module, lengths: list[int], vocab: int = 16, n: i
             mse += recall_mse(pred, batch).item() * k
         out[length] = {"accuracy": acc / n, "mse": mse / n}
     return out
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """``python -m equiscale.train.tasks.recall --checkpoint A.ckpt [B.ckpt ...] --lengths ...``
+
+    Accuracy and MSE against sequence length for trained recall checkpoints (same vocabulary and
+    symmetries as in training), written with the command, commit and environment to ``--out``.
+    """
+    import argparse
+    import time
+
+    from equiscale.bench.common import write_record
+    from equiscale.train.trainer import load_checkpoint
+
+    p = argparse.ArgumentParser(prog="python -m equiscale.train.tasks.recall",
+                                description="recall accuracy vs sequence length")
+    p.add_argument("--checkpoint", nargs="+", required=True)
+    p.add_argument("--lengths", type=int, nargs="+", default=[64, 128, 256, 512, 1024])
+    p.add_argument("--n", type=int, default=500)
+    p.add_argument("--batch-size", type=int, default=25)
+    p.add_argument("--out", default="results/recall_vs_length.json")
+    args = p.parse_args(argv)
+    started = time.time()
+    models = {}
+    for ckpt in args.checkpoint:
+        module, cfg = load_checkpoint(ckpt)
+        da = cfg.data_args
+        res = evaluate_lengths(module.model, args.lengths, vocab=da.get("vocab", 16), n=args.n,
+                               batch_size=args.batch_size, rotate=da.get("rotate", True),
+                               translate=da.get("translate", False))
+        models[ckpt] = {"model": cfg.model, "model_args": cfg.model_args,
+                        "trained_length": da.get("length"), "vocab": da.get("vocab", 16),
+                        "by_length": {str(k): v for k, v in res.items()}}
+        for length, m in res.items():
+            print(f"{cfg.model:<16s} length {length:>6d}  accuracy {m['accuracy']:.4f}  "
+                  f"mse {m['mse']:.4g}")
+    return write_record(args.out, {"benchmark": "recall_vs_length", "models": models,
+                                   "lengths": args.lengths, "samples_per_length": args.n},
+                        started=started)
+
+
+if __name__ == "__main__":
+    main()
