@@ -272,3 +272,19 @@ def test_gradients_flow() -> None:
     grads = [p.grad for name, p in net.named_parameters() if name not in unused]
     assert all(gr is not None and torch.isfinite(gr).all() for gr in grads)
     assert sum(float(gr.abs().sum()) for gr in grads) > 0
+
+
+def test_shuffle_tokens_maps_outputs_back() -> None:
+    """Training-time particle shuffling: a permutation-invariant target stays aligned."""
+    torch.manual_seed(14)
+    net = SE3HyenaNet(8, 4, depth=1, scalar_in=1, vector_in=1, causal=False,
+                      shuffle_tokens=True).double()
+    loc = torch.randn(2, 5, 3, dtype=F64)
+    batch = {"loc": loc, "vel": torch.zeros(2, 5, 3, dtype=F64),
+             "charges": torch.ones(2, 5, dtype=F64)}
+    with torch.no_grad():
+        net.head_v.weight.zero_()  # displacement 0: output must be loc in the original order
+    net.train()
+    assert (net(batch) - loc).abs().max() == 0
+    net.eval()
+    assert (net(batch) - loc).abs().max() == 0

@@ -74,12 +74,16 @@ class SE3HyenaNet(nn.Module):
         scalar_out, vector_out: per-token outputs of :meth:`forward_tokens`.
         causal, parity, filter_hidden, mlp_ratio: see :class:`~equiscale.nn.hyena.SE3HyenaOperator`.
         checkpoint_mixer: recompute each block's mixer in backward (less memory, ~1.3x time).
+        shuffle_tokens: for sets presented as sequences (n-body particles): in training mode the
+            particles are fed in a random order (outputs mapped back), an augmentation towards
+            permutation invariance that the sequence model does not have by construction.
     """
 
     def __init__(self, scalar_channels: int = 64, vector_channels: int = 16, depth: int = 4, *,
                  scalar_in: int = 3, vector_in: int = 0, scalar_out: int = 0, vector_out: int = 1,
                  causal: bool = True, parity: str = "se3", filter_hidden: int = 32,
-                 mlp_ratio: int = 2, checkpoint_mixer: bool = False) -> None:
+                 mlp_ratio: int = 2, checkpoint_mixer: bool = False,
+                 shuffle_tokens: bool = False) -> None:
         super().__init__()
         if depth < 0:
             raise ValueError(f"depth must be >= 0, got {depth}")
@@ -89,6 +93,7 @@ class SE3HyenaNet(nn.Module):
         cs, cv = scalar_channels, vector_channels
         self.causal = causal
         self.checkpoint_mixer = checkpoint_mixer
+        self.shuffle_tokens = shuffle_tokens
         self.scalar_in, self.vector_in = scalar_in, vector_in
         n_vec = vector_in + 1
         self.embed_v = VectorLinear(n_vec, cv)
