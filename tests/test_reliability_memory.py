@@ -1,12 +1,13 @@
-"""Memory honesty: the estimate bounds the measured peak (1x..2x) on sizes other than the fitted
-ones, and a run that would not fit stops with an error saying what is needed and what to change."""
+"""Memory honesty: the estimate bounds the measured resident-set peak (1x..3x) on sizes other than
+the fitted ones, and a run that would not fit stops with an error saying what is needed and what
+to change."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from equiscale.bench.common import peak_memory
+from equiscale.bench.context import peak_bytes
 from equiscale.reliability import MemoryBudgetError, check_memory, estimate_peak_memory
 
 
@@ -20,22 +21,22 @@ def _measured_token_model(name: str, b: int, n: int, cs: int, cv: int, depth: in
     batch = {"pos": torch.randn(b, n, 3), "token_type": torch.zeros(b, n, 3)}
 
     def step():
-        model(batch).sum().backward()
+        model.zero_grad(set_to_none=True)
+        model(batch).square().sum().backward()
 
     step()
-    n_params = sum(p.numel() for p in model.parameters())
-    return peak_memory(step), n_params
+    return peak_bytes(step, "cpu"), sum(p.numel() for p in model.parameters())
 
 
 @pytest.mark.parametrize(
-    "name,b,n,cs,cv,depth", [("se3hyena", 2, 1536, 24, 4, 1), ("eq_transformer", 1, 3000, 16, 8, 2)]
+    "name,b,n,cs,cv,depth", [("se3hyena", 1, 20000, 48, 4, 2), ("eq_transformer", 2, 6000, 16, 8, 2)]
 )
 def test_estimate_bounds_the_measured_peak(name, b, n, cs, cv, depth):
     measured, n_params = _measured_token_model(name, b, n, cs, cv, depth)
     est = estimate_peak_memory(
         name, batch=b, tokens=n, scalar_channels=cs, vector_channels=cv, depth=depth, n_parameters=n_params
     )
-    assert measured <= est <= 2 * measured, (measured, est)
+    assert measured <= est <= 3 * measured, (measured, est)
 
 
 def test_e2former_estimate_bounds_the_measured_peak():
@@ -43,36 +44,40 @@ def test_e2former_estimate_bounds_the_measured_peak():
     from equiscale.ops.neighbors import neighbor_list
 
     torch.manual_seed(0)
-    pos = 6.5 * torch.rand(80, 3)
-    model = E2Former(channels=24, lmax=1, num_layers=1, heads=2, cutoff=3.0).train()
+    pos = 14.0 * torch.rand(300, 3)
+    model = E2Former(channels=24, lmax=2, num_layers=1, heads=2, cutoff=3.0).train()
     edges = neighbor_list(pos, 3.0).edge_index.shape[1]
 
     def step():
-        out = model({"pos": pos, "z": torch.ones(80, dtype=torch.long)})
+        model.zero_grad(set_to_none=True)
+        out = model({"pos": pos, "z": torch.ones(300, dtype=torch.long)})
         (out["energy"].sum() + out["forces"].pow(2).sum()).backward()
 
     step()
-    measured = peak_memory(step)
+    measured = peak_bytes(step, "cpu")
     est = estimate_peak_memory(
         "e2former",
         edges=edges,
         channels=24,
-        lmax=1,
+        lmax=2,
         layers=1,
         n_parameters=sum(p.numel() for p in model.parameters()),
     )
-    assert measured <= est <= 2 * measured, (measured, est)
+    assert measured <= est <= 3 * measured, (measured, est)
 
 
 def test_estimate_scales_as_the_model_does():
     base = dict(batch=1, scalar_channels=64, vector_channels=16, depth=4)
-    one = estimate_peak_memory("se3hyena", tokens=10_000, **base)
-    assert estimate_peak_memory("se3hyena", tokens=20_000, **base) == pytest.approx(2 * one, rel=1e-6)
+    small = estimate_peak_memory("se3hyena", tokens=10_000, **base)
+    big = estimate_peak_memory("se3hyena", tokens=20_000, **base)
+    fixed = estimate_peak_memory("se3hyena", tokens=0, **base)
+    assert big - fixed == pytest.approx(2 * (small - fixed), rel=1e-6)  # linear in tokens
     lin = estimate_peak_memory("eq_transformer", tokens=10_000, **base)
     quad = estimate_peak_memory("eq_transformer", tokens=10_000, attention_matrix=True, **base)
-    # itemsize 4 x depth 4 x batch 1 x heads 4 x N^2 x 3 (scores, softmax, gradient), times SAFETY
-    assert quad - lin == pytest.approx(1.5 * 4 * 4 * 1 * 4 * 10_000**2 * 3, rel=1e-6)
-    assert estimate_peak_memory("se3hyena", tokens=10_000, dtype=torch.float64, **base) > one
+    # SAFETY x itemsize 4 x depth 4 x batch 1 x heads 4 x N^2 x 3 (scores, softmax, gradient)
+    assert quad - lin == pytest.approx(1.35 * 4 * 4 * 1 * 4 * 10_000**2 * 3, rel=1e-6)
+    assert estimate_peak_memory("se3hyena", tokens=10_000, dtype=torch.float64, **base) > small
+    assert estimate_peak_memory("se3hyena", tokens=10_000, training=False, **base) < small
 
 
 def test_check_memory_stops_with_what_is_needed_and_what_to_change():
@@ -83,6 +88,7 @@ def test_check_memory_stops_with_what_is_needed_and_what_to_change():
     assert "bf16" in msg and "checkpoint_mixer" in msg
     # the suggested token count does fit
     suggested = int(msg.split("at most ~")[1].split(";")[0].split()[0])
+    assert 0 < suggested < 3_500_000
     assert check_memory("se3hyena", available=8 * 2**30, tokens=suggested, batch=4, depth=4) > 0
     with pytest.raises(MemoryBudgetError, match="edges"):
         check_memory("e2former", available=2**30, edges=10**7, channels=128, lmax=3)

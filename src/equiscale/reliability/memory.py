@@ -1,20 +1,28 @@
 """Memory honesty: estimate the peak memory of a run *before* it starts, and stop with an error that
 says how much is needed and what to change when it will not fit.
 
-:func:`estimate_peak_memory` is a per-model formula, linear in what drives the activations:
+:func:`estimate_peak_memory` is a per-model formula, linear in what drives the activations, in
+units of the dtype's itemsize:
 
-- ``"se3hyena"`` / ``"eq_transformer"`` (long context): bytes = itemsize * depth * B * N *
-  (a * Cs + b * Cv + c) (+ B * heads * N^2 * itemsize * 3 for attention when the N x N score
-  matrix is materialised: ``attention_matrix=True``, the "math" SDPA path). a, b, c were fitted to
-  the CPU profiler's peak (``equiscale.bench.common.peak_memory``) of forward + backward on
-  ``N = 1024 .. 4096`` tokens; inference (``training=False``) keeps ~22% (hyena) / ~37% (attention).
+- ``"se3hyena"`` / ``"eq_transformer"`` (long context), one training step (forward + backward):
+  fixed + B * N * (t + depth * (a * Cs + b * Cv + c)) (+ B * heads * N^2 * 3 per layer for
+  attention when the N x N score matrix is materialised: ``attention_matrix=True``, the "math"
+  SDPA path; the flash-style CPU/GPU kernels do not). Inference: fixed + 0.75 * B * N * (t + one
+  layer) (activations are freed layer by layer).
 - ``"e2former"`` (large systems, energy + forces, second derivatives in training):
-  bytes = itemsize * layers * E * C * (L+1)^2 * (117 + 43 L), E the number of edges.
+  fixed + layers * E * C * (L+1)^2 * (35 + 15 L), E the number of edges.
 
-Every estimate is multiplied by :data:`SAFETY` (1.5) and adds the parameters, their gradients and
-two Adam moments, so it is an upper bound of the measured peak (tested: between 1x and 2x of the
-measurement on sizes other than the fitted ones). It counts tensors only; the CUDA caching
-allocator adds fragmentation on top, which :func:`check_memory` leaves room for (``fraction``).
+The coefficients were fitted (2026-11, float32, torch 2.13) to the *resident-set* peak of one step
+on the CPU (``equiscale.bench.context.peak_bytes``: VmHWM after - VmRSS before) on 9 shapes per
+model (N = 4k .. 25k tokens, 1-3 layers, 4-24 vector and 16-96 scalar channels; the fit lies within
+0.76 .. 1.17 of each) and on 200 .. 400 atoms; everything is multiplied by :data:`SAFETY` (1.35)
+and the parameters, their gradients and two Adam moments are added. Tested: between 1x and 3x of
+the measured peak on shapes that were not fitted (an upper bound, and conservative). Not validated
+on CUDA (no GPU here), where allocations count whole (untouched zero pages too) and kernels differ.
+
+Note: ``equiscale.bench.common.peak_memory`` (the torch-profiler sum) over-counts on the CPU (a
+live 400 MB list reads 800 MB; 100 x 4 MB allocated and freed one at a time read 408 MB), so it is
+not used here.
 """
 
 from __future__ import annotations
@@ -32,14 +40,15 @@ __all__ = [
     "format_bytes",
 ]
 
-SAFETY = 1.5
+SAFETY = 1.35
 
-# floats per token per layer (training: forward + backward), fitted on the CPU (float32, 2026-11):
-#   (per scalar channel, per vector channel, constant), and the inference fraction.
-_TOKEN_MODELS: dict[str, tuple[float, float, float, float]] = {
-    "se3hyena": (252.0, 1263.0, 1784.0, 0.22),
-    "eq_transformer": (85.0, 330.0, 440.0, 0.37),
+# (fixed floats, floats per token outside the layers, per layer: per scalar channel, per vector
+# channel, constant); fitted on the CPU's resident-set peak (module docstring).
+_TOKEN_MODELS: dict[str, tuple[float, float, float, float, float]] = {
+    "se3hyena": (20 * 2**20, 900.0, 27.0, 47.0, 0.0),
+    "eq_transformer": (2 * 2**20, 210.0, 12.0, 60.0, 0.0),
 }
+_E2FORMER_FIXED = 4 * 2**20
 
 
 class MemoryBudgetError(MemoryError):
@@ -110,16 +119,21 @@ def estimate_peak_memory(
     ):
         _positive(name, value)
     if model in _TOKEN_MODELS:
-        a, b, c, infer = _TOKEN_MODELS[model]
-        per_token = a * scalar_channels + b * vector_channels + c
-        act = size * depth * batch * tokens * per_token * (1.0 if training else infer)
+        fixed, t, a, b, c = _TOKEN_MODELS[model]
+        layer = a * scalar_channels + b * vector_channels + c
+        if training:
+            floats = fixed + batch * tokens * (t + depth * layer)
+        else:
+            floats = fixed + 0.75 * batch * tokens * (t + layer)
         if model == "eq_transformer" and attention_matrix:
-            act += size * depth * batch * heads * tokens**2 * (3 if training else 1)
+            floats += (depth if training else 1) * batch * heads * tokens**2 * (3 if training else 1)
     elif model == "e2former":
-        act = size * layers * edges * channels * (lmax + 1) ** 2 * (117 + 43 * lmax)
-        act *= 1.0 if training else 0.3
+        floats = _E2FORMER_FIXED + layers * edges * channels * (lmax + 1) ** 2 * (35 + 15 * lmax) * (
+            1.0 if training else 0.3
+        )
     else:
         raise ValueError(f"model must be one of {sorted([*_TOKEN_MODELS, 'e2former'])}, got {model!r}")
+    act = size * floats
     params = size * n_parameters * (4 if training else 1)
     return int(SAFETY * act + params)
 
@@ -140,6 +154,18 @@ def available_memory(device: str | torch.device = "cpu") -> int | None:
             return None
         return None
     return None
+
+
+def _largest(model: str, sizes: dict[str, Any], key: str, budget: int) -> int:
+    """The largest value of ``sizes[key]`` whose estimate fits in ``budget`` (bisection; 0 if none)."""
+    lo, hi = 0, int(sizes.get(key, 0))
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if estimate_peak_memory(model, **{**sizes, key: mid}) <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
 
 
 def check_memory(
@@ -165,15 +191,13 @@ def check_memory(
     budget = int(fraction * free)
     if need <= budget:
         return need
-    scale = budget / max(need, 1)
     hints = []
     if model in _TOKEN_MODELS:
         tokens, batch = sizes.get("tokens", 0), sizes.get("batch", 1)
-        quadratic = model == "eq_transformer" and sizes.get("attention_matrix", False)
-        fit_tokens = int(tokens * (scale**0.5 if quadratic else scale))
+        fit_tokens = _largest(model, sizes, "tokens", budget)
         hints.append(f"tokens (sequence length) {tokens} -> at most ~{fit_tokens}")
         if batch > 1:
-            hints.append(f"batch {batch} -> at most ~{max(int(batch * scale), 0)}")
+            hints.append(f"batch {batch} -> at most ~{_largest(model, sizes, 'batch', budget)}")
         hints.append("fewer layers (depth) or channels")
         hints.append("bf16 autocast (about half the activation memory)")
         if model == "eq_transformer":
@@ -183,7 +207,8 @@ def check_memory(
     else:
         edges = sizes.get("edges", 0)
         hints.append(
-            f"edges {edges} -> at most ~{int(edges * scale)} (smaller cutoff, fewer atoms per batch)"
+            f"edges {edges} -> at most ~{_largest(model, sizes, 'edges', budget)} (smaller cutoff, "
+            "fewer atoms per batch)"
         )
         hints.append("fewer layers, channels or a lower lmax")
     raise MemoryBudgetError(

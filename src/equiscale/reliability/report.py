@@ -174,26 +174,29 @@ def _autocast() -> dict[str, Any]:
 
 
 def _memory() -> dict[str, Any]:
-    from equiscale.bench.common import peak_memory
+    from equiscale.bench.context import peak_bytes
     from equiscale.models.equivariant_transformer import EquivariantTransformer
     from equiscale.models.se3_hyena import SE3HyenaNet
     from equiscale.reliability.memory import MemoryBudgetError, check_memory, estimate_peak_memory
 
     rows = []
     for name, cls, (b, n, cs, cv, depth) in (
-        ("se3hyena", SE3HyenaNet, (2, 1536, 24, 4, 1)),
-        ("se3hyena", SE3HyenaNet, (1, 4096, 32, 8, 2)),
-        ("eq_transformer", EquivariantTransformer, (1, 3000, 16, 8, 2)),
+        ("se3hyena", SE3HyenaNet, (1, 20000, 48, 4, 2)),
+        ("se3hyena", SE3HyenaNet, (2, 8192, 24, 12, 1)),
+        ("se3hyena", SE3HyenaNet, (1, 32768, 32, 8, 4)),
+        ("eq_transformer", EquivariantTransformer, (2, 6000, 16, 8, 2)),
+        ("eq_transformer", EquivariantTransformer, (1, 8192, 64, 16, 1)),
     ):
         torch.manual_seed(0)
         model = cls(cs, cv, depth)
         batch = {"pos": torch.randn(b, n, 3), "token_type": torch.zeros(b, n, 3)}
 
         def step(model=model, batch=batch):
-            model(batch).sum().backward()
+            model.zero_grad(set_to_none=True)
+            model(batch).square().sum().backward()
 
         step()
-        measured = peak_memory(step)
+        measured = peak_bytes(step, "cpu")
         est = estimate_peak_memory(
             name,
             batch=b,
@@ -225,6 +228,7 @@ def _memory() -> dict[str, Any]:
             depth=4,
             scalar_channels=64,
             vector_channels=16,
+            device="cuda",
         )
         example = "(fits)"
     except MemoryBudgetError as err:
@@ -376,7 +380,7 @@ def _markdown(rec: dict[str, Any]) -> str:
         "",
         "## Memory honesty",
         "",
-        "`equiscale.reliability.estimate_peak_memory` against the CPU profiler's peak of one "
+        "`equiscale.reliability.estimate_peak_memory` against the resident-set peak of one "
         "training step (forward + backward; float32):",
         "",
         "| model | batch | tokens | Cs | Cv | depth | measured | estimate | estimate / measured |",
