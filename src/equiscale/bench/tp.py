@@ -33,6 +33,7 @@ import torch
 
 from equiscale.bench.common import device_slug, fit_exponent, time_fn, write_record
 from equiscale.ops.gaunt import BACKENDS, GauntTensorProduct
+from equiscale.so3.gaunt import gaunt_coefficients_sparse
 from equiscale.so3.layout import sh_irreps, to_e3nn
 
 __all__ = ["add_arguments", "run", "e3nn_gaunt_paths_tp"]
@@ -49,6 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=list(BACKENDS))
     parser.add_argument("--dense-lmax", type=int, default=8,
                         help="largest L for the dense back end (its memory grows like L^5 N)")
+    parser.add_argument("--dense-max-gb", type=float, default=2.0,
+                        help="skip the dense back end where its [nnz, N] intermediate exceeds this")
     parser.add_argument("--e3nn-lmax", type=int, default=12, help="largest L for e3nn (slow to build)")
     parser.add_argument("--no-e3nn", action="store_true")
     parser.add_argument("--repeats", type=int, default=10, help="timed calls per round")
@@ -108,26 +111,30 @@ def _phases(forward, inputs) -> dict[str, Any]:
     return {"forward": fwd, "forward_backward": fwd_bwd}
 
 
-def _time_interleaved(methods: dict[str, dict[str, Any]], args) -> dict[str, dict[str, Any]]:
+def _time_interleaved(methods: dict[str, dict[str, Any]], args,
+                      notes: list[str]) -> dict[str, dict[str, Any]]:
     """Time every (method, phase) in ``--rounds`` interleaved rounds (method after method, so a
     burst of load on the shared machine hits all methods alike); report the median of the
     per-round medians, and the spread of the round medians."""
     per_round: dict[tuple[str, str], list[float]] = {}
     repeats: dict[tuple[str, str], int] = {}
+    failed: set[str] = set()
     for r in range(args.rounds):
         for name, phases in methods.items():
             for phase, fn in phases.items():
                 key = (name, phase)
-                if key not in repeats:  # first round: decide repeats from one call
-                    start = time.perf_counter()
-                    fn()
-                    slow = (time.perf_counter() - start) * 1e3 > args.slow_ms
-                    repeats[key] = 3 if slow else args.repeats
-                warmup = 0 if repeats[key] == 3 else (args.warmup if r == 0 else 1)
-                stats = time_fn(fn, warmup=warmup, repeats=repeats[key], device=args.device)
-                per_round.setdefault(key, []).append(stats["median_ms"])
+                if name in failed:
+                    continue
+                try:
+                    _time_one(key, fn, r, args, per_round, repeats)
+                except torch.cuda.OutOfMemoryError as error:  # recorded in the JSON notes
+                    notes.append(f"{name} {phase}: out of memory ({str(error).splitlines()[0]})")
+                    failed.add(name)
+                    torch.cuda.empty_cache()
     out: dict[str, dict[str, Any]] = {}
     for (name, phase), medians in per_round.items():
+        if name in failed:
+            continue
         ordered = sorted(medians)
         out.setdefault(name, {})[phase] = {
             "median_ms": statistics.median(ordered), "min_round_ms": ordered[0],
@@ -135,6 +142,18 @@ def _time_interleaved(methods: dict[str, dict[str, Any]], args) -> dict[str, dic
             "repeats_per_round": repeats[(name, phase)], "rounds": args.rounds,
         }
     return out
+
+
+def _time_one(key, fn, r: int, args, per_round: dict, repeats: dict) -> None:
+    """One round of one (method, phase): ``time_fn`` median appended to ``per_round[key]``."""
+    if key not in repeats:  # first round: decide the repeats from one call
+        start = time.perf_counter()
+        fn()
+        slow = (time.perf_counter() - start) * 1e3 > args.slow_ms
+        repeats[key] = 3 if slow else args.repeats
+    warmup = 0 if repeats[key] == 3 else (args.warmup if r == 0 else 1)
+    stats = time_fn(fn, warmup=warmup, repeats=repeats[key], device=args.device)
+    per_round.setdefault(key, []).append(stats["median_ms"])
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -161,10 +180,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for backend in args.backends:
             if backend == "dense" and lmax > args.dense_lmax:
                 continue
+            if backend == "dense":
+                nnz = gaunt_coefficients_sparse(lmax, lmax, lmax)[1].numel()
+                gigabytes = nnz * args.batch * args.channels * x.element_size() / 1e9
+                if gigabytes > args.dense_max_gb:
+                    notes.append(f"dense skipped at L={lmax}: [nnz, N] intermediate "
+                                 f"{gigabytes:.3g} GB > --dense-max-gb {args.dense_max_gb}")
+                    continue
             tp = GauntTensorProduct(lmax, lmax, lmax, backend=backend, device=device)
-            with torch.no_grad():
-                outputs[backend] = tp(x, y).double()
-            methods[f"gaunt-{backend}"] = _phases(tp, (x, y))
+            try:
+                with torch.no_grad():
+                    outputs[backend] = tp(x, y).double()
+                methods[f"gaunt-{backend}"] = _phases(tp, (x, y))
+            except torch.cuda.OutOfMemoryError:  # recorded in the JSON notes
+                notes.append(f"gaunt-{backend} at L={lmax}: out of memory")
+                outputs.pop(backend, None)
+                torch.cuda.empty_cache()
+        if not outputs:
+            continue
         first = next(iter(outputs.values()))
         scale = first.abs().max().item()
         check = max(((o - first).abs().max().item() / scale for o in outputs.values()), default=0.0)
@@ -176,7 +209,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             etp = etp.to(dtype)
             extra["e3nn"] = {"paths": n_paths, "build_s": round(time.perf_counter() - build, 2)}
             xe, ye = to_e3nn(x).contiguous(), to_e3nn(y).contiguous()  # outside the timed region
-            methods["e3nn"] = _phases(etp, (xe, ye))
+            try:
+                methods["e3nn"] = _phases(etp, (xe, ye))
+            except torch.cuda.OutOfMemoryError:  # recorded in the JSON notes
+                notes.append(f"e3nn at L={lmax}: out of memory")
+                torch.cuda.empty_cache()
         if cueq:
             try:
                 ctp = _cueq_tp(lmax, args.channels, device)
@@ -185,8 +222,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             except Exception as error:  # recorded, never hidden: the record says why it is missing
                 notes.append(f"cuEquivariance failed at L={lmax}: {type(error).__name__}: {error}")
                 cueq = False
-        timings = _time_interleaved(methods, args)
-        for name in methods:
+        timings = _time_interleaved(methods, args, notes)
+        for name in timings:
             rows.append({"L": lmax, "method": name, **extra.get(name, {}), **timings[name]})
             _print(rows[-1])
     summary = _summarise(rows, args)
