@@ -18,6 +18,12 @@ medians. The outputs of the Gaunt back ends are checked against each other
 in the run. Reports speed-up of the fastest back end over e3nn per L and a log-log fitted exponent
 per method over ``--fit-lmin..--lmax``. Writes JSON (default ``results/bench_tp_<device>.json``) and
 a PNG beside it.
+
+CPU record (committed): ``equiscale bench tp --lmin 1 --lmax 16 --e3nn-lmax 12 --dense-lmax 8
+--batch 64 --channels 16 --repeats 10 --rounds 3 --threads 1 --device cpu``.
+GPU (the issue's setting; not yet run, no GPU was available): ``equiscale bench tp --device cuda
+--lmin 1 --lmax 8 --batch 10000 --channels 128`` (dense is skipped above ``--dense-max-gb``; a
+method that runs out of memory is recorded in ``notes``).
 """
 
 from __future__ import annotations
