@@ -51,6 +51,9 @@ class GNNBaseline(nn.Module):
         self.out = _mlp([hidden, hidden, 3])
 
     def forward(self, batch: Batch) -> torch.Tensor:
+        missing = [k for k in ("loc", "vel", "charges") if k not in batch]
+        if missing:
+            raise ValueError(f"batch must hold loc, vel and charges; missing {missing}")
         x, v, q = batch["loc"], batch["vel"], batch["charges"]
         edges = complete_graph(x.shape[1], x.device)
         qq = (q[:, edges[0]] * q[:, edges[1]]).unsqueeze(-1)

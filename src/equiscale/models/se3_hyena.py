@@ -190,6 +190,11 @@ class HyenaNet(nn.Module):
     def forward(self, batch: Batch) -> Tensor:
         pos, vec, sca, layout = _tokens(batch)
         assert pos is not None
+        if pos.dim() != 3 or pos.shape[-1] != 3 or pos.dtype != self.embed.weight.dtype:
+            raise ValueError(f"pos must be [B, N, 3] of the model's dtype {self.embed.weight.dtype}, got "
+                             f"{tuple(pos.shape)} {pos.dtype}")
+        if layout == "recall" and pos.shape[1] == 0:
+            raise ValueError("pos must hold at least 1 token (the prediction is read at the last), got 0")
         x, centre = centre_positions(pos, self.causal)
         feats = [x]
         if self.vector_in:

@@ -167,6 +167,14 @@ class GauntConv(nn.Module):
             raise ValueError(f"pos must have shape [{x.shape[0]}, 3], got {tuple(pos.shape)}")
         if edge_index.dim() != 2 or edge_index.shape[0] != 2:
             raise ValueError(f"edge_index must have shape [2, E], got {tuple(edge_index.shape)}")
+        if edge_index.dtype not in (torch.int32, torch.int64):
+            raise TypeError(f"edge_index must be an integer tensor, got {edge_index.dtype}")
+        if edge_index.numel() and (int(edge_index.min()) < 0 or int(edge_index.max()) >= x.shape[0]):
+            raise ValueError(f"edge_index entries must lie in [0, N={x.shape[0]}), got "
+                             f"[{int(edge_index.min())}, {int(edge_index.max())}]")
+        if shifts is not None and shifts.shape != (edge_index.shape[1], 3):
+            raise ValueError(f"shifts must have shape [E={edge_index.shape[1]}, 3], "
+                             f"got {tuple(shifts.shape)}")
         src, dst = edge_index[0], edge_index[1]
         vec = pos[dst] - pos[src]  # [E, 3]
         if shifts is not None:
@@ -236,6 +244,9 @@ class GauntManyBody(nn.Module):
         if z.shape != (a.shape[0],) or z.dtype not in (torch.int32, torch.int64):
             raise ValueError(f"z must be an integer tensor of shape [{a.shape[0]}], got "
                              f"{tuple(z.shape)} {z.dtype}")
+        if z.numel() and (int(z.min()) < 0 or int(z.max()) >= self.num_elements):
+            raise ValueError(f"z must lie in [0, num_elements={self.num_elements}), got "
+                             f"[{int(z.min())}, {int(z.max())}]")
         w = self.weight[z.long()][:, :, self.degree]  # [N, nu, Ko, C]
         powers = self.powers(a)  # [nu, N, Ko, C]
         return self.out(torch.einsum("vnkc,nvkc->nkc", powers, w))

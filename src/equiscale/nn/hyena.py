@@ -197,6 +197,8 @@ class VectorLinear(nn.Module):
         self.weight = nn.Parameter(torch.randn(c_in, c_out) / math.sqrt(max(c_in, 1)))
 
     def forward(self, v: Tensor) -> Tensor:
+        if v.dim() < 2 or v.shape[-2:] != (3, self.weight.shape[0]):
+            raise ValueError(f"v must be [..., 3, {self.weight.shape[0]}], got shape {tuple(v.shape)}")
         return torch.matmul(v, self.weight)  # [..., 3, C_in] @ [C_in, C_out]
 
 

@@ -726,6 +726,175 @@ def bad_input_cases(tmp_dir: str | Path | None = None) -> list[BadInput]:
         "float32",
     )
 
+    # ---- exact tables (so3), layers (nn), more models and the task builders
+    from equiscale import nn as enn
+    from equiscale import so3
+    from equiscale.models.baselines import GNNBaseline, MLPBaseline
+    from equiscale.models.se3_hyena import HyenaNet
+
+    add("wigner_6j", "negative j", lambda: so3.wigner_6j(-1, 1, 1, 1, 1, 1), "j1", "-1")
+    add("sh_dim", "negative lmax", lambda: so3.sh_dim(-1), r"\blmax\b", "-1")
+    add("lmax_from_dim", "5 is not a square", lambda: so3.lmax_from_dim(5), r"\bdim\b", "5")
+    add("solid_harmonics", "r [4, 2]", lambda: so3.solid_harmonics(2, _randn(4, 2)), r"\br\b", r"\(4, 2\)")
+    add("solid_harmonics", "negative lmax", lambda: so3.solid_harmonics(-1, _randn(4, 3)), r"\blmax\b", "-1")
+    add("gaunt_coefficients", "negative degree", lambda: so3.gaunt_coefficients(-1, 1, 1), "lmax_in1")
+    add("sphere_grid_points", "negative degree", lambda: so3.sphere_grid_points(-1), r"\bdegree\b", "-1")
+    add(
+        "real_spherical_harmonics",
+        "negative lmax",
+        lambda: so3.real_spherical_harmonics(-1, _randn(4, 3)),
+        r"\blmax\b",
+        "-1",
+    )
+    add(
+        "real_spherical_harmonics",
+        "vectors [4, 2]",
+        lambda: so3.real_spherical_harmonics(2, _randn(4, 2)),
+        r"\bvectors\b",
+        r"\(4, 2\)",
+    )
+    add("to_e3nn", "5 SH rows", lambda: so3.to_e3nn(_randn(4, 5, 2)), r"\bx\b", "5")
+    add(
+        "wigner6j_conv_weights",
+        "negative degree",
+        lambda: so3.wigner6j_conv_weights(-1, 1, 1),
+        r"\ba\b",
+        "-1",
+    )
+    add("DegreeLinear", "0 input channels", lambda: enn.DegreeLinear(1, 0, 4), "channels", "0")
+    add("DegreeLinear", "negative lmax", lambda: enn.DegreeLinear(-1, 2, 4), r"\blmax\b", "-1")
+    add(
+        "DegreeLinear.forward",
+        "3 channels for 2",
+        lambda: enn.DegreeLinear(1, 2, 4)(_randn(3, 4, 3)),
+        r"\bx\b",
+        r"\(3, 4, 3\)",
+    )
+    add(
+        "GauntSelfMix.forward",
+        "9 SH rows for lmax 1",
+        lambda: enn.GauntSelfMix(1, 1, 2)(_randn(3, 9, 2)),
+        r"\bx\b",
+        r"\(3, 9, 2\)",
+    )
+    gconv = lambda: enn.GauntConv(1, 1, 1, 2)
+    add("GauntConv", "negative lmax", lambda: enn.GauntConv(-1, 1, 1, 2), r"\blmax\b", "-1")
+    add(
+        "GauntConv", "unknown method", lambda: enn.GauntConv(1, 1, 1, 2, method="fast"), r"\bmethod\b", "fast"
+    )
+    add("GauntConv.forward", "pos [3, 2]", lambda: gconv()(_randn(3, 4, 2), _randn(3, 2), ei), r"\bpos\b")
+    add(
+        "GauntConv.forward",
+        "float edge_index",
+        lambda: gconv()(_randn(3, 4, 2), _randn(3, 3), ei.float()),
+        "edge_index",
+        "float32",
+    )
+    add(
+        "GauntConv.forward",
+        "edge_index points at node 5 of 3",
+        lambda: gconv()(_randn(3, 4, 2), _randn(3, 3), torch.tensor([[0], [5]])),
+        "edge_index",
+        "5",
+    )
+    add(
+        "GauntConv.forward",
+        "shifts [2, 3] for 1 edge",
+        lambda: gconv()(_randn(3, 4, 2), _randn(3, 3), torch.tensor([[0], [1]]), torch.zeros(2, 3)),
+        r"\bshifts\b",
+        r"\(2, 3\)",
+    )
+    add(
+        "GauntManyBody.forward",
+        "float z",
+        lambda: enn.GauntManyBody(1, 1, 2)(_randn(3, 4, 2), torch.zeros(3)),
+        r"\bz\b",
+        "float32",
+    )
+    add(
+        "GauntManyBody.forward",
+        "z = 7 with 3 elements",
+        lambda: enn.GauntManyBody(1, 1, 2, num_elements=3)(_randn(3, 4, 2), torch.tensor([0, 1, 7])),
+        r"\bz\b",
+        "7",
+    )
+    add("SE3HyenaOperator", "unknown parity", lambda: enn.SE3HyenaOperator(4, 2, parity="o3"), "parity", "o3")
+    add(
+        "SE3HyenaOperator.forward",
+        "vectors with 3 channels for 2",
+        lambda: enn.SE3HyenaOperator(4, 2)(_randn(2, 5, 4), _randn(2, 5, 3, 3)),
+        "vectors",
+        r"\(2, 5, 3, 3\)",
+    )
+    add(
+        "EquivariantAttention",
+        "heads do not divide channels",
+        lambda: enn.EquivariantAttention(4, 2, 3),
+        "heads",
+        "3",
+    )
+    add(
+        "EquivariantAttention.forward",
+        "v [B, N, 2, 2]",
+        lambda: enn.EquivariantAttention(4, 2, 2)(_randn(2, 5, 4), _randn(2, 5, 2, 2)),
+        r"\bv\b",
+        r"\(2, 5, 2, 2\)",
+    )
+    add(
+        "HyenaOperator.forward", "width 5 for 6", lambda: enn.HyenaOperator(6)(_randn(2, 5, 5)), r"\bx\b", "6"
+    )
+    add("ImplicitFilter.forward", "n = -1", lambda: enn.ImplicitFilter(4)(-1), r"\bn\b", "-1")
+    add(
+        "VectorLinear.forward",
+        "3 channels for 2",
+        lambda: enn.VectorLinear(2, 3)(_randn(5, 3, 3)),
+        r"\bv\b",
+        r"\(5, 3, 3\)",
+    )
+    add(
+        "HyenaNet.forward",
+        "pos [B, N, 2]",
+        lambda: HyenaNet(8, 2, 1)({**_recall_batch(), "pos": _randn(2, 5, 2)}),
+        r"\bpos\b",
+        r"\(2, 5, 2\)",
+    )
+    add(
+        "HyenaNet.forward",
+        "float64 batch for a float32 model",
+        lambda: HyenaNet(8, 2, 1)(_recall_batch(dtype=F64)),
+        r"\bpos\b",
+        "float64",
+    )
+    add("HyenaNet.forward", "0 tokens", lambda: HyenaNet(8, 2, 1)(_recall_batch(n=0)), r"\bpos\b", "0")
+    add(
+        "MLPBaseline.forward",
+        "4 particles for a 5-particle model",
+        lambda: MLPBaseline(5)(_nbody_batch()),
+        "n_particles",
+        "4",
+    )
+    add(
+        "GNNBaseline.forward",
+        "batch without 'vel'",
+        lambda: GNNBaseline(8, 1)({"loc": _randn(2, 4, 3)}),
+        "vel",
+    )
+    from equiscale.train.tasks.molecules import md_task, qm9_task
+    from equiscale.train.tasks.nbody import nbody_task
+    from equiscale.train.tasks.recall import recall_task
+
+    add("qm9_task", "unknown target", lambda: qm9_task(target="bogus"), r"\btarget\b", "bogus")
+    add("qm9_task", "n_train = -1", lambda: qm9_task(n_train=-1), "n_train", "-1")
+    add(
+        "md_task",
+        "missing extxyz file",
+        lambda: md_task(path=str(tmp / "none.extxyz")),
+        r"none\.extxyz",
+        exc=(FileNotFoundError,),
+    )
+    add("recall_task", "length 2", lambda: recall_task(length=2), r"\blength\b", "2")
+    add("nbody_task", "n_train = -3", lambda: nbody_task(n_train=-3), r"\bn\b", "-3")
+
     # ---- data
     add(
         "charged_particles",
@@ -1063,6 +1232,79 @@ def empty_cases() -> list[EmptyInput]:
             ),
             lambda out: (_shape(out["energy"], (1,)), _zeros(out["forces"], (3, 3))),
         )
+    from equiscale import nn as enn
+
+    add(
+        "DegreeLinear.forward",
+        "batch 0",
+        lambda: enn.DegreeLinear(1, 2, 4)(_randn(0, 4, 2)),
+        lambda out: _shape(out, (0, 4, 4)),
+    )
+    add(
+        "GauntSelfMix.forward",
+        "batch 0",
+        lambda: enn.GauntSelfMix(1, 1, 2)(_randn(0, 4, 2)),
+        lambda out: _shape(out, (0, 4, 2)),
+    )
+    for method in ("grid", "edge"):
+        add(
+            "GauntConv.forward",
+            f"0 edges ({method})",
+            lambda m=method: enn.GauntConv(1, 1, 1, 2, method=m)(_randn(3, 4, 2), _randn(3, 3), empty_e),
+            lambda out: _shape(out, (3, 4, 2)),
+        )
+        add(
+            "GauntConv.forward",
+            f"0 atoms ({method})",
+            lambda m=method: enn.GauntConv(1, 1, 1, 2, method=m)(_randn(0, 4, 2), _randn(0, 3), empty_e),
+            lambda out: _shape(out, (0, 4, 2)),
+        )
+    add(
+        "GauntManyBody.forward",
+        "0 atoms",
+        lambda: enn.GauntManyBody(1, 1, 2)(_randn(0, 4, 2), torch.zeros(0, dtype=torch.long)),
+        lambda out: _shape(out, (0, 4, 2)),
+    )
+    add(
+        "SE3HyenaOperator.forward",
+        "0 tokens",
+        lambda: enn.SE3HyenaOperator(4, 2)(_randn(2, 0, 4), _randn(2, 0, 3, 2)),
+        lambda out: (_shape(out[0], (2, 0, 4)), _shape(out[1], (2, 0, 3, 2))),
+    )
+    add(
+        "SE3HyenaOperator.forward",
+        "1 token, bidirectional",
+        lambda: enn.SE3HyenaOperator(4, 2, causal=False)(_randn(2, 1, 4), _randn(2, 1, 3, 2)),
+        lambda out: (_shape(out[0], (2, 1, 4)), _shape(out[1], (2, 1, 3, 2))),
+    )
+    add(
+        "EquivariantAttention.forward",
+        "0 tokens",
+        lambda: enn.EquivariantAttention(4, 2, 2)(_randn(2, 0, 4), _randn(2, 0, 3, 2)),
+        lambda out: (_shape(out[0], (2, 0, 4)), _shape(out[1], (2, 0, 3, 2))),
+    )
+    add(
+        "HyenaOperator.forward",
+        "0 tokens",
+        lambda: enn.HyenaOperator(6)(_randn(2, 0, 6)),
+        lambda out: _shape(out, (2, 0, 6)),
+    )
+    add("ImplicitFilter.forward", "n = 0", lambda: enn.ImplicitFilter(4)(0), lambda out: _shape(out, (0, 4)))
+    from equiscale.models.baselines import GNNBaseline
+    from equiscale.models.se3_hyena import HyenaNet
+
+    add(
+        "GNNBaseline.forward",
+        "0 particles",
+        lambda: GNNBaseline(8, 1)(_nbody_batch(n=0)),
+        lambda out: _shape(out, (2, 0, 3)),
+    )
+    add(
+        "HyenaNet.forward",
+        "1 token",
+        lambda: HyenaNet(8, 2, 1)(_recall_batch(n=1)),
+        lambda out: _shape(out, (2, 3)),
+    )
     add("RecallDataset", "size 0", lambda: RecallDataset(0, 9, 2), lambda ds: len(ds) == 0 or _fail("len"))
     add(
         "read_extxyz",

@@ -55,6 +55,8 @@ def addition_coefficient(l: int, b: int, normalization: str = "component") -> fl
 def solid_harmonics(lmax: int, r: torch.Tensor, normalization: str = "component") -> torch.Tensor:
     """R^l(r) for l = 0..lmax: ``[..., 3] -> [..., (lmax+1)^2]`` (e3nn order, unnormalised input)."""
     _check_normalization(normalization)
+    if not isinstance(lmax, int) or isinstance(lmax, bool) or lmax < 0:
+        raise ValueError(f"lmax must be a non-negative int, got {lmax!r}")
     if r.shape[-1] != 3:
         raise ValueError(f"r must have shape [..., 3], got {tuple(r.shape)}")
     if r.numel() == 0:

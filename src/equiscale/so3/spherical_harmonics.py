@@ -69,6 +69,10 @@ def real_spherical_harmonics(lmax: int, vectors: torch.Tensor) -> torch.Tensor:
 
     Not differentiable (a table builder); use ``e3nn.o3.spherical_harmonics`` inside models.
     """
+    if not isinstance(lmax, int) or isinstance(lmax, bool) or lmax < 0:
+        raise ValueError(f"lmax must be a non-negative int, got {lmax!r}")
+    if vectors.shape[-1] != 3:
+        raise ValueError(f"vectors must have shape [..., 3], got {tuple(vectors.shape)}")
     v = vectors.detach().to("cpu", torch.float64).numpy()
     v = v / np.linalg.norm(v, axis=-1, keepdims=True)
     x, y, z = v[..., 0], v[..., 1], v[..., 2]
