@@ -48,6 +48,13 @@ BUDGETS: dict[str, tuple[float, float]] = {
     "Wigner6jConv": (1e-10, 1e-4),
     # ops/neighbors.py: the exact pair set {0 < |r_ij| <= cutoff} (compared as sets: budget 0)
     "neighbor_list": (0.0, 0.0),
+    # ops/gaunt.py (many-body products share the two-input budgets)
+    "gaunt_product": (1e-10, 1e-5),
+    # nn/gaunt.py GauntConv: grid method vs the per-edge GauntTensorProduct "agree to 1e-10 in
+    # float64"; float32: the ops' 1e-5
+    "GauntConv(grid vs edge)": (1e-10, 1e-5),
+    # nn/attention.py states no budget: SDPA vs the written-out softmax, the ops' 1e-10 / 1e-5
+    "EquivariantAttention": (1e-10, 1e-5),
 }
 
 OPERATORS = tuple(BUDGETS)
@@ -62,6 +69,9 @@ EXAMPLES: dict[str, int] = {
     "fft_cross_dot_conv": 40,
     "Wigner6jConv": 80,
     "neighbor_list": 40,
+    "gaunt_product": 30,
+    "GauntConv(grid vs edge)": 30,
+    "EquivariantAttention": 40,
 }
 
 
@@ -209,6 +219,76 @@ def check_neighbors(
     return float(len(got ^ want)), 0.0
 
 
+def check_gaunt_product(
+    lmaxes: tuple[int, ...],
+    lo: int,
+    backend: str,
+    batch: tuple[int, ...],
+    channels: int,
+    dtype: torch.dtype,
+    seed: int,
+) -> tuple[float, float]:
+    """gaunt_product of 2-3 inputs of different degrees (one transform each) vs the reference."""
+    from equiscale.ops.gaunt import gaunt_product, gaunt_reference
+
+    g = _gen(seed)
+    xs = [torch.randn(*batch, (l + 1) ** 2, channels, generator=g, dtype=F64).to(dtype) for l in lmaxes]
+    fast = gaunt_product(xs, lo, backend=backend)
+    ref = gaunt_reference(*[x.double() for x in xs], lmax_out=lo)
+    return _rel(fast, ref), _budget("gaunt_product", dtype)
+
+
+def check_gaunt_conv(
+    lmax_in: int, lmax_sh: int, lmax_out: int, n_nodes: int, channels: int, dtype: torch.dtype, seed: int
+) -> tuple[float, float]:
+    """GauntConv(method="grid") vs GauntConv(method="edge") with the same weights on a random graph."""
+    from equiscale.nn.gaunt import GauntConv
+
+    torch.manual_seed(seed)
+    grid = GauntConv(lmax_in, lmax_sh, lmax_out, channels, method="grid", cutoff=3.0).to(dtype)
+    edge = GauntConv(lmax_in, lmax_sh, lmax_out, channels, method="edge", backend="dense", cutoff=3.0)
+    edge.load_state_dict(grid.state_dict(), strict=False)
+    g = _gen(seed)
+    pos = (2.5 * torch.rand(n_nodes, 3, generator=g, dtype=F64)).to(dtype)
+    x = torch.randn(n_nodes, (lmax_in + 1) ** 2, channels, generator=g, dtype=F64).to(dtype)
+    ii, jj = torch.meshgrid(torch.arange(n_nodes), torch.arange(n_nodes), indexing="ij")
+    edge_index = torch.stack([jj[ii != jj], ii[ii != jj]])
+    fast = grid(x, pos, edge_index)
+    ref = edge.double()(x.double(), pos.double(), edge_index)
+    return _rel(fast, ref), _budget("GauntConv(grid vs edge)", dtype)
+
+
+def check_attention(
+    n: int, heads: int, ds: int, dv: int, causal: bool, batch: int, dtype: torch.dtype, seed: int
+) -> tuple[float, float]:
+    """EquivariantAttention (one SDPA call, heads flattened) vs equivariant_attention_reference per
+    head with the module's own projections."""
+    from equiscale.nn.attention import EquivariantAttention, equivariant_attention_reference
+
+    torch.manual_seed(seed)
+    cs, cv = heads * ds, heads * dv
+    module = EquivariantAttention(cs, cv, heads, causal=causal).to(dtype)
+    g = _gen(seed)
+    s = torch.randn(batch, n, cs, generator=g, dtype=F64).to(dtype)
+    v = torch.randn(batch, n, 3, cv, generator=g, dtype=F64).to(dtype)
+    fast_s, fast_v = module(s, v)
+    m64 = module.double()
+    s64, v64 = s.double(), v.double()
+    qs, ks, ws = m64.scalar_in(s64).split(cs, dim=-1)
+    qv, kv, wv = m64.vector_in(v64).split(cv, dim=-1)
+    outs_s, outs_v = [], []
+    for h in range(heads):
+        a, b = slice(h * ds, (h + 1) * ds), slice(h * dv, (h + 1) * dv)
+        o_s, o_v = equivariant_attention_reference(
+            qs[..., a], ks[..., a], ws[..., a], qv[..., b], kv[..., b], wv[..., b], causal=causal
+        )
+        outs_s.append(o_s)
+        outs_v.append(o_v)
+    ref_s = m64.scalar_out(torch.cat(outs_s, -1))
+    ref_v = m64.vector_out(torch.cat(outs_v, -1))
+    return max(_rel(fast_s, ref_s), _rel(fast_v, ref_v)), _budget("EquivariantAttention", dtype)
+
+
 def strategies() -> dict[str, object]:
     """Hypothesis strategies, one per operator: each draws the keyword arguments of its check."""
     from hypothesis import strategies as st
@@ -285,4 +365,47 @@ def strategies() -> dict[str, object]:
         "fft_cross_dot_conv": (check_long_conv, conv("fft_cross_dot_conv")),
         "Wigner6jConv": (check_wigner6j, w6j),
         "neighbor_list": (check_neighbors, nbrs),
+        "gaunt_product": (
+            check_gaunt_product,
+            st.fixed_dictionaries(
+                {
+                    "lmaxes": st.lists(st.integers(0, 3), min_size=2, max_size=3).map(tuple),
+                    "lo": st.integers(0, 4),
+                    "backend": st.sampled_from(["grid", "fourier"]),
+                    "batch": batch,
+                    "channels": st.integers(1, 3),
+                    "dtype": dtypes,
+                    "seed": seed,
+                }
+            ),
+        ),
+        "GauntConv(grid vs edge)": (
+            check_gaunt_conv,
+            st.fixed_dictionaries(
+                {
+                    "lmax_in": st.integers(0, 2),
+                    "lmax_sh": st.integers(0, 2),
+                    "lmax_out": st.integers(0, 2),
+                    "n_nodes": st.integers(2, 6),
+                    "channels": st.integers(1, 3),
+                    "dtype": dtypes,
+                    "seed": seed,
+                }
+            ),
+        ),
+        "EquivariantAttention": (
+            check_attention,
+            st.fixed_dictionaries(
+                {
+                    "n": st.integers(1, 24),
+                    "heads": st.integers(1, 3),
+                    "ds": st.integers(1, 4),
+                    "dv": st.integers(1, 3),
+                    "causal": st.booleans(),
+                    "batch": st.integers(1, 2),
+                    "dtype": dtypes,
+                    "seed": seed,
+                }
+            ),
+        ),
     }
