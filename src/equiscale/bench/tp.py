@@ -14,7 +14,10 @@ Forward (no autograd) and forward+backward (``out.backward(g)`` w.r.t. both inpu
 separately with ``bench.common.time_fn`` (median of ``--repeats`` after warm-up; 3 repeats for calls
 slower than ``--slow-ms``), in ``--rounds`` rounds that interleave the methods, so that bursts of
 load on a shared machine hit every method alike; the reported time is the median of the round
-medians. The outputs of the Gaunt back ends are checked against each other
+medians. On the CPU the process keeps freed memory in its heap (glibc ``mallopt``, recorded as
+``cpu_allocator``; ``--no-heap-reuse`` to disable): otherwise every large tensor of every method
+faults in fresh pages, which on the test VM cost up to 5x the arithmetic.
+The outputs of the Gaunt back ends are checked against each other
 in the run. Reports speed-up of the fastest back end over e3nn per L and a log-log fitted exponent
 per method over ``--fit-lmin..--lmax``. Writes JSON (default ``results/bench_tp_<device>.json``) and
 a PNG beside it.
@@ -29,6 +32,8 @@ method that runs out of memory is recorded in ``notes``).
 from __future__ import annotations
 
 import argparse
+import ctypes
+import ctypes.util
 import importlib.util
 import statistics
 import time
@@ -66,6 +71,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--slow-ms", type=float, default=500.0,
                         help="calls slower than this get 3 repeats and 1 warm-up")
+    parser.add_argument("--no-heap-reuse", action="store_true",
+                        help="keep glibc's default malloc policy (fresh pages for large tensors)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (1 keeps timings stable on a shared machine)")
     parser.add_argument("--out", default=None, help="JSON path (default results/bench_tp_<device>.json)")
@@ -162,12 +169,27 @@ def _time_one(key, fn, r: int, args, per_round: dict, repeats: dict) -> None:
     per_round.setdefault(key, []).append(stats["median_ms"])
 
 
+def _reuse_heap() -> str:
+    """Make glibc keep freed CPU tensors in the heap (mmap and trim thresholds at 1 GiB), so
+    repeated calls reuse memory instead of faulting in fresh pages for every tensor >= 128 KiB
+    (PyTorch's CPU allocator does not cache; on this VM page faults cost more than the
+    arithmetic). Applies to every method alike; returns a description for the record."""
+    name = ctypes.util.find_library("c")
+    libc = ctypes.CDLL(name) if name else None
+    if libc is None or not hasattr(libc, "mallopt"):
+        return "default allocator (no glibc mallopt available)"
+    ok = libc.mallopt(-3, 1 << 30) == 1 and libc.mallopt(-1, 1 << 30) == 1  # MMAP, TRIM thresholds
+    return ("glibc mallopt M_MMAP_THRESHOLD = M_TRIM_THRESHOLD = 1 GiB (heap reused)" if ok
+            else "default allocator (mallopt refused)")
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     started = time.time()
     torch.set_num_threads(args.threads)
     device = args.device
     dtype = getattr(torch, args.dtype)
     notes = []
+    allocator = "default allocator" if args.no_heap_reuse else _reuse_heap()
     cueq = device.startswith("cuda") and importlib.util.find_spec("cuequivariance_torch") is not None
     if not device.startswith("cuda"):
         notes.append("cuEquivariance skipped: GPU only (device is CPU)")
@@ -243,6 +265,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "channels": args.channels,
         "threads": args.threads,
         "rounds": args.rounds,
+        "cpu_allocator": allocator,
         "lmin": args.lmin,
         "lmax": args.lmax,
         "fit_range": [args.fit_lmin, args.lmax],
