@@ -122,7 +122,7 @@ class SE3HyenaNet(nn.Module):
             pos = ref.new_zeros(*shape, 3)
         if pos.shape[-1] != 3 or pos.shape[:-1] != shape:
             raise ValueError(f"pos must be [B, N, 3] = {(*shape, 3)}, got {tuple(pos.shape)}")
-        if pos.dtype != self.embed_s.weight.dtype:
+        if pos.dtype != self.embed_s.weight.dtype and not torch.is_autocast_enabled(pos.device.type):
             raise TypeError(f"pos must have the model's dtype {self.embed_s.weight.dtype}, got {pos.dtype}")
         x, centre = centre_positions(pos, self.causal)
         vecs = [x[..., None]]  # [B, N, 3, 1]
@@ -190,7 +190,8 @@ class HyenaNet(nn.Module):
     def forward(self, batch: Batch) -> Tensor:
         pos, vec, sca, layout = _tokens(batch)
         assert pos is not None
-        if pos.dim() != 3 or pos.shape[-1] != 3 or pos.dtype != self.embed.weight.dtype:
+        autocast = torch.is_autocast_enabled(pos.device.type)
+        if pos.dim() != 3 or pos.shape[-1] != 3 or (pos.dtype != self.embed.weight.dtype and not autocast):
             raise ValueError(f"pos must be [B, N, 3] of the model's dtype {self.embed.weight.dtype}, got "
                              f"{tuple(pos.shape)} {pos.dtype}")
         if layout == "recall" and pos.shape[1] == 0:
