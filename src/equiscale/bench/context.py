@@ -8,7 +8,7 @@ its CPU/GPU kernels are flash-style, O(N) memory). One run measures, on the same
 
 1. per arm and N (``--tokens``): forward and forward+backward time (best of the repeats, median
    beside it; fewer repeats when a call takes longer than ``--long-call-s``) and peak memory
-   (measured on a separate, first call of each); arms are
+   (of a call after one warm-up call, in a first pass over all arms and N); arms are
    ``se3hyena``, ``se3hyena_ckpt`` (``checkpoint_mixer=True``), ``transformer``,
    ``transformer_ckpt`` (``--arms``);
 2. the largest N each arm fits in ``--memory-budget-mb``: the largest measured N within it, and
@@ -19,10 +19,10 @@ its CPU/GPU kernels are flash-style, O(N) memory). One run measures, on the same
 
 Peak CPU memory is the resident-set high-water mark: the kernel's ``VmHWM`` is reset
 (``/proc/self/clear_refs``) before the call and compared with ``VmRSS`` before it; glibc's mmap
-threshold is set to 64 KiB (``mallopt``) for that call so every tensor of 64 KiB or more is its own
-mapping and is returned on free; timed calls run with the threshold at 1 GiB (heap reused, no page
-faults charged to allocation-heavy code). On CUDA it is ``torch.cuda.max_memory_allocated``. The
-record names the method.
+threshold is set to 64 KiB (``mallopt``) during the memory pass so every tensor of 64 KiB or more is
+its own mapping and is returned on free; the timing pass runs afterwards with the threshold at 1 GiB
+(heap reused, no page faults charged to allocation-heavy code). On CUDA it is
+``torch.cuda.max_memory_allocated``. The record names the method.
 
 Writes JSON (default ``results/bench_context_<device>.json``) and a PNG beside it.
 """
@@ -108,7 +108,7 @@ def memory_method(device: str) -> str:
         return "torch.cuda.max_memory_allocated - memory_allocated before"
     if os.path.exists("/proc/self/clear_refs") and os.access("/proc/self/clear_refs", os.W_OK):
         return ("Linux VmHWM after - VmRSS before (clear_refs reset; glibc mmap threshold 64 KiB "
-                "during the memory call, 1 GiB during timed calls)")
+                "in the memory pass, 1 GiB in the timing pass that follows it)")
     raise RuntimeError("CPU peak memory needs Linux /proc/self/clear_refs (writable); not available")
 
 
@@ -124,19 +124,20 @@ def peak_bytes(fn: Callable[[], Any], device: str) -> int:
         return int(torch.cuda.max_memory_allocated(dev) - before)
     memory_method(device)
     libc = _libc()
-    # every block >= 64 KiB its own mapping, returned on free: RSS follows the live tensors
-    libc.mallopt(_M_MMAP_THRESHOLD, 65536)
-    try:
-        libc.malloc_trim(0)
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        before = _status("VmRSS:")
-        fn()
-        return max(0, _status("VmHWM:") - before)
-    finally:
-        # timing runs with the heap reused (mapping fresh pages for every tensor would charge
-        # page faults to allocation-heavy code)
-        libc.mallopt(_M_MMAP_THRESHOLD, 1 << 30)
+    libc.malloc_trim(0)
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    before = _status("VmRSS:")
+    fn()
+    return max(0, _status("VmHWM:") - before)
+
+
+def set_allocator_mode(mode: str) -> None:
+    """glibc on the CPU: ``"measure"`` makes every block >= 64 KiB its own mapping, returned on
+    free (RSS follows the live tensors); ``"fast"`` (1 GiB threshold) reuses the heap, so timed
+    code is not charged page faults for every fresh tensor. Measuring after "fast" is unreliable
+    (the heap keeps freed blocks), so all memory probes run first."""
+    _libc().mallopt(_M_MMAP_THRESHOLD, 65536 if mode == "measure" else 1 << 30)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -151,37 +152,33 @@ def _build(arm: str, args: argparse.Namespace) -> torch.nn.Module:
                                   heads=args.heads, **common)
 
 
-def _timed(fn: Callable[[], Any], args: argparse.Namespace, device: str,
-           memory: bool = False) -> dict[str, Any]:
-    """Time ``fn``; with ``memory`` a first call measures peak memory (and warms up).
+def _timed(fn: Callable[[], Any], args: argparse.Namespace, device: str) -> dict[str, Any]:
+    """Time ``fn`` after ``--warmup`` calls (one when a call is long).
 
     A call longer than ``--long-call-s`` gets ``--long-repeats`` more timed calls, shorter ones
-    ``--warmup`` - 1 more warm-ups and ``--repeats`` timed calls. Reported: the median and the
-    minimum ("best of", the least disturbed by other processes on a shared machine; for long calls
-    the first call counts too, its warm-up cost being negligible there).
+    ``--repeats``. Reported: the median and the minimum ("best of", the least disturbed by other
+    processes on a shared machine; for long calls the warm-up call counts too, its one-time cost
+    being negligible there).
     """
-    mem = peak_bytes(fn, device) if memory else None  # also the warm-up
     start = time.perf_counter()
     fn()
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     first = time.perf_counter() - start
     long = first > args.long_call_s
-    times = []
-    for _ in range(args.long_repeats if long else args.repeats):
-        if not long and not times:
-            for _ in range(max(args.warmup - 1, 0)):
-                fn()
-        t = time_fn(fn, warmup=0, repeats=1, device=device)["median_ms"]
-        times.append(t)
+    if not long:
+        for _ in range(max(args.warmup - 1, 0)):
+            fn()
+    times = [time_fn(fn, warmup=0, repeats=1, device=device)["median_ms"]
+             for _ in range(args.long_repeats if long else args.repeats)]
     if long:
         times.append(first * 1e3)
     times.sort()
     return {"median_ms": times[len(times) // 2], "min_ms": times[0], "max_ms": times[-1],
-            "repeats": len(times), "first_call_ms": first * 1e3, "peak_bytes": mem}
+            "repeats": len(times), "first_call_ms": first * 1e3}
 
 
-def _measure_arm(arm: str, n: int, args: argparse.Namespace) -> dict[str, Any]:
+def _setup(arm: str, n: int, args: argparse.Namespace) -> tuple[torch.nn.Module, Callable, Callable]:
     device = args.device
     gen = torch.Generator().manual_seed(args.seed + n)
     batch = {"pos": torch.randn(args.batch, n, 3, generator=gen).to(device),
@@ -197,14 +194,27 @@ def _measure_arm(arm: str, n: int, args: argparse.Namespace) -> dict[str, Any]:
         model.zero_grad(set_to_none=True)
         model(batch).square().sum().backward()
 
-    t_f = _timed(fwd, args, device, memory=True)
-    t_fb = _timed(fwd_bwd, args, device, memory=True)
+    return model, fwd, fwd_bwd
+
+
+def _memory_arm(arm: str, n: int, args: argparse.Namespace) -> dict[str, float]:
+    """Peak memory of forward and of forward+backward, each after one warm-up call."""
+    _, fwd, fwd_bwd = _setup(arm, n, args)
+    fwd()
+    mem_f = peak_bytes(fwd, args.device)
+    fwd_bwd()
+    mem_fb = peak_bytes(fwd_bwd, args.device)
+    return {"peak_forward_mb": mem_f / 2**20, "peak_forward_backward_mb": mem_fb / 2**20}
+
+
+def _measure_arm(arm: str, n: int, args: argparse.Namespace) -> dict[str, Any]:
+    model, fwd, fwd_bwd = _setup(arm, n, args)
+    t_f = _timed(fwd, args, args.device)
+    t_fb = _timed(fwd_bwd, args, args.device)
     return {"arm": arm, "tokens": n, "forward_ms": t_f["min_ms"],
             "forward_median_ms": t_f["median_ms"], "forward_max_ms": t_f["max_ms"],
             "forward_backward_ms": t_fb["min_ms"], "forward_backward_median_ms": t_fb["median_ms"],
             "forward_backward_max_ms": t_fb["max_ms"], "repeats": t_fb["repeats"],
-            "peak_forward_backward_mb": t_fb["peak_bytes"] / 2**20,
-            "peak_forward_mb": t_f["peak_bytes"] / 2**20,
             "parameters": sum(p.numel() for p in model.parameters()),
             "loadavg_1min": os.getloadavg()[0]}
 
@@ -276,19 +286,27 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         torch.set_num_threads(args.threads)
     tokens = sorted(set(args.tokens + ([32768, 65536] if args.full else [])))
     method = memory_method(args.device)
-    if torch.device(args.device).type == "cpu":
-        _libc().mallopt(_M_MMAP_THRESHOLD, 1 << 30)
+    cpu = torch.device(args.device).type == "cpu"
     print(f"context benchmark on {args.device}: width {args.scalar_channels} scalars + "
           f"{args.vector_channels} vectors, depth {args.depth}, heads {args.heads}, batch "
           f"{args.batch}, {'causal' if args.causal else 'bidirectional'}; memory: {method}", flush=True)
-    rows: list[dict[str, Any]] = []
-    for n in tokens:
+    memory: dict[tuple[str, int], dict[str, float]] = {}
+    if cpu:
+        set_allocator_mode("measure")
+    for n in tokens:  # 1. all memory probes (see set_allocator_mode)
         for arm in args.arms:
-            r = _measure_arm(arm, n, args)
+            memory[arm, n] = _memory_arm(arm, n, args)
+            print(f"  {arm:<17s} N={n:>6d}  peak fwd {memory[arm, n]['peak_forward_mb']:8.1f} MB  "
+                  f"fwd+bwd {memory[arm, n]['peak_forward_backward_mb']:8.1f} MB", flush=True)
+    if cpu:
+        set_allocator_mode("fast")
+    rows: list[dict[str, Any]] = []
+    for n in tokens:  # 2. timings
+        for arm in args.arms:
+            r = {**_measure_arm(arm, n, args), **memory[arm, n]}
             rows.append(r)
             print(f"  {arm:<17s} N={n:>6d}  fwd {r['forward_ms']:9.1f} ms  fwd+bwd "
-                  f"{r['forward_backward_ms']:9.1f} ms  peak {r['peak_forward_backward_mb']:8.1f} MB",
-                  flush=True)
+                  f"{r['forward_backward_ms']:9.1f} ms", flush=True)
     summary: dict[str, Any] = {}
     for n in tokens:
         by = {r["arm"]: r for r in rows if r["tokens"] == n}
