@@ -2,8 +2,8 @@
 
 Timing rule (DESIGN.md): warm up, then the median of many repeats; CUDA is synchronised around
 every repeat. Peak memory on CUDA is ``torch.cuda.max_memory_allocated``; on the CPU it is the
-peak of bytes allocated by torch's CPU allocator as seen by ``torch.profiler`` (``profile_memory``),
-which counts tensors only (not Python objects or the allocator's caches).
+peak of bytes held by torch tensors, replayed from ``torch.profiler``'s per-op self allocations
+(``profile_memory``): tensors only, not Python objects; a transient inside a single op is missed.
 """
 
 from __future__ import annotations
@@ -74,13 +74,11 @@ def peak_memory(fn: Callable[[], Any], device: str = "cpu") -> int | None:
 
         with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
             fn()
+        # each op's *self* net allocation, in start order (an op's total would count its
+        # children's allocations again); memory allocated and freed inside one op is not seen
         live, peak = 0, 0
-        events = sorted(
-            (e for e in prof.events() if getattr(e, "cpu_memory_usage", 0)),
-            key=lambda e: e.time_range.start,
-        )
-        for e in events:
-            live += e.cpu_memory_usage
+        for e in sorted(prof.events(), key=lambda e: e.time_range.start):
+            live += getattr(e, "self_cpu_memory_usage", 0) or 0
             peak = max(peak, live)
         return int(peak)
     return None
