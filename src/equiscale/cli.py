@@ -93,18 +93,18 @@ def format_results(results: dict[str, Any]) -> str:
     lines = [f"task {results['task']}, model {results['model']}, "
              f"{results.get('epochs_run', '?')} epochs, {results.get('n_parameters', '?')} parameters"]
     test = results.get("test", {})
-    lines += [f"  test {k:<12s} {v:.6g}" for k, v in sorted(test.items())]
+    lines += [f"  test {k:<20s} {v:.6g}" for k, v in sorted(test.items())]
+    monitor = results.get("monitor", "mse")
     published = results.get("published") or {}
-    if published and "mse" in test:
-        rows = dict(published)
-        for k, v in (results.get("baselines") or {}).items():
-            rows[k] = v
-        rows[f"equiscale {results['model']} (this run)"] = test["mse"]
+    baselines = {k: v for k, v in (results.get("baselines") or {}).items()
+                 if "(" not in k or f"({monitor})" in k}  # only rows in the monitored metric
+    if (published or baselines) and monitor in test:
+        rows = {**published, **baselines, f"equiscale {results['model']} (this run)": test[monitor]}
         lines.append("")
-        lines.append(f"  {'method':<40s} {'test MSE':>10s}")
+        lines.append(f"  {'method':<48s} {'test ' + monitor:>14s}")
         for k, v in sorted(rows.items(), key=lambda kv: -kv[1]):
             mark = "  <--" if k.startswith("equiscale") else ""
-            lines.append(f"  {k:<40s} {v:>10.4f}{mark}")
+            lines.append(f"  {k:<48s} {v:>14.4g}{mark}")
     return "\n".join(lines)
 
 

@@ -160,6 +160,7 @@ def fit(cfg: TrainConfig, resume: bool | str = False) -> dict[str, Any]:
         "best_checkpoint": best,
         "best_val": float(best_cb.best_model_score) if best_cb.best_model_score is not None else None,
         "test": {k.removeprefix("test/"): float(v) for k, v in test_metrics[0].items()},
+        "monitor": task.monitor,
         "published": task.published,
         "baselines": task.baselines() if task.baselines is not None else {},
         "n_parameters": sum(p.numel() for p in module.model.parameters()),
