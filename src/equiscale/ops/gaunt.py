@@ -32,11 +32,13 @@ float32 < 1e-5 for L <= 12 on every back end (measured 2e-7 to 1.2e-6, also at L
 fourier back end computes in complex64 and rounds the result). float64: ~1e-15.
 
 Speed (``equiscale bench tp``, results/bench_tp_cpu.json: 1 CPU thread, batch 64 x 16 channels,
-float32, degrees L x L -> L): "grid" is the fastest back end from L = 2 on; at L = 10 it is 23x
-(forward) and 27x (forward+backward) faster than e3nn's ``o3.TensorProduct`` on the same "uuu" paths
-in the committed run (23x to 71x over three runs on a shared 2-core machine), and its time grows
-like L^3.0 over L = 8..16 (e3nn: L^3.9 over 8..12). "fourier" is 15-50x slower than "grid" on the
-CPU (batched complex FFTs of small sizes), as Xie et al. (2025) found on GPUs; "dense" wins at L <= 1.
+float32, degrees L x L -> L): "grid" is the fastest back end from L = 2 on; at L = 10 it is 53x
+(forward) and 36x (forward+backward) faster than e3nn's ``o3.TensorProduct`` on the same "uuu"
+paths in the committed run (23x to 71x forward over four runs on a shared 2-core machine), and its
+forward time grows like L^3.4 over L = 8..16 (a step at L = 11, where one grid tensor outgrows the
+L2 cache; 3.0 to 3.4 over the runs), e3nn's like L^4.6 over 8..12. "fourier" is 15-50x slower than
+"grid" on the CPU (batched complex FFTs of small sizes), as Xie et al. (2025) found on GPUs;
+"dense" wins at L <= 1.
 
 Many-body products (:func:`gaunt_product`, :func:`gaunt_power`) multiply several inputs in the grid
 or Fourier domain: one transform per distinct input, one projection.
