@@ -200,15 +200,16 @@ class GauntConv(nn.Module):
             summed = summed.transpose(0, 1).reshape(n_p, n_t, *summed.shape[::2])  # [n_p, n_t, N, C]
             out = self.analysis(summed)  # [N, Ko, C]
         else:
-            sh = o3.spherical_harmonics(list(range(self.lmax_sh + 1)), vec, normalize=True,
+            unit = vec / safe_length[:, None]  # 0 for coincident atoms: finite to every order
+            sh = o3.spherical_harmonics(list(range(self.lmax_sh + 1)), unit, normalize=False,
                                         normalization="integral")  # [E, Ks]
             edge_filter = sh[:, :, None] * radial[:, self.sh_degree]  # [E, Ks, C]
             messages = self.tp(h.index_select(0, src), edge_filter)  # [E, Ko, C]
             out = messages.new_zeros(x.shape[0], *messages.shape[1:]).index_add(0, dst, messages)
         out = self.lin_out(out / self.avg_neighbors)
         if self.odd is not None:
-            sh = o3.spherical_harmonics(list(range(self.lmax_sh + 1)), vec, normalize=True,
-                                        normalization="integral")
+            sh = o3.spherical_harmonics(list(range(self.lmax_sh + 1)), vec / safe_length[:, None],
+                                        normalize=False, normalization="integral")
             edge_filter = sh[:, :, None] * radial[:, self.sh_degree]
             odd = self.odd(h.index_select(0, src), edge_filter)  # [E, Ko, C] pseudo-tensors
             odd = odd.new_zeros(x.shape[0], *odd.shape[1:]).index_add(0, dst, odd)

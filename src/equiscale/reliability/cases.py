@@ -1403,6 +1403,24 @@ def _w6j_case(pos: Tensor, centring: str, reference: bool) -> dict[str, Tensor]:
     return {"output": out.detach(), "d/d(pos)": gp, "d/d(h)": gh}
 
 
+def _gaunt_conv_case(pos: Tensor, method: str, odd: bool) -> dict[str, Tensor]:
+    """GauntConv on a complete graph (radial weights re-drawn so the geometry matters): output,
+    gradient and second derivative (of the squared gradient) w.r.t. positions."""
+    from equiscale.nn.gaunt import GauntConv
+
+    torch.manual_seed(0)
+    conv = GauntConv(1, 2, 1, 2, method=method, odd_paths=odd, cutoff=3.0).double()
+    torch.nn.init.normal_(conv.radial[-1].weight)
+    n = pos.shape[0]
+    ei = torch.stack(torch.meshgrid(torch.arange(n), torch.arange(n), indexing="ij")).reshape(2, -1)
+    ei = ei[:, ei[0] != ei[1]]
+    p = pos.clone().requires_grad_(True)
+    out = conv(_randn(n, 4, 2, dtype=F64), p, ei)
+    (g,) = torch.autograd.grad(out.pow(2).sum(), p, create_graph=True)
+    (g2,) = torch.autograd.grad(g.pow(2).sum(), p)
+    return {"output": out.detach(), "d/d(pos)": g.detach(), "second derivative": g2}
+
+
 def degenerate_cases() -> list[Degenerate]:
     """Degenerate geometry for the operators and models: outputs, gradients and (for energy/force
     models) the second derivatives a force loss needs must be finite."""
@@ -1453,6 +1471,14 @@ def degenerate_cases() -> list[Degenerate]:
             return out
 
         add("FrameAveraging", what, fa_call, fa_check)
+    for method in ("grid", "edge"):
+        for odd in (False, True):
+            for what in ("coincident pair (r_ij = 0)", "all points coincident", "tiny scale (1e-6)"):
+                add(
+                    f"GauntConv(method={method!r}, odd_paths={odd})",
+                    what,
+                    lambda m=method, o=odd, p=geoms[what]: _gaunt_conv_case(p, m, o),
+                )
     from equiscale.ops import neighbors
 
     add(
