@@ -59,3 +59,12 @@ def test_far_from_origin_matches_reference_and_nothing_overflows():
     conv = C._w6j()
     fast, ref = conv(h, pos, ei, alpha), conv.reference(h, pos, ei, alpha)
     assert torch.allclose(fast, ref, atol=1e-9, rtol=1e-9)
+
+
+def test_coincident_atoms_are_listed_as_zero_length_neighbours():
+    from equiscale.ops.neighbors import edge_vectors, neighbor_list
+
+    pos = torch.tensor([[0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [5.0, 0.0, 0.0]])
+    nb = neighbor_list(pos, 1.0)
+    assert nb.edge_index.tolist() == [[1, 0], [0, 1]]  # both directions, no self pairs
+    assert float(edge_vectors(pos, nb.edge_index).abs().max()) == 0.0

@@ -5,7 +5,10 @@ Convention (used by every convolution in equiscale): an edge ``e = (j -> i)`` is
 periodic image ``pos[j] + shifts[e]`` with ``shifts[e] = cell_shifts[e] @ cell`` (integer lattice
 offsets times the cell, rows = lattice vectors), and the edge vector is
 
-    r_ij = pos[i] - pos[j] - shifts[e],   0 < |r_ij| <= cutoff.
+    r_ij = pos[i] - pos[j] - shifts[e],   |r_ij| <= cutoff, (i, j, shift) != (i, i, 0).
+
+Two distinct atoms at the same position are neighbours with r_ij = 0 (the convolutions treat such
+an edge as direction-less: only its l = 0 part contributes, finite to every derivative).
 
 The list is *full*: (j -> i) and (i -> j) both appear. Edges never cross structures of ``batch``.
 Edges are sorted by target then source. Indices carry no gradient; ``shifts`` is differentiable
