@@ -85,6 +85,8 @@ class EGNN(nn.Module):
         if missing:
             raise ValueError(f"batch must hold loc, vel and charges; missing {missing}")
         x, v, q = batch["loc"], batch["vel"], batch["charges"]
+        if x.device != self.embed.weight.device:
+            raise ValueError(f"loc must be on the model's device {self.embed.weight.device}, got {x.device}")
         if x.dtype != self.embed.weight.dtype and not torch.is_autocast_enabled(x.device.type):
             raise TypeError(f"loc must have the model's dtype {self.embed.weight.dtype}, got {x.dtype}")
         if x.ndim != 3 or x.shape[-1] != 3 or v.shape != x.shape:

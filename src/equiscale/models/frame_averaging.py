@@ -115,6 +115,9 @@ class FrameAveraging(nn.Module):
         if pos_key is None:
             raise ValueError(f"batch must hold one of {POSITION_KEYS}, got keys {sorted(batch)}")
         pos = batch[pos_key]
+        weight = next(self.backbone.parameters(), None)
+        if weight is not None and pos.device != weight.device:
+            raise ValueError(f"{pos_key} must be on the model's device {weight.device}, got {pos.device}")
         b = pos.shape[0]
         f, t, _ = self.frames(pos)
         k = f.shape[1]

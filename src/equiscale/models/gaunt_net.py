@@ -84,6 +84,9 @@ class GauntNet(nn.Module):
         if pos.dim() != 2 or pos.shape[1] != 3 or z.shape != (pos.shape[0],):
             raise ValueError(f"pos must be [n_atoms, 3] and z [n_atoms], got {tuple(pos.shape)} "
                              f"and {tuple(z.shape)}")
+        if pos.device != self.embed.weight.device:
+            raise ValueError(f"pos must be on the model's device {self.embed.weight.device}, "
+                             f"got {pos.device}")
         if pos.dtype != self.embed.weight.dtype and not torch.is_autocast_enabled(pos.device.type):
             raise TypeError(f"pos must have the model's dtype {self.embed.weight.dtype}, got {pos.dtype}")
         if z.numel() and (int(z.min()) < 0 or int(z.max()) >= self.num_elements):

@@ -122,6 +122,9 @@ class SE3HyenaNet(nn.Module):
             pos = ref.new_zeros(*shape, 3)
         if pos.shape[-1] != 3 or pos.shape[:-1] != shape:
             raise ValueError(f"pos must be [B, N, 3] = {(*shape, 3)}, got {tuple(pos.shape)}")
+        if pos.device != self.embed_s.weight.device:
+            raise ValueError(f"pos must be on the model's device {self.embed_s.weight.device}, "
+                             f"got {pos.device}")
         if pos.dtype != self.embed_s.weight.dtype and not torch.is_autocast_enabled(pos.device.type):
             raise TypeError(f"pos must have the model's dtype {self.embed_s.weight.dtype}, got {pos.dtype}")
         x, centre = centre_positions(pos, self.causal)
@@ -190,6 +193,9 @@ class HyenaNet(nn.Module):
     def forward(self, batch: Batch) -> Tensor:
         pos, vec, sca, layout = _tokens(batch)
         assert pos is not None
+        if pos.device != self.embed.weight.device:
+            raise ValueError(f"pos must be on the model's device {self.embed.weight.device}, "
+                             f"got {pos.device}")
         autocast = torch.is_autocast_enabled(pos.device.type)
         if pos.dim() != 3 or pos.shape[-1] != 3 or (pos.dtype != self.embed.weight.dtype and not autocast):
             raise ValueError(f"pos must be [B, N, 3] of the model's dtype {self.embed.weight.dtype}, got "

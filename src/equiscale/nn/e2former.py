@@ -68,6 +68,9 @@ class EquivariantRMSNorm(nn.Module):
         self.register_buffer("block_mean", onehot / onehot.sum(0) / channels, persistent=False)
 
     def forward(self, x: Tensor) -> Tensor:
+        if torch.is_autocast_enabled(x.device.type):  # the norm runs in float32 (fp16: 1/sqrt overflows)
+            with torch.autocast(x.device.type, enabled=False):
+                return self.forward(x.float())
         ms = torch.einsum("nmc,ml->nl", x * x, self.block_mean.to(x.dtype))  # [N, L+1]
         scale = torch.rsqrt(ms + self.eps)[:, self.degree, None]  # [N, M, 1]
         return x * scale * self.gamma[self.degree]

@@ -895,6 +895,53 @@ def bad_input_cases(tmp_dir: str | Path | None = None) -> list[BadInput]:
     add("recall_task", "length 2", lambda: recall_task(length=2), r"\blength\b", "2")
     add("nbody_task", "n_train = -3", lambda: nbody_task(n_train=-3), r"\bn\b", "-3")
 
+    # ---- models: inputs on another device than the weights (meta stands in for a GPU)
+    def meta(batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        return {k: v.to("meta") if v.is_floating_point() else v for k, v in batch.items()}
+
+    add(
+        "EGNN.forward",
+        "batch on another device (meta)",
+        lambda: _egnn()(meta(_nbody_batch())),
+        r"\bloc\b",
+        "meta",
+    )
+    add(
+        "SE3HyenaNet.forward",
+        "batch on another device (meta)",
+        lambda: _hyena()(meta(_recall_batch())),
+        r"\bpos\b",
+        "meta",
+    )
+    add(
+        "HyenaNet.forward",
+        "batch on another device (meta)",
+        lambda: HyenaNet(8, 2, 1)(meta(_recall_batch())),
+        r"\bpos\b",
+        "meta",
+    )
+    add(
+        "FrameAveraging.forward",
+        "batch on another device (meta)",
+        lambda: _frame_avg()(meta(_recall_batch())),
+        r"\bpos\b",
+        "meta",
+    )
+    add(
+        "E2Former.forward",
+        "pos on another device (meta)",
+        lambda: _e2former()(meta(_molecule())),
+        r"\bpos\b",
+        "meta",
+    )
+    add(
+        "GauntNet.forward",
+        "pos on another device (meta)",
+        lambda: _gauntnet()(meta(_molecule())),
+        r"\bpos\b",
+        "meta",
+    )
+
     # ---- data
     add(
         "charged_particles",

@@ -1,4 +1,4 @@
-"""Mixed precision: every model under ``torch.autocast`` (bfloat16 on the CPU, or float16/bfloat16
+"""Mixed precision: every model under ``torch.autocast`` (bfloat16 and float16 on the CPU, the same
 on CUDA): it runs, its outputs are finite, and its equivariance error is measured beside the
 float32 one (``equiscale.testing.equivariance_error``, relative max-norm, same inputs and seeds).
 
@@ -6,7 +6,8 @@ Operators that must stay in float32 do so under autocast (see the tests):
 ``fft_conv`` & co. compute half-precision inputs in float32 (CPU FFTs have no half precision)
 and cast back; ``pca_frames`` (frame averaging) works in float64; neighbour lists in float64;
 ``Wigner6jConv`` keeps the geometry (solid harmonics, powers of |r|) in pos's dtype while its
-matrix products follow autocast; the E2Former attention softmax runs in float32.
+matrix products follow autocast; the E2Former attention softmax and its RMS norm run in float32
+(in float16 the norm's 1/sqrt overflowed in backward: NaN forces before).
 """
 
 from __future__ import annotations

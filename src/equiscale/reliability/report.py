@@ -192,12 +192,15 @@ def _property(name: str, check: Any, strategy: Any, scale: float) -> dict[str, A
 def _autocast() -> dict[str, Any]:
     from equiscale.reliability.precision import AUTOCAST_MODELS, autocast_equivariance
 
-    out = {}
-    for name in AUTOCAST_MODELS:
-        try:
-            out[name] = autocast_equivariance(name, torch.bfloat16, trials=3)
-        except Exception as err:  # noqa: BLE001 - reported
-            out[name] = {"error": f"{type(err).__name__}: {str(err)[:200]}"}
+    out: dict[str, Any] = {}
+    for dtype in (torch.bfloat16, torch.float16):
+        label = str(dtype).replace("torch.", "")
+        for name in AUTOCAST_MODELS:
+            try:
+                res = autocast_equivariance(name, dtype, trials=3)
+            except Exception as err:  # noqa: BLE001 - reported
+                res = {"error": f"{type(err).__name__}: {str(err)[:200]}"}
+            out[f"{name} ({label})"] = res
     return out
 
 
@@ -386,13 +389,16 @@ def _markdown(rec: dict[str, Any]) -> str:
         )
     L += [
         "",
-        "## Mixed precision (bf16 autocast on the CPU)",
+        "## Mixed precision (autocast on the CPU: bfloat16 and float16)",
         "",
         "Equivariance error (relative, max over 3 random transformations) in float32 and under "
-        "`torch.autocast('cpu', dtype=torch.bfloat16)`; 'change' = max |autocast - float32| output "
-        "/ max |float32 output|.",
+        "`torch.autocast('cpu', dtype=...)`; 'change' = max |autocast - float32| output / max "
+        "|float32 output|. Kept in float32 under autocast: the long convolutions (FFTs), the frames "
+        "of frame averaging (float64), the Wigner-6j geometry (solid harmonics, |r|^l), the E2Former "
+        "attention softmax and RMS norm.",
         "",
-        "| model | finite | fp32 rotation | bf16 rotation | bf16 reflection | bf16 translation | change |",
+        "| model (autocast dtype) | finite | fp32 rotation | autocast rotation | autocast reflection | "
+        "autocast translation | change |",
         "|---|---|---|---|---|---|---|",
     ]
     for k, r in rec["autocast"].items():
