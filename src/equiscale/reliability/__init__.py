@@ -16,8 +16,15 @@ peak-memory estimate that stops runs that will not fit, and the generator of
 from equiscale.reliability.memory import (
     MemoryBudgetError,
     available_memory,
+    check_config_memory,
     check_memory,
     estimate_peak_memory,
 )
 
-__all__ = ["MemoryBudgetError", "available_memory", "check_memory", "estimate_peak_memory"]
+__all__ = [
+    "MemoryBudgetError",
+    "available_memory",
+    "check_config_memory",
+    "check_memory",
+    "estimate_peak_memory",
+]

@@ -33,6 +33,7 @@ import torch
 
 __all__ = [
     "MemoryBudgetError",
+    "check_config_memory",
     "SAFETY",
     "available_memory",
     "check_memory",
@@ -216,3 +217,51 @@ def check_memory(
         f"{format_bytes(budget)} of {format_bytes(free)} free on {torch.device(device)} may be used "
         f"(fraction={fraction}); change: " + "; ".join(hints)
     )
+
+
+def _config_device(accelerator: str) -> str:
+    import torch as _torch
+
+    if accelerator in ("gpu", "cuda") or (accelerator == "auto" and _torch.cuda.is_available()):
+        return "cuda" if _torch.cuda.is_available() else "cpu"
+    return "cpu"
+
+
+def check_config_memory(cfg: Any, fraction: float = 0.9) -> int | None:
+    """Before a training run: estimate one step of ``cfg`` (a :class:`~equiscale.train.TrainConfig`)
+    and raise :class:`MemoryBudgetError` if it will not fit (see :func:`check_memory`).
+
+    Covers the long-context models (``se3hyena``, ``eq_transformer``, and ``frame_averaging`` over
+    them, whose batch is multiplied by the number of frames) on tasks whose token count is known
+    from the config (``recall``: ``data_args.length``; ``nbody``: 5 particles). Returns the estimate,
+    or None where no estimate exists (other models, or systems whose edge count needs the data).
+    """
+    model, margs = cfg.model, dict(cfg.model_args)
+    batch = int(cfg.batch_size)
+    if model == "frame_averaging":
+        frames = (
+            1 if margs.get("frames", "all") == "sampled" else (8 if margs.get("group", "e3") == "e3" else 4)
+        )
+        model, margs, batch = (
+            margs.get("backbone", "hyena"),
+            dict(margs.get("backbone_args") or {}),
+            batch * frames,
+        )
+    if model not in _TOKEN_MODELS:
+        return None
+    if cfg.task == "recall":
+        tokens = int(cfg.data_args.get("length", 0))
+    elif cfg.task == "nbody":
+        tokens = 5
+    else:
+        return None
+    sizes = {
+        "batch": batch,
+        "tokens": tokens,
+        "scalar_channels": int(margs.get("scalar_channels", 64)),
+        "vector_channels": int(margs.get("vector_channels", 16)),
+        "depth": int(margs.get("depth", 4)),
+    }
+    if model == "eq_transformer":
+        sizes["heads"] = int(margs.get("heads", 4))
+    return check_memory(model, device=_config_device(cfg.accelerator), fraction=fraction, **sizes)

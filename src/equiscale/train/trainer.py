@@ -129,6 +129,9 @@ def fit(cfg: TrainConfig, resume: bool | str = False) -> dict[str, Any]:
             "choose another out_dir; nothing was overwritten"
         )
     L.seed_everything(cfg.seed, workers=True, verbose=False)
+    from equiscale.reliability.memory import check_config_memory
+
+    check_config_memory(cfg)  # a long-context run that will not fit stops here, saying what to change
     task = build_task(cfg)
     module = TaskModule(cfg.to_dict(), task)
     distributed = cfg.strategy.startswith("ddp")
