@@ -451,8 +451,9 @@ def _markdown(rec: dict[str, Any]) -> str:
     L += [
         "",
         "The estimate is fitted on CPU resident-set peaks; it is not validated on CUDA (no GPU "
-        "here). `check_memory` is provided and tested, not yet called by `bench context` or the "
-        "trainer (their owners' files).",
+        "here). `equiscale train` calls `check_config_memory` before every run (long-context "
+        "se3hyena / eq_transformer, also under frame averaging); `bench context` does not call it "
+        "yet (its owner's file).",
         "",
     ]
     if rec.get("faults"):
