@@ -130,7 +130,7 @@ def kill_resume_cycles(
                 and proc.poll() is None
             ):
                 time.sleep(0.02)
-            time.sleep(rng.uniform(0.05, 0.5))
+            time.sleep(rng.uniform(0.02, 0.3))
             if proc.poll() is not None:
                 break  # finished before the kill: fewer kills than asked
             os.killpg(proc.pid, signal.SIGKILL)

@@ -37,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--kills", type=int, default=3, help="SIGKILL/resume cycles, single process")
     parser.add_argument(
-        "--ddp-kills", type=int, default=2, help="SIGKILL/resume cycles under DDP (2 CPU procs)"
+        "--ddp-kills", type=int, default=3, help="SIGKILL/resume cycles under DDP (2 CPU procs)"
     )
     parser.add_argument("--no-faults", action="store_true", help="skip the kill/resume runs")
     parser.add_argument(
@@ -272,8 +272,8 @@ def _faults(kills: int, ddp_kills: int, tmp: Path) -> dict[str, Any]:
 
     out = {}
     for label, n, ddp, epochs in (
-        ("single process", kills, False, 24),
-        ("DDP, 2 CPU processes", ddp_kills, True, 12),
+        ("single process", kills, False, 60),
+        ("DDP, 2 CPU processes", ddp_kills, True, 24),
     ):
         if n <= 0:
             continue
