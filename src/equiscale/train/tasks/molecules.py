@@ -131,6 +131,9 @@ def qm9_task(target: str = "U0", n_train: int = 2000, n_val: int = 500, n_test: 
 
     if target not in QM9_TARGETS:
         raise ValueError(f"target must be one of {sorted(QM9_TARGETS)}, got {target!r}")
+    for name, value in (("n_train", n_train), ("n_val", n_val), ("n_test", n_test)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:  # before loading QM9
+            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
     column, factor, unit = QM9_TARGETS[target]
     data = load_qm9(cache_dir)
     ptr = data["ptr"]
