@@ -24,6 +24,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from equiscale.models.atoms_batch import check_atoms_batch
 from equiscale.nn.e2former import E2FormerBlock, EquivariantRMSNorm
 from equiscale.ops.neighbors import neighbor_list
 
@@ -107,21 +108,7 @@ class E2Former(nn.Module):
         return nb.edge_index, shifts
 
     def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        for key in ("pos", "z"):
-            if key not in batch:
-                raise ValueError(f"batch must contain {key!r}; got keys {sorted(batch)}")
-        pos, z = batch["pos"], batch["z"].long()
-        if pos.dim() != 2 or pos.shape[1] != 3 or z.shape != (pos.shape[0],):
-            raise ValueError(f"pos must be [n_atoms, 3] and z [n_atoms], got {tuple(pos.shape)} "
-                             f"and {tuple(z.shape)}")
-        if pos.device != self.embed.weight.device:
-            raise ValueError(f"pos must be on the model's device {self.embed.weight.device}, "
-                             f"got {pos.device}")
-        if pos.dtype != self.embed.weight.dtype and not torch.is_autocast_enabled(pos.device.type):
-            raise TypeError(f"pos must have the model's dtype {self.embed.weight.dtype}, got {pos.dtype}")
-        if z.numel() and (int(z.min()) < 0 or int(z.max()) >= self.embed.num_embeddings):
-            raise ValueError(f"z must lie in [0, num_elements={self.embed.num_embeddings}), got "
-                             f"[{int(z.min())}, {int(z.max())}]")
+        pos, z = check_atoms_batch(batch, self.embed)
         index = batch.get("batch")
         n = pos.shape[0]
         n_struct = int(index.max()) + 1 if index is not None and n else 1

@@ -23,6 +23,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from equiscale.models.atoms_batch import check_atoms_batch
 from equiscale.nn.gaunt import GauntConv, GauntManyBody
 from equiscale.ops.neighbors import neighbor_list
 
@@ -77,21 +78,7 @@ class GauntNet(nn.Module):
         return nb.edge_index, nb.shifts if batch.get("cell") is not None else None
 
     def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        for key in ("pos", "z"):
-            if key not in batch:
-                raise ValueError(f"batch must contain {key!r}; got keys {sorted(batch)}")
-        pos, z = batch["pos"], batch["z"].long()
-        if pos.dim() != 2 or pos.shape[1] != 3 or z.shape != (pos.shape[0],):
-            raise ValueError(f"pos must be [n_atoms, 3] and z [n_atoms], got {tuple(pos.shape)} "
-                             f"and {tuple(z.shape)}")
-        if pos.device != self.embed.weight.device:
-            raise ValueError(f"pos must be on the model's device {self.embed.weight.device}, "
-                             f"got {pos.device}")
-        if pos.dtype != self.embed.weight.dtype and not torch.is_autocast_enabled(pos.device.type):
-            raise TypeError(f"pos must have the model's dtype {self.embed.weight.dtype}, got {pos.dtype}")
-        if z.numel() and (int(z.min()) < 0 or int(z.max()) >= self.num_elements):
-            raise ValueError(f"z must lie in [0, num_elements={self.num_elements}), got "
-                             f"[{int(z.min())}, {int(z.max())}]")
+        pos, z = check_atoms_batch(batch, self.embed)
         n = pos.shape[0]
         index = batch.get("batch")
         idx = index.long() if index is not None else torch.zeros(n, dtype=torch.long, device=pos.device)

@@ -1,0 +1,30 @@
+"""The batch that atomistic models (E2Former, GauntNet) read, and its checks."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["check_atoms_batch"]
+
+
+def check_atoms_batch(batch: dict[str, Tensor], embed: nn.Embedding) -> tuple[Tensor, Tensor]:
+    """Validate ``batch["pos"] [n_atoms, 3]`` and ``batch["z"] [n_atoms]`` against the model whose
+    element embedding is ``embed`` (device, dtype unless autocasting, element range); return
+    ``(pos, z)`` with ``z`` as int64. Errors name the key and the expected vs actual value."""
+    for key in ("pos", "z"):
+        if key not in batch:
+            raise ValueError(f"batch must contain {key!r}; got keys {sorted(batch)}")
+    pos, z = batch["pos"], batch["z"].long()
+    if pos.dim() != 2 or pos.shape[1] != 3 or z.shape != (pos.shape[0],):
+        raise ValueError(f"pos must be [n_atoms, 3] and z [n_atoms], got {tuple(pos.shape)} "
+                         f"and {tuple(z.shape)}")
+    weight = embed.weight
+    if pos.device != weight.device:
+        raise ValueError(f"pos must be on the model's device {weight.device}, got {pos.device}")
+    if pos.dtype != weight.dtype and not torch.is_autocast_enabled(pos.device.type):
+        raise TypeError(f"pos must have the model's dtype {weight.dtype}, got {pos.dtype}")
+    n_el = embed.num_embeddings
+    if z.numel() and (int(z.min()) < 0 or int(z.max()) >= n_el):
+        raise ValueError(f"z must lie in [0, num_elements={n_el}), got [{int(z.min())}, {int(z.max())}]")
+    return pos, z
