@@ -136,6 +136,20 @@ def test_net_rotation_translation_equivariant(causal: bool) -> None:
                        translation=True)
 
 
+def test_deep_causal_net_stays_equivariant() -> None:
+    """Depth 4, 64 tokens, causal: the first token (centred position exactly 0) must not amplify
+    rounding noise (VectorRMSNorm's eps)."""
+    torch.manual_seed(15)
+    net = SE3HyenaNet(16, 8, depth=4, causal=True, parity="e3", scalar_out=2,
+                      vector_out=2).double()
+    gen = g(15)
+    pos = torch.randn(2, 64, 3, dtype=F64, generator=gen)
+    tt = torch.randn(2, 64, 3, dtype=F64, generator=gen)
+    fn = lambda p, t: net.forward_tokens(p, None, t)
+    assert_equivariant(fn, [pos, tt], ["position", "scalar"], ["scalar", "vector", "position"],
+                       translation=True, reflection=True)
+
+
 def test_net_e3_reflection_and_nbody_layout() -> None:
     torch.manual_seed(5)
     net = SE3HyenaNet(8, 4, depth=2, scalar_in=1, vector_in=1, causal=False, parity="e3").double()

@@ -205,11 +205,13 @@ class VectorLinear(nn.Module):
 class VectorRMSNorm(nn.Module):
     """``v_c / sqrt(mean_c |v_c|^2 + eps) * gamma_c`` on ``[..., 3, C]``: an equivariant norm.
 
-    ``eps`` (1e-3) bounds the gain on near-zero vectors (e.g. the first token of a causal sequence,
-    whose centred position is exactly 0) to ``eps^-1/2``, so rounding noise is not blown up.
+    ``eps`` (0.1) bounds the gain on near-zero vectors to ``eps^-1/2`` ~ 3. The first token of a
+    causal sequence has a centred position of exactly 0, so its vector features are FFT rounding
+    noise; with ``eps = 1e-3`` (gain 31 per norm) that noise compounded to a 1.5e-7 relative
+    equivariance error at depth 4, with 0.1 it stays ~1e-14 (measured, float64, 64 tokens).
     """
 
-    def __init__(self, channels: int, eps: float = 1e-3) -> None:
+    def __init__(self, channels: int, eps: float = 0.1) -> None:
         super().__init__()
         self.gamma = nn.Parameter(torch.ones(channels))
         self.eps = eps
