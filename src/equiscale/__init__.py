@@ -14,8 +14,10 @@ Feature layout: ``[..., (L+1)^2, C]`` (e3nn real spherical harmonics, e3nn m-ord
 __version__ = "0.1.0"
 
 from equiscale.models.e2former import E2Former  # noqa: E402
+from equiscale.models.egnn import EGNN  # noqa: E402
 from equiscale.models.equivariant_transformer import EquivariantTransformer  # noqa: E402
 from equiscale.models.frame_averaging import FrameAveraging  # noqa: E402
+from equiscale.models.gaunt_net import GauntNet  # noqa: E402
 from equiscale.models.se3_hyena import HyenaNet, SE3HyenaNet  # noqa: E402
 from equiscale.nn.attention import EquivariantAttention  # noqa: E402
 from equiscale.nn.gaunt import GauntConv, GauntManyBody, GauntSelfMix  # noqa: E402
@@ -36,4 +38,4 @@ __all__ = ["__version__", "GauntTensorProduct", "gaunt_power", "gaunt_reference"
            "E2Former", "Wigner6jConv", "edge_reference", "neighbor_list", "wigner_6j",
            "fft_conv", "fft_cross_conv", "fft_cross_dot_conv", "fft_dot_conv",
            "SE3HyenaOperator", "EquivariantAttention", "SE3HyenaNet", "HyenaNet",
-           "EquivariantTransformer", "FrameAveraging"]
+           "EquivariantTransformer", "FrameAveraging", "EGNN", "GauntNet"]
