@@ -40,7 +40,7 @@ from typing import Any
 
 import torch
 
-from equiscale.bench.common import device_slug, fit_exponent, time_fn, write_record
+from equiscale.bench.common import device_slug, fit_exponent, peak_memory, time_fn, write_record
 from equiscale.models.equivariant_transformer import EquivariantTransformer
 from equiscale.models.se3_hyena import SE3HyenaNet
 from equiscale.ops.long_conv import fft_conv, fft_cross_dot_conv
@@ -114,14 +114,8 @@ def memory_method(device: str) -> str:
 
 def peak_bytes(fn: Callable[[], Any], device: str) -> int:
     """Peak memory of one call of ``fn`` above what was live before (see the module docstring)."""
-    dev = torch.device(device)
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
-        torch.cuda.reset_peak_memory_stats(dev)
-        before = torch.cuda.memory_allocated(dev)
-        fn()
-        torch.cuda.synchronize(dev)
-        return int(torch.cuda.max_memory_allocated(dev) - before)
+    if torch.device(device).type == "cuda":
+        return peak_memory(fn, device)
     memory_method(device)
     libc = _libc()
     libc.malloc_trim(0)
