@@ -18,7 +18,7 @@ from typing import IO, Any
 
 import torch
 
-__all__ = ["environment", "atomic_open", "atomic_write_bytes", "write_json", "command_line"]
+__all__ = ["environment", "atomic_open", "atomic_write_bytes", "write_json", "command_line", "provenance"]
 
 
 def command_line() -> str:
@@ -114,3 +114,18 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     """Atomically write ``obj`` as indented JSON."""
     atomic_write_bytes(path, (json.dumps(obj, indent=2, default=str) + "\n").encode())
+
+
+def provenance(device: str = "cpu", started: float | None = None, ndigits: int = 2) -> dict[str, Any]:
+    """What a result must carry: command, UTC date, environment (device, versions, git commit) and,
+    when ``started`` (a ``time.time()``) is given, the wall time in seconds."""
+    import time
+
+    out: dict[str, Any] = {
+        "command": command_line(),
+        "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **environment(device),
+    }
+    if started is not None:
+        out["wall_time_s"] = round(time.time() - started, ndigits)
+    return out

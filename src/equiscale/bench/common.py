@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from equiscale.provenance import atomic_write_bytes, command_line, environment
+from equiscale.provenance import atomic_write_bytes, environment, provenance
 
 __all__ = [
     "time_fn",
@@ -97,14 +97,7 @@ def write_record(
     started: float | None = None,
 ) -> dict[str, Any]:
     """Add command, commit, environment and wall time to ``record`` and write it atomically as JSON."""
-    full = {
-        "command": command_line(),
-        "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        **environment(device),
-        **record,
-    }
-    if started is not None:
-        full["wall_time_s"] = round(time.time() - started, 2)
+    full = {**provenance(device, started), **record}
     atomic_write_bytes(path, (json.dumps(full, indent=2, default=_json_default) + "\n").encode())
     return full
 

@@ -23,7 +23,7 @@ from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader, Sampler
 
 from equiscale import registry
-from equiscale.provenance import command_line, environment, write_json
+from equiscale.provenance import provenance, write_json
 from equiscale.train.checkpoint_io import AtomicCheckpointIO
 from equiscale.train.config import TrainConfig
 from equiscale.train.lit_module import TaskModule
@@ -178,12 +178,7 @@ def fit(cfg: TrainConfig, resume: bool | str = False) -> dict[str, Any]:
 
 def _provenance(cfg: TrainConfig, started: float) -> dict[str, Any]:
     device = "cuda" if cfg.accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available() else "cpu"
-    return {
-        "command": command_line(),
-        "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "wall_time_s": round(time.time() - started, 1),
-        **environment(device),
-    }
+    return provenance(device, started, ndigits=1)
 
 
 def load_checkpoint(path: str | os.PathLike) -> tuple[TaskModule, TrainConfig]:
