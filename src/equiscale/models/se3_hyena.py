@@ -77,13 +77,15 @@ class SE3HyenaNet(nn.Module):
         shuffle_tokens: for sets presented as sequences (n-body particles): in training mode the
             particles are fed in a random order (outputs mapped back), an augmentation towards
             permutation invariance that the sequence model does not have by construction.
+        length_norm: divide the summing long convolutions by ``N`` so that a model trained at one
+            length runs at another (:class:`~equiscale.nn.hyena.SE3HyenaOperator`, Length).
     """
 
     def __init__(self, scalar_channels: int = 64, vector_channels: int = 16, depth: int = 4, *,
                  scalar_in: int = 3, vector_in: int = 0, scalar_out: int = 0, vector_out: int = 1,
                  causal: bool = True, parity: str = "se3", filter_hidden: int = 32,
                  mlp_ratio: int = 2, checkpoint_mixer: bool = False,
-                 shuffle_tokens: bool = False) -> None:
+                 shuffle_tokens: bool = False, length_norm: bool = False) -> None:
         super().__init__()
         if depth < 0:
             raise ValueError(f"depth must be >= 0, got {depth}")
@@ -95,6 +97,7 @@ class SE3HyenaNet(nn.Module):
         self.checkpoint_mixer = checkpoint_mixer
         self.shuffle_tokens = shuffle_tokens
         self.scalar_in, self.vector_in = scalar_in, vector_in
+        self.length_norm = length_norm
         n_vec = vector_in + 1
         self.embed_v = VectorLinear(n_vec, cv)
         self.embed_s = nn.Linear(scalar_in + n_vec * (n_vec + 1) // 2, cs)
@@ -107,7 +110,8 @@ class SE3HyenaNet(nn.Module):
     def _block(self, cs: int, cv: int, *, causal: bool, parity: str, filter_hidden: int,
                mlp_ratio: int) -> nn.Module:
         return SE3HyenaBlock(cs, cv, mlp_ratio=mlp_ratio, causal=causal, parity=parity,
-                             filter_hidden=filter_hidden, checkpoint_mixer=self.checkpoint_mixer)
+                             filter_hidden=filter_hidden, checkpoint_mixer=self.checkpoint_mixer,
+                             length_norm=self.length_norm)
 
     def forward_tokens(self, pos: Tensor | None = None, vec: Tensor | None = None,
                        sca: Tensor | None = None) -> tuple[Tensor | None, Tensor | None, Tensor]:
