@@ -92,3 +92,25 @@ def test_bad_arguments() -> None:
         FrameAveraging("hyena", frames="some")
     with pytest.raises(ValueError, match="unknown model"):
         FrameAveraging("nope")
+
+
+def test_fa_gnn_with_relative_edges_is_e3_equivariant() -> None:
+    """The GNN with relative-position edge features is not equivariant by itself; averaged over
+    the 8 PCA frames it is (rotations, reflections, translations, permutations)."""
+    from equiscale.models.baselines import GNNBaseline
+
+    torch.manual_seed(3)
+    gen = torch.Generator().manual_seed(3)
+    loc = torch.randn(2, 5, 3, dtype=F64, generator=gen)
+    vel = torch.randn(2, 5, 3, dtype=F64, generator=gen)
+    q = torch.randn(2, 5, dtype=F64, generator=gen).sign()
+    kinds, nd = ["position", "vector", "scalar"], dict(node_dims=[1, 1, 1], out_node_dims=[1])
+    gnn = GNNBaseline(16, 2, edge_geometry="relative").double()
+    raw = lambda x, v, c: gnn({"loc": x, "vel": v, "charges": c})
+    assert equivariance_error(raw, [loc, vel, q], kinds, ["position"])["rotation"] > 1e-4
+    fa = FrameAveraging("gnn", {"hidden": 16, "layers": 2, "edge_geometry": "relative"}).double()
+    fn = lambda x, v, c: fa({"loc": x, "vel": v, "charges": c})
+    assert_equivariant(fn, [loc, vel, q], kinds, ["position"], reflection=True, translation=True,
+                       permutation=True, **nd)
+    with pytest.raises(ValueError, match="edge_geometry"):
+        GNNBaseline(16, 2, edge_geometry="angles")

@@ -302,3 +302,31 @@ def test_shuffle_tokens_maps_outputs_back() -> None:
     for _ in range(3):
         assert (net(batch) - ref).abs().max() < 1e-12
     assert (ref - batch["loc"]).abs().max() > 1e-3
+
+
+def test_length_norm_is_the_filters_divided_by_n_and_keeps_equivariance() -> None:
+    """``length_norm=True`` equals the plain operator with both summing filters scaled by 1/N
+    (exactly), and the network stays E(3)-equivariant with it."""
+    torch.manual_seed(7)
+    n = 13
+    op = SE3HyenaOperator(8, 4, causal=False, parity="e3", length_norm=True).double()
+    plain = SE3HyenaOperator(8, 4, causal=False, parity="e3").double()
+    plain.load_state_dict(op.state_dict())
+    with torch.no_grad():
+        for f in (plain.filter_s, plain.filter_v):
+            f.mlp[-1].weight /= n
+            f.mlp[-1].bias /= n
+    s, v = streams(n=n, seed=7)
+    vt = v.transpose(-1, -2)
+    for a, b in zip(op(s, vt), plain(s, vt)):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    unscaled = SE3HyenaOperator(8, 4, causal=False, parity="e3").double()
+    unscaled.load_state_dict(op.state_dict())
+    assert (unscaled(s, vt)[0] - op(s, vt)[0]).abs().max() > 1e-3  # the option does something
+    net = SE3HyenaNet(8, 4, depth=2, scalar_in=3, causal=False, parity="e3", length_norm=True).double()
+    gen = g(7)
+    pos = torch.randn(2, 11, 3, dtype=F64, generator=gen)
+    tt = torch.randn(2, 11, 3, dtype=F64, generator=gen)
+    errs = assert_equivariant(_recall_fn(net), [pos, tt], ["position", "scalar"], ["position"],
+                              translation=True, reflection=True)
+    assert max(errs.values()) < 1e-9

@@ -61,6 +61,31 @@ def test_existing_run_is_not_overwritten_and_missing_checkpoint_is_named(tmp_pat
         fit(_cfg(tmp_path / "fresh", "max_epochs=1"), resume=True)
 
 
+def test_init_from_starts_from_the_weights_and_rejects_a_mismatch(tmp_path):
+    from equiscale.train.lit_module import TaskModule
+    from equiscale.train.trainer import init_weights
+
+    first = fit(_cfg(tmp_path / "a", "max_epochs=1"))
+    ckpt = tmp_path / "a" / "checkpoints" / "last.ckpt"
+    module = TaskModule(_cfg(tmp_path / "b").to_dict())
+    init_weights(module, ckpt)
+    saved = torch.load(ckpt, weights_only=True)["state_dict"]
+    for name, value in module.state_dict().items():
+        assert torch.equal(value, saved[name]), name
+    # a run started from the weights: its untrained epoch-0 validation is the first run's end
+    second = fit(_cfg(tmp_path / "b", "max_epochs=1", "lr=1e-12", f"init_from={ckpt}"))
+    assert second["config"]["init_from"] == str(ckpt)
+    assert second["test"]["mse"] == pytest.approx(first["test"]["mse"], rel=1e-4)
+    with pytest.raises(ValueError, match="init_from.*model_args"):
+        fit(_cfg(tmp_path / "c", "max_epochs=1", "model_args.hidden=8", f"init_from={ckpt}"))
+    with pytest.raises(ValueError, match="init_from.*'mlp'"):
+        fit(_cfg(tmp_path / "d", "max_epochs=1", "model=mlp", "model_args={}", f"init_from={ckpt}"))
+    with pytest.raises(FileNotFoundError, match="nothing.ckpt"):
+        fit(_cfg(tmp_path / "e", "max_epochs=1", f"init_from={tmp_path / 'nothing.ckpt'}"))
+    with pytest.raises(ValueError, match="init_from"):
+        _cfg(tmp_path / "f", "init_from=3")
+
+
 def test_corrupt_checkpoint_is_reported(tmp_path):
     bad = tmp_path / "bad.ckpt"
     bad.write_bytes(b"not a checkpoint")

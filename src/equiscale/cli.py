@@ -59,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--precision", help="32-true, 64-true, bf16-mixed, 16-mixed")
     t.add_argument("--resume", nargs="?", const=True, default=False, metavar="CKPT",
                    help="continue a stopped run from OUT/checkpoints/last.ckpt, or from CKPT")
+    t.add_argument("--init-from", dest="init_from", metavar="CKPT",
+                   help="start from this checkpoint's model weights (fine-tuning, curriculum)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     e = sub.add_parser("eval", help="evaluate a checkpoint on a split",
@@ -116,7 +118,8 @@ def _run(argv: list[str]) -> int:
 
         fields = {k: getattr(args, k) for k in ("task", "model", "max_epochs", "max_time", "lr",
                                                 "batch_size", "seed", "out_dir", "accelerator",
-                                                "devices", "strategy", "num_nodes", "precision")}
+                                                "devices", "strategy", "num_nodes", "precision",
+                                                "init_from")}
         if args.no_progress:
             fields["progress"] = False
         cfg = load_config(args.config, args.overrides, **fields)

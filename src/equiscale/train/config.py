@@ -41,6 +41,10 @@ class TrainConfig:
         log_every: log training loss every this many steps.
         tensorboard: also write TensorBoard logs (needs the ``tensorboard`` package).
         progress: show a progress bar.
+        init_from: optional checkpoint whose model weights start the run (fine-tuning, or the next
+            stage of a curriculum): weights only; epoch, optimiser and scheduler start afresh. The
+            model and its arguments must match (the state dict is loaded strictly). Ignored when a
+            run is resumed, since the resumed checkpoint holds the weights.
     """
 
     task: str = "nbody"
@@ -68,6 +72,7 @@ class TrainConfig:
     log_every: int = 10
     tensorboard: bool = False
     progress: bool = True
+    init_from: str | None = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -102,6 +107,8 @@ class TrainConfig:
             raise ValueError(
                 f"config field 'scheduler' must be 'none', 'cosine' or 'plateau', got {self.scheduler!r}"
             )
+        if self.init_from is not None and (not isinstance(self.init_from, str) or not self.init_from):
+            raise ValueError(f"config field 'init_from' must be a checkpoint path, got {self.init_from!r}")
         if self.max_time is not None and (not isinstance(self.max_time, str)
                                           or len(self.max_time.split(":")) != 3):
             raise ValueError(f"config field 'max_time' must be 'HH:MM:SS', got {self.max_time!r}")

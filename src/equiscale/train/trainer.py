@@ -29,7 +29,7 @@ from equiscale.train.config import TrainConfig
 from equiscale.train.lit_module import TaskModule
 from equiscale.train.task import TaskData
 
-__all__ = ["fit", "evaluate", "build_task", "load_checkpoint", "EpochShuffleSampler"]
+__all__ = ["fit", "evaluate", "build_task", "load_checkpoint", "init_weights", "EpochShuffleSampler"]
 
 
 class EpochShuffleSampler(Sampler[int]):
@@ -134,6 +134,8 @@ def fit(cfg: TrainConfig, resume: bool | str = False) -> dict[str, Any]:
     check_config_memory(cfg)  # a long-context run that will not fit stops here, saying what to change
     task = build_task(cfg)
     module = TaskModule(cfg.to_dict(), task)
+    if cfg.init_from is not None and ckpt_path is None:
+        init_weights(module, cfg.init_from)
     distributed = cfg.strategy.startswith("ddp")
     train_dl, val_dl, test_dl = _loaders(cfg, task, distributed)
     monitor = f"val/{task.monitor}"
@@ -181,8 +183,8 @@ def _provenance(cfg: TrainConfig, started: float) -> dict[str, Any]:
     return provenance(device, started, ndigits=1)
 
 
-def load_checkpoint(path: str | os.PathLike) -> tuple[TaskModule, TrainConfig]:
-    """Load a checkpoint safely (``torch.load(weights_only=True)``) into a fresh model."""
+def _read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(config, state_dict)`` of an equiscale checkpoint, read with ``weights_only=True``."""
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"checkpoint not found: {p}")
@@ -191,10 +193,29 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[TaskModule, TrainConfig]:
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
         raise ValueError(f"checkpoint {p} could not be read safely: {exc}") from None
     try:
-        config = ckpt["hyper_parameters"]["config"]
-        state = ckpt["state_dict"]
+        return ckpt["hyper_parameters"]["config"], ckpt["state_dict"]
     except (KeyError, TypeError):
         raise ValueError(f"checkpoint {p} is not an equiscale checkpoint (no config/state_dict)") from None
+
+
+def init_weights(module: TaskModule, path: str | os.PathLike) -> None:
+    """Load a checkpoint's model weights into ``module`` (strictly): the ``init_from`` start."""
+    config, state = _read_checkpoint(path)
+    own = module.hparams["config"]
+    if config.get("model") != own["model"]:
+        raise ValueError(f"config field 'init_from': {path} holds a {config.get('model')!r} model, "
+                         f"this run trains {own['model']!r}")
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise ValueError(f"config field 'init_from': the weights in {path} do not fit this run's "
+                         f"model_args ({first})") from None
+
+
+def load_checkpoint(path: str | os.PathLike) -> tuple[TaskModule, TrainConfig]:
+    """Load a checkpoint safely (``torch.load(weights_only=True)``) into a fresh model."""
+    config, state = _read_checkpoint(path)
     cfg = TrainConfig(**copy.deepcopy(config))
     module = TaskModule(cfg.to_dict())
     module.load_state_dict(state)
