@@ -47,7 +47,7 @@ from equiscale.ops.gaunt import BACKENDS, GauntTensorProduct
 from equiscale.so3.gaunt import gaunt_coefficients_sparse
 from equiscale.so3.layout import sh_irreps, to_e3nn
 
-__all__ = ["add_arguments", "run", "e3nn_gaunt_paths_tp"]
+__all__ = ["add_arguments", "run", "e3nn_gaunt_paths_tp", "cueq_gaunt_paths_tp"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -65,6 +65,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="skip the dense back end where its [nnz, N] intermediate exceeds this")
     parser.add_argument("--e3nn-lmax", type=int, default=12, help="largest L for e3nn (slow to build)")
     parser.add_argument("--no-e3nn", action="store_true")
+    parser.add_argument("--cueq", action="store_true",
+                        help="time cuEquivariance on the CPU too (its slow reference fallback; on "
+                             "CUDA it is timed whenever cuequivariance_torch is installed)")
     parser.add_argument("--repeats", type=int, default=10, help="timed calls per round")
     parser.add_argument("--rounds", type=int, default=3,
                         help="interleaved rounds over all methods (median of the round medians)")
@@ -95,8 +98,12 @@ def e3nn_gaunt_paths_tp(lmax: int, channels: int, device: str | torch.device = "
     return o3.TensorProduct(irreps, irreps, irreps, paths).to(device), len(paths)
 
 
-def _cueq_tp(lmax: int, channels: int, device: str):
-    """cuEquivariance channel-wise TP: ``C x (0e..L)`` times one ``0e..L`` on the Gaunt paths."""
+def cueq_gaunt_paths_tp(lmax: int, channels: int, device: str | torch.device = "cpu"):
+    """cuEquivariance ``ChannelWiseTensorProduct``: ``C x (0e + 1o + .. L)`` times one
+    ``0e + 1o + .. L`` on the Gaunt-nonzero paths (``l1 + l2 + l3`` even, output filtered to
+    ``0e + 1o + .. L``), one shared weight per path and channel. Unlike e3nn's "uuu" product it
+    keeps one output irrep per path (MACE follows it with a linear layer), so it does at least the
+    Gaunt product's work."""
     import cuequivariance as cue
     import cuequivariance_torch as cuet
 
@@ -190,11 +197,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     dtype = getattr(torch, args.dtype)
     notes = []
     allocator = "default allocator" if args.no_heap_reuse else _reuse_heap()
-    cueq = device.startswith("cuda") and importlib.util.find_spec("cuequivariance_torch") is not None
-    if not device.startswith("cuda"):
-        notes.append("cuEquivariance skipped: GPU only (device is CPU)")
-    elif not cueq:
+    installed = importlib.util.find_spec("cuequivariance_torch") is not None
+    cueq = installed and (device.startswith("cuda") or args.cueq)
+    if not installed:
         notes.append("cuEquivariance skipped: cuequivariance_torch is not installed")
+    elif not cueq:
+        notes.append("cuEquivariance skipped: GPU only (device is CPU; --cueq times its CPU fallback)")
+    elif not device.startswith("cuda"):
+        notes.append("cuEquivariance on the CPU runs its naive fallback: a correctness run, not "
+                     "its speed")
     rows = []
     gen = torch.Generator().manual_seed(0)
     print(f"{'L':>3} {'method':>14} {'fwd ms':>10} {'fwd+bwd ms':>11}")
@@ -244,7 +255,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 torch.cuda.empty_cache()
         if cueq:
             try:
-                ctp = _cueq_tp(lmax, args.channels, device)
+                ctp = cueq_gaunt_paths_tp(lmax, args.channels, device)
                 y1 = y[..., :1]  # channel-wise: C channels of x times one y
                 methods["cueq"] = _phases(ctp, (to_e3nn(x).contiguous(), to_e3nn(y1).contiguous()))
             except Exception as error:  # recorded, never hidden: the record says why it is missing
