@@ -69,3 +69,33 @@ def test_transformer_equivariant() -> None:
 def test_bad_heads() -> None:
     with pytest.raises(ValueError, match="divisible by heads"):
         EquivariantAttention(8, 3, heads=2)
+
+
+def test_rope_is_relative_e3_equivariant_and_order_aware() -> None:
+    from equiscale.nn.attention import rotary_embedding
+
+    gen = torch.Generator().manual_seed(5)
+    q = torch.randn(1, 7, 2, 6, dtype=F64, generator=gen)  # [B, N, H, d]
+    k = torch.randn(1, 7, 2, 6, dtype=F64, generator=gen)
+    pos = torch.arange(7)
+    logits = torch.einsum("bihd,bjhd->bhij", rotary_embedding(q, pos), rotary_embedding(k, pos))
+    shifted = torch.einsum("bihd,bjhd->bhij", rotary_embedding(q, pos + 11),
+                           rotary_embedding(k, pos + 11))
+    assert (logits - shifted).abs().max() < 1e-12  # depends on i - j only
+    plain = torch.einsum("bihd,bjhd->bhij", q, k)
+    assert (logits - plain).abs().max() > 1e-3
+    torch.testing.assert_close(logits.diagonal(dim1=-2, dim2=-1), plain.diagonal(dim1=-2, dim2=-1))
+    torch.manual_seed(6)
+    net = EquivariantTransformer(8, 4, depth=2, heads=2, causal=False, rope=True).double()
+    pos3 = torch.randn(2, 10, 3, dtype=F64)
+    tt = torch.randn(2, 10, 3, dtype=F64)
+    fn = lambda p, t: net({"pos": p, "token_type": t})
+    errs = assert_equivariant(fn, [pos3, tt], ["position", "scalar"], ["position"],
+                              reflection=True, translation=True)
+    assert max(errs.values()) < 1e-9
+    # order-aware: permuting the context tokens (the query stays last) changes the prediction
+    perm = torch.cat([torch.randperm(9, generator=gen), torch.tensor([9])])
+    assert (fn(pos3[:, perm], tt[:, perm]) - fn(pos3, tt)).abs().max() > 1e-6
+    no_rope = EquivariantTransformer(8, 4, depth=2, heads=2, causal=False).double()
+    f0 = lambda p, t: no_rope({"pos": p, "token_type": t})
+    assert (f0(pos3[:, perm], tt[:, perm]) - f0(pos3, tt)).abs().max() < 1e-12

@@ -15,6 +15,12 @@ also permutation-equivariant. Implementation: the vector channels are flattened 
 ones, ``q = [q_s, vec(q_v)]`` with head dimension ``d = Cs/H + 3 Cv/H`` (the flattened dot product *is*
 the sum of vector dot products), and one call to ``torch.nn.functional.scaled_dot_product_attention``
 does the rest, so the layer gets the flash / memory-efficient kernels of the platform.
+
+**Order.** ``rope=True`` applies rotary position embeddings (Su et al., RoFormer) to the scalar
+queries and keys of each head: pairs of channels ``(x_a, x_{a+d/2})`` at token ``i`` are rotated by
+the angle ``i * base^(-2a/d)``, so ``<q_s,i, k_s,j>`` depends on the positions only through ``i - j``.
+They act on invariant scalars, so the layer stays E(3)-equivariant; it is then order-aware (no longer
+permutation-equivariant), as a sequence model for recall must be.
 """
 
 from __future__ import annotations
@@ -25,7 +31,21 @@ from torch.nn.functional import scaled_dot_product_attention
 
 from equiscale.nn.hyena import VectorLinear
 
-__all__ = ["EquivariantAttention", "equivariant_attention_reference"]
+__all__ = ["EquivariantAttention", "equivariant_attention_reference", "rotary_embedding"]
+
+
+def rotary_embedding(x: Tensor, positions: Tensor, base: float = 10000.0) -> Tensor:
+    """Rotary position embedding of ``x [..., N, H, d]`` at ``positions [N]``.
+
+    Channel pairs ``(a, a + d//2)``, ``a < d//2``, are rotated by ``positions * base^(-2a/d)``; an odd
+    last channel is left as it is. ``<rot(q, i), rot(k, j)>`` depends on ``i - j`` only.
+    """
+    half = x.shape[-1] // 2
+    freqs = base ** (-2.0 * torch.arange(half, device=x.device, dtype=x.dtype) / x.shape[-1])
+    angle = positions.to(x.dtype)[:, None, None] * freqs  # [N, 1, half]
+    cos, sin = angle.cos(), angle.sin()
+    x1, x2, rest = x[..., :half], x[..., half:2 * half], x[..., 2 * half:]
+    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos, rest], dim=-1)
 
 
 def equivariant_attention_reference(q_s: Tensor, k_s: Tensor, w_s: Tensor, q_v: Tensor, k_v: Tensor,
@@ -53,15 +73,17 @@ class EquivariantAttention(nn.Module):
         scalar_channels, vector_channels: ``Cs``, ``Cv``; both divisible by ``heads``.
         heads: number of heads ``H``.
         causal: token i attends to j <= i only.
+        rope: rotary position embeddings on the scalar queries and keys (module docstring, Order).
     """
 
     def __init__(self, scalar_channels: int, vector_channels: int, heads: int = 4, *,
-                 causal: bool = False) -> None:
+                 causal: bool = False, rope: bool = False) -> None:
         super().__init__()
         if heads < 1 or scalar_channels % heads or vector_channels % heads:
             raise ValueError(f"scalar_channels ({scalar_channels}) and vector_channels "
                              f"({vector_channels}) must be divisible by heads ({heads})")
         self.cs, self.cv, self.heads, self.causal = scalar_channels, vector_channels, heads, causal
+        self.rope = rope
         self.scalar_in = nn.Linear(scalar_channels, 3 * scalar_channels)
         self.vector_in = VectorLinear(vector_channels, 3 * vector_channels)
         self.scalar_out = nn.Linear(scalar_channels, scalar_channels)
@@ -82,6 +104,11 @@ class EquivariantAttention(nn.Module):
         b, n = s.shape[:2]
         qs, ks, ws = self.scalar_in(s).split(self.cs, dim=-1)
         qv, kv, wv = self.vector_in(v).split(self.cv, dim=-1)
+        if self.rope:
+            pos = torch.arange(n, device=s.device)
+            h = self.heads
+            qs = rotary_embedding(qs.reshape(b, n, h, -1), pos).reshape(b, n, self.cs)
+            ks = rotary_embedding(ks.reshape(b, n, h, -1), pos).reshape(b, n, self.cs)
         out = scaled_dot_product_attention(self._heads(qs, qv), self._heads(ks, kv),
                                            self._heads(ws, wv), is_causal=self.causal)
         out = out.transpose(1, 2)  # [B, N, H, d]
