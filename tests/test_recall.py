@@ -87,3 +87,26 @@ def test_task_and_length_evaluation() -> None:
 
     res = evaluate_lengths(Oracle(), [9, 30], vocab=4, n=20, batch_size=7, translate=True)
     assert res[9]["accuracy"] == 1.0 and res[30]["accuracy"] == 1.0
+
+
+def test_recall_vs_length_command_writes_record_and_plot(tmp_path):
+    import json
+
+    from equiscale.train import fit, load_config
+    from equiscale.train.tasks.recall import main
+
+    cfg = load_config(None, ["task=recall", "model=se3hyena", "data_args.length=9",
+                             "data_args.vocab=4", "data_args.n_train=16", "data_args.n_val=8",
+                             "data_args.n_test=8", "model_args={scalar_channels: 4, vector_channels: 2, "
+                             "depth: 1, causal: false, scalar_in: 3, length_norm: true}",
+                             "batch_size=8", "max_epochs=1", "progress=false",
+                             f"out_dir={tmp_path / 'run'}"])
+    res = fit(cfg)
+    out = tmp_path / "len.json"
+    record = main(["--checkpoint", res["best_checkpoint"], "--lengths", "9", "17", "--n", "6",
+                   "--batch-size", "4", "--out", str(out)])
+    saved = json.loads(out.read_text())
+    by_length = saved["models"][res["best_checkpoint"]]["by_length"]
+    assert set(by_length) == {"9", "17"} and saved["command"] and record["samples_per_length"] == 6
+    assert all(0.0 <= v["accuracy"] <= 1.0 and v["mse"] > 0 for v in by_length.values())
+    assert out.with_suffix(".png").stat().st_size > 1000

@@ -18,7 +18,8 @@ from typing import IO, Any
 
 import torch
 
-__all__ = ["environment", "atomic_open", "atomic_write_bytes", "write_json", "command_line", "provenance"]
+__all__ = ["environment", "atomic_open", "atomic_write_bytes", "write_json", "save_figure", "command_line",
+           "provenance"]
 
 
 def command_line() -> str:
@@ -109,6 +110,19 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (see :func:`atomic_open`)."""
     with atomic_open(path) as f:
         f.write(data)
+
+
+def save_figure(fig: Any, path: str | os.PathLike, dpi: int = 110) -> Path:
+    """Write a matplotlib figure as PNG atomically (no half-written plot after a crash), close it."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+    return Path(path)
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:

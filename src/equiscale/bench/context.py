@@ -358,7 +358,7 @@ def _plot(record: dict[str, Any], path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from equiscale.bench.common import atomic_write_bytes
+    from equiscale.provenance import save_figure
 
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
     rows = record["rows"]
@@ -391,10 +391,4 @@ def _plot(record: dict[str, Any], path: Path) -> Path:
         ax.legend(fontsize=7)
     fig.suptitle(f"equiscale bench context - {record['device']} - {record['date_utc']}", fontsize=9)
     fig.tight_layout()
-    import io
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
-    return path
+    return save_figure(fig, path)

@@ -35,6 +35,7 @@ import torch
 from equiscale.bench.common import device_slug, fit_exponent, peak_memory, time_fn, write_record
 from equiscale.ops.neighbors import neighbor_list
 from equiscale.ops.wigner6j_conv import edge_reference, wigner6j_conv
+from equiscale.provenance import save_figure
 
 __all__ = ["add_arguments", "run", "lattice_system"]
 
@@ -380,5 +381,4 @@ def _plot(record: dict[str, Any], path: Path) -> None:
                 ylabel="float32 rel. error", title="float32 vs float64, 27-atom cluster")
     axes[2].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)

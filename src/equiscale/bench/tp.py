@@ -44,6 +44,7 @@ import torch
 
 from equiscale.bench.common import device_slug, fit_exponent, time_fn, write_record
 from equiscale.ops.gaunt import BACKENDS, GauntTensorProduct
+from equiscale.provenance import save_figure
 from equiscale.so3.gaunt import gaunt_coefficients_sparse
 from equiscale.so3.layout import sh_irreps, to_e3nn
 
@@ -353,5 +354,4 @@ def _plot(rows, exponents, path: Path, args) -> None:
     fig.suptitle(f"Gaunt tensor product vs e3nn on the same paths (exponent fit over L >= "
                  f"{args.fit_lmin})")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)

@@ -6,6 +6,8 @@ import csv
 import math
 from pathlib import Path
 
+from equiscale.provenance import save_figure
+
 __all__ = ["plot_learning_curves", "read_metrics"]
 
 
@@ -56,6 +58,5 @@ def plot_learning_curves(log_dir: str | Path, out_png: str | Path, metric: str =
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(out_png, dpi=110)
-    plt.close(fig)
+    save_figure(fig, out_png)
     return str(out_png)

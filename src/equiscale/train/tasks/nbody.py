@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset, default_collate
 
+from equiscale.provenance import save_figure
 from equiscale.train.task import Batch, TaskData
 
 __all__ = ["NBodyDataset", "nbody_task", "PUBLISHED_NBODY_MSE"]
@@ -127,7 +128,6 @@ def plot_nbody(model: torch.nn.Module, task: TaskData, out_dir: str | Path) -> l
     fig.suptitle("charged n-body: predicted vs true positions (x-y projection)")
     fig.tight_layout()
     path = out / "trajectories.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
     paths.append(str(path))
     return paths

@@ -7,10 +7,13 @@ measures accuracy against sequence length for a trained model (same vocabulary a
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
 
 from equiscale.data.recall import RecallDataset, collate_recall, recall_accuracy, recall_mse
+from equiscale.provenance import save_figure
 from equiscale.train.task import TaskData
 
 __all__ = ["recall_task", "evaluate_lengths"]
@@ -77,6 +80,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--n", type=int, default=500)
     p.add_argument("--batch-size", type=int, default=25)
     p.add_argument("--out", default="results/recall_vs_length.json")
+    p.add_argument("--no-plot", action="store_true")
     args = p.parse_args(argv)
     started = time.time()
     models = {}
@@ -92,9 +96,39 @@ def main(argv: list[str] | None = None) -> dict:
         for length, m in res.items():
             print(f"{cfg.model:<16s} length {length:>6d}  accuracy {m['accuracy']:.4f}  "
                   f"mse {m['mse']:.4g}")
-    return write_record(args.out, {"benchmark": "recall_vs_length", "models": models,
-                                   "lengths": args.lengths, "samples_per_length": args.n},
-                        started=started)
+    record = write_record(args.out, {"benchmark": "recall_vs_length", "models": models,
+                                     "lengths": args.lengths, "samples_per_length": args.n},
+                          started=started)
+    if not args.no_plot:
+        print(f"plot: {plot_lengths(record, Path(args.out).with_suffix('.png'))}")
+    return record
+
+
+def plot_lengths(record: dict, path: Path) -> Path:
+    """Accuracy against sequence length, one line per checkpoint, its training length marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for i, (name, m) in enumerate(record["models"].items()):
+        pts = sorted((int(k), v["accuracy"]) for k, v in m["by_length"].items())
+        label = f"{m['model']} trained at {m['trained_length']} ({Path(name).parent.parent.name})"
+        ax.plot([p[0] for p in pts], [100 * p[1] for p in pts], "o-", color=f"C{i}", label=label)
+        if m["trained_length"] in dict(pts):
+            ax.plot([m["trained_length"]], [100 * dict(pts)[m["trained_length"]]], "s", ms=11,
+                    mfc="none", color=f"C{i}")
+    vocab = next(iter(record["models"].values()))["vocab"]
+    ax.axhline(100 / vocab, color="gray", ls=":", label=f"chance (1/{vocab})")
+    ax.set(xscale="log", xlabel="sequence length", ylabel="accuracy (%)", ylim=(0, 102),
+           title=f"geometric associative recall, V = {vocab}, rotated ({record['samples_per_length']} "
+                 "samples per length)")
+    ax.set_xticks(record["lengths"], [str(n) for n in record["lengths"]])
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return save_figure(fig, path)
 
 
 if __name__ == "__main__":
