@@ -43,8 +43,11 @@ are true scalars, so the scalar stream is E(3)-invariant in both modes.
 (``a = (1/N) h_s ⊛ x_s + ...``, likewise ``z``): each becomes a Riemann sum of one kernel on
 ``[-1, 1]``, so the operator computes the same function of the sequence's shape at any ``N``
 (the cross/dot convolutions and ``m`` are already averages). Without it the sums grow with ``N``
-and a model trained at one length fails at another (recall trained at 128: 90% at 128, 8% at
-1024 zero-shot); standard Hyena does not normalise, so the default is ``False``.
+and a model trained at one length fails at another: recall trained at length 128 without it
+reaches 91% there and 8% at 1024; with it 100% at 128, 69% at 1024 zero-shot, and after fine-tuning
+at 1024, 99.7% from 256 to 2048 tokens (``results/recall_vs_length.json``). It also trains faster
+(99% validation accuracy after 2 epochs instead of 91% after 11). Standard Hyena does not
+normalise, so the default is ``False``.
 
 **Order.** This is a sequence operator: tokens are *not* permutation-equivariant, and not even
 cyclic-shift-equivariant (the convolutions are linear, zero-padded, never circular; the implicit
