@@ -113,12 +113,13 @@ def plot_lengths(record: dict, path: Path) -> Path:
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for i, (name, m) in enumerate(record["models"].items()):
-        pts = sorted((int(k), v["accuracy"]) for k, v in m["by_length"].items())
+        acc = {int(k): 100 * v["accuracy"] for k, v in m["by_length"].items()}
+        lengths = sorted(acc)
         label = f"{m['model']} trained at {m['trained_length']} ({Path(name).parent.parent.name})"
-        ax.plot([p[0] for p in pts], [100 * p[1] for p in pts], "o-", color=f"C{i}", label=label)
-        if m["trained_length"] in dict(pts):
-            ax.plot([m["trained_length"]], [100 * dict(pts)[m["trained_length"]]], "s", ms=11,
-                    mfc="none", color=f"C{i}")
+        ax.plot(lengths, [acc[n] for n in lengths], "o-", color=f"C{i}", label=label)
+        if m["trained_length"] in acc:  # the training length, circled
+            ax.plot([m["trained_length"]], [acc[m["trained_length"]]], "s", ms=11, mfc="none",
+                    color=f"C{i}")
     vocab = next(iter(record["models"].values()))["vocab"]
     ax.axhline(100 / vocab, color="gray", ls=":", label=f"chance (1/{vocab})")
     ax.set(xscale="log", xlabel="sequence length", ylabel="accuracy (%)", ylim=(0, 102),
