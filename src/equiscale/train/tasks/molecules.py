@@ -172,7 +172,11 @@ def md_task(path: str = "data/md_CH3CH2OH_xtb.extxyz", n_train: int = 1000, n_va
     Loss: ``energy_weight * MSE(E) + force_weight * MSE(F)`` (eV, eV/A); metrics ``energy_mae``,
     ``forces_mae`` (monitored), ``forces_rmse``. Frames of one trajectory are correlated: a random
     split measures interpolation along the sampled trajectory.
+
+    The frames must pass :func:`equiscale.data.consistency.check_frames` (finite, plausible units,
+    zero net force): labels that are not -dE/dr raise before any training.
     """
+    from equiscale.data.consistency import check_frames
     from equiscale.data.extxyz import read_extxyz
 
     if not Path(path).is_file():
@@ -181,6 +185,7 @@ def md_task(path: str = "data/md_CH3CH2OH_xtb.extxyz", n_train: int = 1000, n_va
     missing = [k for k, f in enumerate(frames) if f.energy is None or f.forces is None]
     if missing:
         raise ValueError(f"{path}: frames {missing[:5]} lack energy or forces")
+    check_frames(frames, source=path)
     splits = _split(len(frames), n_train, n_val, n_test, seed)
 
     def structures(idx: np.ndarray) -> list[dict[str, np.ndarray]]:
