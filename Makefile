@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: venv install install-test test demo lint bench clean
+.PHONY: venv install install-test test demo lint bench clean peers
 
 $(PY):
 	$(PYTHON) -m venv --system-site-packages $(VENV)
@@ -35,3 +35,13 @@ lint: install-test
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info
+
+# Peers in their own environment: mace-torch 0.3.16 pins e3nn 0.4.4 (equiscale needs >= 0.5.1).
+# `equiscale bench mace --peers-python .venv-peers/bin/python` trains and scores MACE with it.
+PEERS_VENV ?= .venv-peers
+peers: $(PEERS_VENV)/bin/mace_run_train
+
+$(PEERS_VENV)/bin/mace_run_train:
+	$(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/python -m pip install -q --upgrade pip
+	$(PEERS_VENV)/bin/python -m pip install -q "$(TORCH_SPEC)" "mace-torch==0.3.16"

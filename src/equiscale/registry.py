@@ -40,6 +40,7 @@ BENCHES: dict[str, str] = {
     "reliability": "equiscale.reliability.report",
     "conv": "equiscale.bench.conv",
     "context": "equiscale.bench.context",
+    "mace": "equiscale.bench.mace",
 }
 
 DATASETS: dict[str, str] = {

@@ -20,7 +20,7 @@ from torch.utils.data import Dataset
 
 from equiscale.train.task import Batch, TaskData
 
-__all__ = ["MoleculeDataset", "collate_molecules", "fit_atom_refs", "qm9_task", "md_task",
+__all__ = ["MoleculeDataset", "collate_molecules", "fit_atom_refs", "qm9_task", "md_task", "split_indices",
            "PUBLISHED_QM9_U0_MAE_EV"]
 
 #: QM9 U0 test MAE (eV) with the full ~110k training set (SchNet 2018, DimeNet++ 2020, PaiNN 2021).
@@ -112,7 +112,7 @@ def _learning_curve(metric: str):
     return plot
 
 
-def _split(n_total: int, n_train: int, n_val: int, n_test: int, seed: int) -> list[np.ndarray]:
+def split_indices(n_total: int, n_train: int, n_val: int, n_test: int, seed: int) -> list[np.ndarray]:
     if min(n_train, n_val, n_test) < 1 or n_train + n_val + n_test > n_total:
         raise ValueError(f"n_train + n_val + n_test (each >= 1) must be <= {n_total}, got "
                          f"{n_train} + {n_val} + {n_test}")
@@ -137,7 +137,7 @@ def qm9_task(target: str = "U0", n_train: int = 2000, n_val: int = 500, n_test: 
     column, factor, unit = QM9_TARGETS[target]
     data = load_qm9(cache_dir)
     ptr = data["ptr"]
-    splits = _split(len(ptr) - 1, n_train, n_val, n_test, seed)
+    splits = split_indices(len(ptr) - 1, n_train, n_val, n_test, seed)
 
     def structures(idx: np.ndarray) -> list[dict[str, np.ndarray]]:
         return [{"z": data["z"][ptr[k]:ptr[k + 1]], "pos": data["pos"][ptr[k]:ptr[k + 1]],
@@ -186,7 +186,7 @@ def md_task(path: str = "data/md_CH3CH2OH_xtb.extxyz", n_train: int = 1000, n_va
     if missing:
         raise ValueError(f"{path}: frames {missing[:5]} lack energy or forces")
     check_frames(frames, source=path)
-    splits = _split(len(frames), n_train, n_val, n_test, seed)
+    splits = split_indices(len(frames), n_train, n_val, n_test, seed)
 
     def structures(idx: np.ndarray) -> list[dict[str, np.ndarray]]:
         out = []

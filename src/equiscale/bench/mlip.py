@@ -1,0 +1,59 @@
+"""Energy/force models side by side with MACE on the same split, budget and machine.
+
+``equiscale bench mlip`` (see :func:`run`) writes the split of an MD data set (the frames the ``md``
+task uses, same seed) as extxyz files for MACE, trains MACE with its own trainer
+(``mace_run_train`` from ``mace-torch`` in the peers venv, ``make peers``), predicts the test frames
+with MACE's ASE calculator (``tools/peers/mace_predict.py``) and computes the errors with the
+same metric code as for our models, whose numbers come from their training runs' ``results.json``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["write_splits", "force_energy_errors"]
+
+
+def write_splits(data: str, out_dir: str, n_train: int, n_val: int, n_test: int,
+                 seed: int) -> dict[str, str]:
+    """Write ``train.xyz``, ``valid.xyz``, ``test.xyz`` (ASE extxyz, keys ``REF_energy`` and
+    ``REF_forces``) holding exactly the frames of ``md_task(data, n_train, n_val, n_test, seed)``."""
+    from ase import Atoms
+    from ase.io import write
+
+    from equiscale.data.consistency import check_frames
+    from equiscale.data.extxyz import read_extxyz
+    from equiscale.provenance import atomic_open
+    from equiscale.train.tasks.molecules import split_indices
+
+    frames = read_extxyz(data)
+    check_frames(frames, source=data)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for name, idx in zip(("train", "valid", "test"),
+                         split_indices(len(frames), n_train, n_val, n_test, seed)):
+        images = []
+        for k in idx:
+            f = frames[int(k)]
+            atoms = Atoms(numbers=f.z, positions=f.pos, cell=f.cell, pbc=f.pbc)
+            atoms.info["REF_energy"] = float(f.energy)
+            atoms.arrays["REF_forces"] = np.asarray(f.forces, dtype=np.float64)
+            images.append(atoms)
+        path = out / f"{name}.xyz"
+        with atomic_open(path, "w") as fh:
+            write(fh, images, format="extxyz")
+        paths[name] = str(path)
+    return paths
+
+
+def force_energy_errors(pred_energy: np.ndarray, pred_forces: np.ndarray, energy: np.ndarray,
+                        forces: np.ndarray) -> dict[str, float]:
+    """``energy_mae`` (eV per structure), ``forces_mae``, ``forces_rmse`` (eV/A, per component):
+    the definitions of the ``md`` task's metrics."""
+    ferr = np.asarray(pred_forces, dtype=np.float64) - np.asarray(forces, dtype=np.float64)
+    eerr = np.asarray(pred_energy, dtype=np.float64) - np.asarray(energy, dtype=np.float64)
+    return {"energy_mae": float(np.abs(eerr).mean()), "forces_mae": float(np.abs(ferr).mean()),
+            "forces_rmse": float(np.sqrt((ferr**2).mean()))}
