@@ -172,3 +172,22 @@ def test_ddp_on_two_cpu_processes(tmp_path):
     results = json.loads((out / "results.json").read_text())
     assert results["epochs_run"] == 2 and results["test"]["mse"] > 0
     assert "world_size=2" in done.stderr or "Initializing distributed: GLOBAL_RANK: 1" in done.stderr
+
+
+def test_ema_weights_are_validated_saved_and_tested(tmp_path):
+    """With ``ema_decay`` the checkpoint's state_dict is the exponential moving average (not the raw
+    weights, which Lightning keeps beside it), and the reported test metrics are those of the
+    averaged weights (``evaluate`` of the best checkpoint gives the same numbers)."""
+    cfg = _cfg(tmp_path / "ema", "max_epochs=2", "ema_decay=0.9", "amsgrad=true")
+    res = fit(cfg)
+    ckpt = torch.load(res["best_checkpoint"], weights_only=True)
+    raw, avg = ckpt["current_model_state"], ckpt["state_dict"]
+    assert set(raw) == set(avg)
+    assert max(float((raw[k] - avg[k]).abs().max()) for k in raw) > 1e-6
+    again = evaluate(res["best_checkpoint"], progress=False)
+    assert again["mse"] == pytest.approx(res["test"]["mse"], rel=1e-5)
+    assert res["train_steps"] == 2 * 4 and res["fit_time_s"] > 0
+    opt = ckpt["optimizer_states"][0]["param_groups"][0]
+    assert opt["amsgrad"] is True
+    with pytest.raises(ValueError, match="ema_decay"):
+        _cfg(tmp_path / "bad", "ema_decay=1.0")

@@ -19,6 +19,7 @@ from typing import Any
 MODELS: dict[str, str] = {
     "gauntnet": "equiscale.models.gaunt_net:GauntNet",
     "egnn": "equiscale.models.egnn:EGNN",
+    "egnn_energy": "equiscale.models.egnn_energy:EGNNEnergy",
     "mlp": "equiscale.models.baselines:MLPBaseline",
     "gnn": "equiscale.models.baselines:GNNBaseline",
     "e2former": "equiscale.models.e2former:E2Former",

@@ -26,7 +26,10 @@ class TrainConfig:
         model: registered model name (``equiscale.registry.MODELS``), e.g. ``egnn``.
         model_args: keyword arguments of the model class.
         lr, weight_decay: Adam(W) learning rate and weight decay.
-        optimizer: ``adam`` or ``adamw``.
+        optimizer: ``adam`` or ``adamw``; amsgrad: use its AMSGrad variant (as MACE does).
+        ema_decay: exponential moving average of the weights (0: off; MACE uses 0.99), by
+            Lightning's ``EMAWeightAveraging``: validation, the best checkpoint, the test split and
+            every checkpoint's ``state_dict`` use the averaged weights.
         scheduler: ``none``, ``cosine`` (to 0 over max_epochs) or ``plateau`` (halve on stalled val).
         batch_size, eval_batch_size: samples per step in training / evaluation.
         max_epochs: epochs; max_time: optional wall-clock budget ``"HH:MM:SS"`` (stops cleanly).
@@ -54,6 +57,8 @@ class TrainConfig:
     lr: float = 5e-4
     weight_decay: float = 1e-12
     optimizer: str = "adam"
+    amsgrad: bool = False
+    ema_decay: float = 0.0
     scheduler: str = "none"
     batch_size: int = 100
     eval_batch_size: int = 500
@@ -101,6 +106,8 @@ class TrainConfig:
             if getattr(self, name) not in table:
                 raise ValueError(f"config field {name!r} must be one of {sorted(table)}, "
                                  f"got {getattr(self, name)!r}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"config field 'ema_decay' must be in [0, 1), got {self.ema_decay!r}")
         if self.optimizer not in ("adam", "adamw"):
             raise ValueError(f"config field 'optimizer' must be 'adam' or 'adamw', got {self.optimizer!r}")
         if self.scheduler not in ("none", "cosine", "plateau"):

@@ -75,7 +75,7 @@ class TaskModule(L.LightningModule):
     def configure_optimizers(self) -> Any:
         cfg = self.cfg
         opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-        opt = opt_cls(self.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        opt = opt_cls(self.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, amsgrad=cfg.amsgrad)
         if cfg.scheduler == "cosine":
             sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.max_epochs)
             return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}

@@ -19,6 +19,7 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import WeightAveraging as _WeightAveraging
 from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader, Sampler
 
@@ -151,17 +152,30 @@ def fit(cfg: TrainConfig, resume: bool | str = False) -> dict[str, Any]:
     if cfg.tensorboard:
         from lightning.pytorch.loggers import TensorBoardLogger
         loggers.append(TensorBoardLogger(save_dir=str(out), name="tensorboard"))
-    trainer = _trainer(cfg, out, [best_cb, last_cb], loggers)
+    callbacks: list = [best_cb, last_cb]
+    if cfg.ema_decay > 0:
+        from lightning.pytorch.callbacks import EMAWeightAveraging
+
+        callbacks.append(EMAWeightAveraging(decay=cfg.ema_decay))
+    trainer = _trainer(cfg, out, callbacks, loggers)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
+        fit_started = time.time()
         trainer.fit(module, train_dl, val_dl, ckpt_path=ckpt_path)
+        fit_time = time.time() - fit_started
         best = best_cb.best_model_path or str(ckpt_dir / "last.ckpt")
+        # the checkpoint's state_dict holds the averaged weights; without the callback, loading it
+        # for the test keeps them (the callback would restore the raw weights it also stores)
+        trainer.callbacks = [c for c in trainer.callbacks if not isinstance(c, _WeightAveraging)]
+        warnings.filterwarnings("ignore", ".*callbacks used to create the checkpoint.*")
         test_metrics = trainer.test(module, test_dl, ckpt_path=best, verbose=False)
     results = {
         "task": cfg.task,
         "model": cfg.model,
         "config": cfg.to_dict(),
         "epochs_run": trainer.current_epoch,
+        "train_steps": trainer.global_step,
+        "fit_time_s": round(fit_time, 1),
         "best_checkpoint": best,
         "best_val": float(best_cb.best_model_score) if best_cb.best_model_score is not None else None,
         "test": {k.removeprefix("test/"): float(v) for k, v in test_metrics[0].items()},

@@ -1,0 +1,91 @@
+"""EGNN-style invariant energy model (the EGNN paper's molecular variant: no coordinate updates).
+
+Per layer, for atoms i with features h_i and neighbours j within ``cutoff``:
+
+    m_ij = phi_e(h_i, h_j, rbf(|r_ij|)) * env(|r_ij|)       [E, C]  (invariant edge message)
+    h_i <- h_i + phi_h(h_i, sum_j m_ij / avg_neighbors)      [N, C]
+
+with ``rbf`` a Gaussian basis of the distance and ``env`` the C2 cutoff envelope (so energies are
+smooth when atoms cross the cutoff). ``E = sum_i (phi_out(h_i) * energy_scale + energy_shift +
+atom_ref[z_i])`` per structure, ``F = -dE/dpos`` by autograd. Only distances enter: E is invariant
+under rotations, reflections, translations and permutations; F is equivariant.
+
+``forward(batch)`` reads ``pos [N, 3]``, ``z [N]``, optional ``batch [N]`` and returns
+``{"energy": [B], "forces": [N, 3]}``, like :class:`~equiscale.models.E2Former`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from equiscale.models.atoms_batch import check_atoms_batch
+from equiscale.nn.radial import GaussianBasis, smooth_envelope
+from equiscale.ops.neighbors import neighbor_list
+
+__all__ = ["EGNNEnergy"]
+
+
+class EGNNEnergy(nn.Module):
+    """Invariant message passing on distances; see the module docstring."""
+
+    def __init__(self, num_elements: int = 10, channels: int = 64, num_layers: int = 4,
+                 num_radial: int = 16, cutoff: float = 5.0, avg_neighbors: float = 8.0,
+                 compute_forces: bool = True, energy_scale: float = 1.0,
+                 energy_shift: float = 0.0) -> None:
+        super().__init__()
+        if num_layers < 1 or channels < 1:
+            raise ValueError(f"num_layers and channels must be >= 1, got {num_layers}, {channels}")
+        self.cutoff, self.avg_neighbors = float(cutoff), float(avg_neighbors)
+        self.compute_forces = compute_forces
+        self.energy_scale, self.energy_shift = float(energy_scale), float(energy_shift)
+        self.embed = nn.Embedding(num_elements, channels)
+        self.rbf = GaussianBasis(num_radial, cutoff)
+        act = nn.SiLU
+        self.edge_mlps = nn.ModuleList(
+            nn.Sequential(nn.Linear(2 * channels + num_radial, channels), act(),
+                          nn.Linear(channels, channels), act()) for _ in range(num_layers))
+        self.node_mlps = nn.ModuleList(
+            nn.Sequential(nn.Linear(2 * channels, channels), act(), nn.Linear(channels, channels))
+            for _ in range(num_layers))
+        self.head = nn.Sequential(nn.Linear(channels, channels), act(), nn.Linear(channels, 1))
+        self.atom_ref = nn.Embedding(num_elements, 1)
+        nn.init.zeros_(self.atom_ref.weight)
+
+    def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        pos, z = check_atoms_batch(batch, self.embed)
+        n = pos.shape[0]
+        index = batch.get("batch")
+        idx = index.long() if index is not None else torch.zeros(n, dtype=torch.long, device=pos.device)
+        n_struct = int(idx.max()) + 1 if n else 0
+        with torch.enable_grad():
+            if self.compute_forces and not pos.requires_grad:
+                pos = pos.detach().requires_grad_(True)
+            if "edge_index" in batch:
+                edge_index, shifts = batch["edge_index"], batch.get("shifts")
+            else:
+                nb = neighbor_list(pos.detach(), self.cutoff, batch=index, cell=batch.get("cell"),
+                                   pbc=batch.get("pbc"))
+                edge_index = nb.edge_index
+                shifts = nb.shifts if batch.get("cell") is not None else None
+            src, dst = edge_index[0], edge_index[1]
+            vec = pos[src] - pos[dst]  # [E, 3]
+            if shifts is not None:
+                vec = vec + shifts.to(vec.dtype)
+            r = vec.norm(dim=-1)  # [E]
+            radial = self.rbf(r)  # [E, K]
+            env = smooth_envelope(r, self.cutoff)[:, None]  # [E, 1]
+            h = self.embed(z)  # [N, C]
+            for edge_mlp, node_mlp in zip(self.edge_mlps, self.node_mlps):
+                m = edge_mlp(torch.cat([h[dst], h[src], radial], dim=-1)) * env  # [E, C]
+                agg = torch.zeros_like(h).index_add(0, dst, m) / self.avg_neighbors  # [N, C]
+                h = h + node_mlp(torch.cat([h, agg], dim=-1))
+            e_atom = self.head(h).squeeze(-1) * self.energy_scale + self.energy_shift
+            e_atom = e_atom + self.atom_ref(z).squeeze(-1)
+            energy = e_atom.new_zeros(n_struct).index_add(0, idx, e_atom)  # [B]
+            out = {"energy": energy}
+            if self.compute_forces:
+                (grad,) = torch.autograd.grad(energy.sum(), pos, create_graph=self.training,
+                                              allow_unused=True)
+                out["forces"] = -grad if grad is not None else torch.zeros_like(pos)
+        return out
