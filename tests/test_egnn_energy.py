@@ -11,7 +11,8 @@ from equiscale.testing import assert_equivariant
 
 def _molecule(n=6, seed=0):
     gen = torch.Generator().manual_seed(seed)
-    return 1.2 * torch.randn(n, 3, generator=gen, dtype=torch.float64), torch.randint(0, 4, (n,), generator=gen)
+    pos = 1.2 * torch.randn(n, 3, generator=gen, dtype=torch.float64)
+    return pos, torch.randint(0, 4, (n,), generator=gen)
 
 
 def _model():

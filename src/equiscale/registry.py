@@ -42,6 +42,7 @@ BENCHES: dict[str, str] = {
     "conv": "equiscale.bench.conv",
     "context": "equiscale.bench.context",
     "mace": "equiscale.bench.mace",
+    "mlip": "equiscale.bench.mlip_table",
 }
 
 DATASETS: dict[str, str] = {

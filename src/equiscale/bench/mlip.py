@@ -57,3 +57,37 @@ def force_energy_errors(pred_energy: np.ndarray, pred_forces: np.ndarray, energy
     eerr = np.asarray(pred_energy, dtype=np.float64) - np.asarray(energy, dtype=np.float64)
     return {"energy_mae": float(np.abs(eerr).mean()), "forces_mae": float(np.abs(ferr).mean()),
             "forces_rmse": float(np.sqrt((ferr**2).mean()))}
+
+
+def run_row(path: str | Path) -> dict:
+    """One table row from a run's ``results.json`` (our trainer's or ``bench mace``'s)."""
+    import json
+
+    res = json.loads(Path(path).read_text())
+    steps = res.get("train_steps") or 0
+    cfg = res.get("config", {})
+    return {
+        "model": res["model"],
+        "run": str(Path(path).parent.as_posix()),
+        "n_parameters": res.get("n_parameters"),
+        "epochs": res.get("epochs_run"),
+        "fit_time_min": round(res["fit_time_s"] / 60, 1) if res.get("fit_time_s") else None,
+        "time_per_step_ms": round(1000 * res["fit_time_s"] / steps, 1) if steps else None,
+        "forces_mae": res["test"]["forces_mae"],
+        "forces_rmse": res["test"]["forces_rmse"],
+        "energy_mae": res["test"]["energy_mae"],
+        "precision": cfg.get("precision", "64-true" if res["model"] == "mace" else None),
+        "command": res.get("command"),
+        "git_commit": res.get("git_commit"),
+    }
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """Rows as a markdown table (errors in meV/A and meV)."""
+    head = ("| model | parameters | epochs | training (min) | ms per step | force MAE (meV/A) | "
+            "force RMSE (meV/A) | energy MAE (meV) |\n|---|---|---|---|---|---|---|---|\n")
+    body = "".join(
+        f"| {r['model']} | {r['n_parameters']:,} | {r['epochs']} | {r['fit_time_min']} | "
+        f"{r['time_per_step_ms']} | {1000 * r['forces_mae']:.1f} | {1000 * r['forces_rmse']:.1f} | "
+        f"{1000 * r['energy_mae']:.1f} |\n" for r in rows)
+    return head + body

@@ -43,6 +43,7 @@ class GauntNet(nn.Module):
         num_basis: int = 8,
         avg_neighbors: float = 10.0,
         backend: str = "auto",
+        radial: str = "gaussian",
         compute_forces: bool = True,
         energy_scale: float = 1.0,
         energy_shift: float = 0.0,
@@ -56,7 +57,7 @@ class GauntNet(nn.Module):
         self.embed = nn.Embedding(num_elements, channels)
         self.convs = nn.ModuleList(
             GauntConv(lmax, lmax_sh, lmax, channels, cutoff=cutoff, num_basis=num_basis,
-                      avg_neighbors=avg_neighbors, backend=backend)
+                      avg_neighbors=avg_neighbors, backend=backend, radial=radial)
             for _ in range(num_layers)
         )
         self.many_body = nn.ModuleList(

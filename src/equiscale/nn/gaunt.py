@@ -29,7 +29,7 @@ import torch
 from e3nn import o3
 from torch import Tensor, nn
 
-from equiscale.nn.radial import GaussianBasis, smooth_envelope
+from equiscale.nn.radial import radial_basis, smooth_envelope
 from equiscale.ops.gaunt import (
     CGOddPaths,
     GauntPowers,
@@ -110,7 +110,8 @@ class GauntConv(nn.Module):
         m_i = W_o P_{<= L_out} [ sum_{j in N(i)} f_j * g_ij ] / avg_neighbors,
         f_j = sum_{lm} (W_in x_j)_{lm} Y_{lm},   g_ij = sum_{lm} R_l(|r_ij|) Y_{lm}(r_ij) Y_{lm}
 
-    (per channel; ``R [E, L_sh+1, C]`` from a radial MLP on a Gaussian basis times a smooth envelope).
+    (per channel; ``R [E, L_sh+1, C]`` from a radial MLP on a Gaussian or Bessel basis, ``radial``,
+    times a smooth envelope).
     Each summand is the Gaunt product ``(W_in x_j) * (R Y(r_ij))``.
 
     ``method="grid"`` (default) uses that the projection is linear: ``f_j`` is put on the sphere grid
@@ -128,7 +129,7 @@ class GauntConv(nn.Module):
     def __init__(self, lmax_in: int, lmax_sh: int, lmax_out: int, channels: int, *,
                  cutoff: float = 5.0, num_basis: int = 8, radial_hidden: int = 32,
                  avg_neighbors: float = 10.0, method: str = "grid", backend: str = "auto",
-                 odd_paths: bool = False) -> None:
+                 odd_paths: bool = False, radial: str = "gaussian") -> None:
         super().__init__()
         if cutoff <= 0 or avg_neighbors <= 0:
             raise ValueError(f"cutoff and avg_neighbors must be > 0, got {cutoff}, {avg_neighbors}")
@@ -140,7 +141,7 @@ class GauntConv(nn.Module):
         self.channels, self.cutoff, self.avg_neighbors = channels, cutoff, avg_neighbors
         self.method = method
         self.lin_in = DegreeLinear(lmax_in, channels, channels, bias=False)
-        self.basis = GaussianBasis(num_basis, cutoff)
+        self.basis = radial_basis(radial, num_basis, cutoff)
         self.radial = nn.Sequential(
             nn.Linear(num_basis, radial_hidden), nn.SiLU(),
             nn.Linear(radial_hidden, (lmax_sh + 1) * channels),
