@@ -43,6 +43,7 @@ BENCHES: dict[str, str] = {
     "context": "equiscale.bench.context",
     "mace": "equiscale.bench.mace",
     "mlip": "equiscale.bench.mlip_table",
+    "md-speed": "equiscale.bench.md_speed",
 }
 
 DATASETS: dict[str, str] = {

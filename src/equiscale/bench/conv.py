@@ -63,6 +63,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (1 keeps timings stable on a shared machine)")
     parser.add_argument("--no-plot", action="store_true")
+    parser.add_argument("--lmax-scan", type=int, nargs="+", default=[1, 2, 3, 4, 5, 6],
+                        help="degrees L of the scan against e3nn's edge convolution")
+    parser.add_argument("--lscan-channels", type=int, default=32, help="channels in the L scan")
+    parser.add_argument("--lscan-neighbors", type=int, default=32, help="mean neighbours in the L scan")
+    parser.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=list(SECTIONS),
+                        help="parts to run (default all)")
+
+
+SECTIONS = ("neighbors", "lmax", "atoms", "model", "precision")
 
 
 def lattice_system(
@@ -93,12 +102,82 @@ def _inputs(n: int, k: float, args: argparse.Namespace, dtype: torch.dtype, seed
                 shifts=nb.shifts.to(dev, dtype))
 
 
+class E3nnEdgeConv(torch.nn.Module):
+    """The convolution of ``edge_reference`` written as an e3nn user writes it (NequIP/MACE style):
+    per edge, an ``o3.TensorProduct`` "uvu" of h_j (e3nn layout ``[N, C x irreps]``) with
+    Y(r_ij), weights per edge = fixed path weight x per-edge channel weight alpha_ij, then
+    ``index_add_`` over targets. Output paths of either parity for one (a, l, e) are summed into
+    the degree-e block, so the result equals ``edge_reference`` (parity "all", unit path weights).
+
+    forward(h_e3nn [N, C*(L+1)^2], pos [N, 3], edge_index [2, E], alpha [E, C], shifts [E, 3])
+    -> [N, C*(L+1)^2] in e3nn layout (degree-major, then channels).
+    """
+
+    def __init__(self, lmax: int, channels: int) -> None:
+        super().__init__()
+        from e3nn import o3
+
+        from equiscale.ops.wigner6j_conv import conv_paths
+
+        self.lmax, self.channels = lmax, channels
+        self.irreps_in = o3.Irreps([(channels, (l, (-1) ** l)) for l in range(lmax + 1)])
+        self.irreps_sh = o3.Irreps([(1, (l, (-1) ** l)) for l in range(lmax + 1)])
+        paths = conv_paths(lmax, list(range(lmax + 1)), lmax, "all")
+        outs, instr, scale = [], [], []
+        for a, l, e in paths:
+            p = (-1) ** (a + l)
+            key = (e, p)
+            if key not in outs:
+                outs.append(key)
+            instr.append((a, l, outs.index(key), "uvu", True))
+            scale.append(math.sqrt(2 * e + 1))
+        self.out_irreps = o3.Irreps([(channels, k) for k in outs])
+        self.tp = o3.TensorProduct(self.irreps_in, self.irreps_sh, self.out_irreps, instr,
+                                   irrep_normalization="none", path_normalization="none",
+                                   internal_weights=False, shared_weights=False)
+        self.register_buffer("path_scale", torch.tensor(scale), persistent=False)  # [P]
+        self.out_degree = [k[0] for k in outs]
+
+    def forward(self, h, pos, edge_index, alpha, shifts=None):
+        from e3nn import o3
+
+        src, dst = edge_index[0], edge_index[1]
+        vec = pos[dst] - pos[src]
+        if shifts is not None:
+            vec = vec - shifts
+        y = o3.spherical_harmonics(list(range(self.lmax + 1)), vec, normalize=True,
+                                   normalization="component")  # [E, (L+1)^2]
+        w = (self.path_scale.to(alpha.dtype)[None, :, None] * alpha[:, None, :]).flatten(1)  # [E, P*C]
+        msg = self.tp(h[src], y, w)  # [E, out dim]
+        out = msg.new_zeros(h.shape[0], msg.shape[1]).index_add_(0, dst, msg)
+        # sum the two parities of each degree e into one [N, C*(2e+1)] block
+        blocks = {}
+        for (_mul, ir), sl in zip(self.out_irreps, self.out_irreps.slices()):
+            blocks[ir.l] = blocks[ir.l] + out[:, sl] if ir.l in blocks else out[:, sl]
+        return torch.cat([blocks[l] for l in range(self.lmax + 1)], dim=1)
+
+
+def to_e3nn_layout(x: torch.Tensor, lmax: int) -> torch.Tensor:
+    """[N, (L+1)^2, C] (channels last) -> [N, C*(L+1)^2] (per degree: channel-major, e3nn)."""
+    return torch.cat([x[:, l * l:(l + 1) ** 2].transpose(1, 2).reshape(x.shape[0], -1)
+                      for l in range(lmax + 1)], dim=1)
+
+
 def _runner(method: str, inp: dict[str, torch.Tensor], lmax: int, backward: bool):
     kw = dict(lmax_in=lmax, l_filter=list(range(lmax + 1)), lmax_out=lmax, shifts=inp["shifts"])
     leaves = {k: inp[k].detach().requires_grad_(backward) for k in ("h", "pos", "alpha")}
+    if method == "e3nn_edge":
+        channels = inp["h"].shape[2]
+        conv = E3nnEdgeConv(lmax, channels).to(inp["h"].device, inp["h"].dtype)
+        leaves["h"] = to_e3nn_layout(inp["h"], lmax).detach().requires_grad_(backward)
+        if leaves["alpha"].dim() == 1:
+            leaves["alpha"] = inp["alpha"][:, None].expand(-1, channels).contiguous() \
+                .requires_grad_(backward)
 
     def fn():
-        if method == "edge_reference":
+        if method == "e3nn_edge":
+            out = conv(leaves["h"], leaves["pos"], inp["edge_index"], leaves["alpha"], inp["shifts"])
+        elif method == "edge_reference":
             out = edge_reference(leaves["h"], leaves["pos"], inp["edge_index"], leaves["alpha"], **kw)
         else:
             centring = method.split(":")[1]
@@ -113,7 +192,8 @@ def _runner(method: str, inp: dict[str, torch.Tensor], lmax: int, backward: bool
     return fn
 
 
-METHODS = ["wigner6j:structure", "wigner6j:target", "edge_reference"]
+METHODS = ["wigner6j:structure", "wigner6j:target", "edge_reference", "e3nn_edge"]
+FAST = METHODS[:2]
 
 
 def _measure(inp, args, methods) -> dict[str, Any]:
@@ -138,10 +218,39 @@ def _check(inp, args) -> dict[str, float]:
     with torch.no_grad():
         ref = _runner("edge_reference", inp, args.lmax, False)()
         out = {}
-        for m in METHODS[:2]:
+        for m in FAST:
             fast = _runner(m, inp, args.lmax, False)()
             out[m] = float((fast - ref).norm() / ref.norm())
+        e3 = _runner("e3nn_edge", inp, args.lmax, False)()
+        out["e3nn_edge"] = float((e3 - to_e3nn_layout(ref, args.lmax)).norm() / ref.norm())
     return out
+
+
+def _lmax_scan(args: argparse.Namespace, dtype: torch.dtype) -> list[dict[str, Any]]:
+    """Wigner6jConv (both centrings), edge_reference and e3nn's edge convolution for each L of
+    ``--lmax-scan`` at ``--lscan-channels`` and ``--lscan-neighbors``, per-edge channel weights."""
+    rows = []
+    print(f"# vs L at {args.atoms} atoms, {args.lscan_neighbors} neighbours, C={args.lscan_channels}")
+    for lmax in args.lmax_scan:
+        sub = argparse.Namespace(**{**vars(args), "lmax": lmax, "channels": args.lscan_channels})
+        inp = _inputs(args.atoms, args.lscan_neighbors, sub, dtype)
+        g = torch.Generator().manual_seed(2)
+        inp["alpha"] = torch.rand(inp["edge_index"].shape[1], args.lscan_channels,
+                                  generator=g).to(inp["h"].device, dtype)
+        check = _check(inp, sub)
+        bad = {m: v for m, v in check.items() if not v < args.check_tol}
+        if bad:
+            raise RuntimeError(f"L={lmax}: a convolution differs from edge_reference: {bad}")
+        res = _measure(inp, sub, METHODS)
+        e3 = res["e3nn_edge"]
+        row = {"lmax": lmax, "atoms": inp["pos"].shape[0], "edges": inp["edge_index"].shape[1],
+               "rel_diff_vs_reference": check, "results": res,
+               "speedup_vs_e3nn": {m: {mode: e3[mode]["median_ms"] / res[m][mode]["median_ms"]
+                                       for mode in e3} for m in FAST}}
+        rows.append(row)
+        print(f"L={lmax}: " + "  ".join(f"{m} {res[m]['forward_backward']['median_ms']:.1f} ms"
+                                        for m in METHODS) + " (forward+backward)")
+    return rows
 
 
 def _model_time(pos: torch.Tensor, cell: torch.Tensor, args, dtype) -> dict[str, float]:
@@ -250,6 +359,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     neighbor_rows = []
+    for name in ("lmax", "channels", "atoms", "repeats", "lscan_channels", "lscan_neighbors"):
+        if getattr(args, name) < (0 if name == "lmax" else 1):
+            raise ValueError(f"--{name.replace('_', '-')} must be >= {0 if name == 'lmax' else 1}, "
+                             f"got {getattr(args, name)}")
+    if "neighbors" not in args.sections:
+        args.neighbors = []
+    if "atoms" not in args.sections:
+        args.atoms_scan = []
     print(f"# Wigner6jConv vs edge_reference, L={args.lmax}, C={args.channels}, {args.dtype}, "
           f"{args.device}, {args.atoms} atoms")
     print(f"{'neigh':>6} {'edges':>8} {'method':>20} {'fwd ms':>9} {'fwd+bwd ms':>11} {'MB':>8}")
@@ -264,10 +381,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         res = _measure(inp, args, METHODS)
         row = {"target_neighbors": k, "atoms": n_atoms, "mean_neighbors": e / n_atoms, "edges": e,
                "rel_diff_vs_reference": check, "results": res}
-        ref = res["edge_reference"]
-        for m in METHODS[:2]:
+        ref, e3 = res["edge_reference"], res["e3nn_edge"]
+        for m in FAST:
             row[f"speedup_{m}"] = {
                 mode: ref[mode]["median_ms"] / res[m][mode]["median_ms"] for mode in ref
+            }
+            row[f"speedup_vs_e3nn_{m}"] = {
+                mode: e3[mode]["median_ms"] / res[m][mode]["median_ms"] for mode in e3
             }
         neighbor_rows.append(row)
         for m in METHODS:
@@ -287,7 +407,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         inp = _inputs(n, args.scan_neighbors, args, dtype)
         e = inp["edge_index"].shape[1]
         n = inp["pos"].shape[0]
-        methods = METHODS[:2] + (["edge_reference"] if e <= args.reference_max_edges else [])
+        methods = FAST + (["edge_reference"] if e <= args.reference_max_edges else [])
         res = {}
         for m in methods:
             with torch.no_grad():
@@ -302,19 +422,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
               + "  ".join(f"{m} {res[m]['forward']['median_ms']:.1f}" for m in methods)
               + f"  e2former energy+forces {res['e2former:energy_forces']['median_ms']:.1f}"
               + f"  ({time.perf_counter() - t0:.0f} s)")
-    atoms = [r["atoms"] for r in atom_rows]
-    exponents = {"neighbor_list": fit_exponent(atoms, [r["neighbor_list"]["median_ms"] for r in atom_rows])}
-    for m in METHODS[:2]:
-        for mode in ("forward", "forward_backward"):
-            exponents[f"{m}:{mode}"] = fit_exponent(
-                atoms, [r["results"][m][mode]["median_ms"] for r in atom_rows])
-    exponents["e2former:energy_forces"] = fit_exponent(
-        atoms, [r["results"]["e2former:energy_forces"]["median_ms"] for r in atom_rows])
-    print("fitted exponents t ~ atoms^p:", {k: round(v, 3) for k, v in exponents.items()})
+    exponents = {}
+    if len(atom_rows) >= 2:
+        atoms = [r["atoms"] for r in atom_rows]
+        exponents["neighbor_list"] = fit_exponent(atoms, [r["neighbor_list"]["median_ms"]
+                                                          for r in atom_rows])
+        for m in FAST:
+            for mode in ("forward", "forward_backward"):
+                exponents[f"{m}:{mode}"] = fit_exponent(
+                    atoms, [r["results"][m][mode]["median_ms"] for r in atom_rows])
+        exponents["e2former:energy_forces"] = fit_exponent(
+            atoms, [r["results"]["e2former:energy_forces"]["median_ms"] for r in atom_rows])
+        print("fitted exponents t ~ atoms^p:", {k: round(v, 3) for k, v in exponents.items()})
 
-    model_rows = _model_comparison(args, dtype)
-
-    precision = _precision(args)
+    lmax_rows = _lmax_scan(args, dtype) if "lmax" in args.sections else []
+    model_rows = _model_comparison(args, dtype) if "model" in args.sections else []
+    precision = _precision(args) if "precision" in args.sections else {"rows": []}
     for row in precision["rows"]:
         print("precision", row)
 
@@ -325,8 +448,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "wigner6j:structure": "wigner6j_conv, centring per structure (E2Former factorisation)",
             "wigner6j:target": "wigner6j_conv, centring per target node",
             "edge_reference": "one CG tensor product per edge and path (e3nn wigner_3j)",
+            "e3nn_edge": "e3nn o3.TensorProduct 'uvu' per edge with per-edge channel weights, "
+                         "index_add_ (as a NequIP/MACE-style e3nn user writes it); equal output",
         },
         "vs_neighbors": neighbor_rows,
+        "vs_lmax": lmax_rows,
         "vs_atoms": atom_rows,
         "exponents_in_atoms": exponents,
         "model": model_rows,

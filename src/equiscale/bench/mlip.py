@@ -84,10 +84,11 @@ def run_row(path: str | Path) -> dict:
 
 def markdown_table(rows: list[dict]) -> str:
     """Rows as a markdown table (errors in meV/A and meV)."""
-    head = ("| model | parameters | epochs | training (min) | ms per step | force MAE (meV/A) | "
-            "force RMSE (meV/A) | energy MAE (meV) |\n|---|---|---|---|---|---|---|---|\n")
+    head = ("| model | run | parameters | epochs | training (min) | ms per step | force MAE (meV/A) | "
+            "force RMSE (meV/A) | energy MAE (meV) |\n|---|---|---|---|---|---|---|---|---|\n")
     body = "".join(
-        f"| {r['model']} | {r['n_parameters']:,} | {r['epochs']} | {r['fit_time_min']} | "
+        f"| {r['model']} | {Path(r['run']).name} | {r['n_parameters']:,} | {r['epochs']} | "
+        f"{r['fit_time_min']} | "
         f"{r['time_per_step_ms']} | {1000 * r['forces_mae']:.1f} | {1000 * r['forces_rmse']:.1f} | "
         f"{1000 * r['energy_mae']:.1f} |\n" for r in rows)
     return head + body

@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         splits[path] = _split_of(json.loads(Path(path).read_text()))
     if len(set(splits.values())) != 1:
         raise ValueError(f"--runs use different data or splits: {splits}")
-    rows = sorted((run_row(p) for p in args.runs), key=lambda r: r["forces_mae"])
+    rows = [run_row(p) for p in args.runs]  # in the order given
     out = Path(args.out)
     table = markdown_table(rows)
     data, n_train, n_val, n_test, seed = next(iter(splits.values()))

@@ -166,13 +166,14 @@ def qm9_task(target: str = "U0", n_train: int = 2000, n_val: int = 500, n_test: 
 
 def md_task(path: str = "data/md_CH3CH2OH_xtb.extxyz", n_train: int = 1000, n_val: int = 100,
             n_test: int = 200, seed: int = 0, energy_weight: float = 1.0,
-            force_weight: float = 10.0) -> TaskData:
+            force_weight: float = 10.0, atom_refs: bool = True) -> TaskData:
     """Energies and forces from an extxyz file (e.g. ``equiscale data md``); random frame split.
 
     Loss: ``energy_weight * MSE(E) + force_weight * MSE(F)`` (eV, eV/A); metrics ``energy_mae``,
     ``forces_mae`` (monitored), ``forces_rmse``. Frames of one trajectory are correlated: a random
     split measures interpolation along the sampled trajectory.
 
+    ``atom_refs=False`` trains on total energies (no per-element reference subtracted; an ablation).
     The frames must pass :func:`equiscale.data.consistency.check_frames` (finite, plausible units,
     zero net force): labels that are not -dE/dr raise before any training.
     """
@@ -199,7 +200,7 @@ def md_task(path: str = "data/md_CH3CH2OH_xtb.extxyz", n_train: int = 1000, n_va
         return out
 
     train_s, val_s, test_s = (structures(s) for s in splits)
-    refs = fit_atom_refs(train_s)
+    refs = fit_atom_refs(train_s) if atom_refs else np.zeros(100)
     train, val, test = (MoleculeDataset(s, refs) for s in (train_s, val_s, test_s))
 
     def loss(pred, batch: Batch) -> torch.Tensor:
