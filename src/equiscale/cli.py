@@ -113,6 +113,9 @@ def format_results(results: dict[str, Any]) -> str:
 def _run(argv: list[str]) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from equiscale.provenance import _git_commit
+
+    _git_commit()  # records name the code at start, whatever changes while a run goes on
     if args.command == "train":
         from equiscale.train import fit, load_config
 

@@ -5,6 +5,7 @@ Used by the benchmarks, the trainer and the data caches alike.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -33,7 +34,11 @@ def command_line() -> str:
     return " ".join(shlex.quote(a) for a in [prog, *sys.argv[1:]])
 
 
+@functools.cache
 def _git_commit() -> str:
+    """The commit (``-dirty`` with uncommitted changes to tracked files) when first asked in this
+    process: the command line asks at start, so a record names the code that ran, not the tree at
+    the moment the record is written."""
     try:
         out = subprocess.run(
             ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
