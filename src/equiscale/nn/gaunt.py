@@ -30,6 +30,7 @@ from e3nn import o3
 from torch import Tensor, nn
 
 from equiscale.nn.radial import radial_basis, smooth_envelope
+from equiscale.ops._tables import TableModule
 from equiscale.ops.gaunt import (
     CGOddPaths,
     GauntPowers,
@@ -104,7 +105,7 @@ def _legendre(x: Tensor, lmax: int) -> Tensor:
     return torch.stack(out[: lmax + 1], dim=-1)
 
 
-class GauntConv(nn.Module):
+class GauntConv(TableModule):
     """Equivariant convolution ``x_j * Y(r_ij)`` with radial weights, summed over neighbours.
 
         m_i = W_o P_{<= L_out} [ sum_{j in N(i)} f_j * g_ij ] / avg_neighbors,
@@ -152,10 +153,10 @@ class GauntConv(nn.Module):
             self.synth = GridSynthesis(lmax_in, degree)
             self.analysis = GridAnalysis(lmax_out, degree)
             points, _ = sphere_grid_points(degree)  # [n_t, n_p, 3]
-            self.register_buffer("points", points.transpose(0, 1).contiguous(), persistent=False)
+            self.register_table("points", points.transpose(0, 1).contiguous())
             scale = torch.tensor([(2 * l + 1) / (4 * math.pi) for l in range(lmax_sh + 1)],
                                  dtype=torch.float64)
-            self.register_buffer("addition", scale, persistent=False)  # [L_sh+1]
+            self.register_table("addition", scale)  # [L_sh+1]
         else:
             self.tp = GauntTensorProduct(lmax_in, lmax_sh, lmax_out, backend=backend)
         self.odd = CGOddPaths(lmax_in, lmax_sh, lmax_out) if odd_paths else None

@@ -16,6 +16,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from equiscale.ops._tables import TableModule
+
 __all__ = ["GaussianBasis", "BesselBasis", "radial_basis", "smooth_envelope"]
 
 
@@ -39,7 +41,7 @@ class GaussianBasis(nn.Module):
         return torch.exp(-(((r[..., None] - self.centres.to(r.dtype)) / self.width) ** 2))
 
 
-class BesselBasis(nn.Module):
+class BesselBasis(TableModule):
     """``r [...] -> [..., num_basis]`` spherical Bessel functions of order 0 vanishing at ``cutoff``
     (fixed frequencies n pi / cutoff); finite with all derivatives at r = 0."""
 
@@ -48,7 +50,7 @@ class BesselBasis(nn.Module):
         if num_basis < 1 or cutoff <= 0:
             raise ValueError(f"need num_basis >= 1 and cutoff > 0, got {num_basis}, {cutoff}")
         freqs = torch.arange(1, num_basis + 1, dtype=torch.float64) * math.pi / cutoff
-        self.register_buffer("freqs", freqs, persistent=False)
+        self.register_table("freqs", freqs)
         self.prefactor = math.sqrt(2.0 / cutoff)
 
     def forward(self, r: Tensor) -> Tensor:

@@ -8,13 +8,13 @@ by gather, multiply and ``index_add``: O(nnz N) time and memory, with ``nnz ~ L^
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from equiscale.ops._gaunt_common import rows_first, rows_last
+from equiscale.ops._tables import TableModule
 from equiscale.so3.gaunt import gaunt_coefficients_sparse
 
 
-class DenseGaunt(nn.Module):
+class DenseGaunt(TableModule):
     def __init__(self, lmax_in1: int, lmax_in2: int, lmax_out: int) -> None:
         super().__init__()
         self.k_out = (lmax_out + 1) ** 2
@@ -22,7 +22,7 @@ class DenseGaunt(nn.Module):
         self.register_buffer("i1", index[0].contiguous(), persistent=False)
         self.register_buffer("i2", index[1].contiguous(), persistent=False)
         self.register_buffer("i3", index[2].contiguous(), persistent=False)
-        self.register_buffer("values", values, persistent=False)
+        self.register_table("values", values)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         shape = torch.broadcast_shapes(x.shape[:-2] + x.shape[-1:], y.shape[:-2] + y.shape[-1:])

@@ -13,9 +13,9 @@ zero-padded FFTs of size ``P = sum_i (2 L_i + 1) - (n - 1)``; then back to SH,
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from equiscale.ops._gaunt_common import gather_padded, rows_first, rows_last
+from equiscale.ops._tables import TableModule
 from equiscale.so3.fourier import phi_fourier, phi_projection, theta_fourier, theta_projection
 from equiscale.so3.grid import padded_sh_index
 
@@ -24,15 +24,15 @@ def complex_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.complex128 if dtype == torch.float64 else torch.complex64
 
 
-class FourierSynthesis(nn.Module):
+class FourierSynthesis(TableModule):
     """``[..., (L+1)^2, C]`` -> 2D Fourier coefficients ``[..., C, 2L+1 (v), 2L+1 (u)]`` (complex;
     the FFT axes last and contiguous)."""
 
     def __init__(self, lmax: int) -> None:
         super().__init__()
         self.lmax = lmax
-        self.register_buffer("a", theta_fourier(lmax), persistent=False)  # [M, U, L+1]
-        self.register_buffer("b_t", phi_fourier(lmax).T.contiguous(), persistent=False)  # [V, M]
+        self.register_table("a", theta_fourier(lmax))  # [M, U, L+1]
+        self.register_table("b_t", phi_fourier(lmax).T.contiguous())  # [V, M]
         self.register_buffer("index", padded_sh_index(lmax), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -73,16 +73,16 @@ def fourier_multiply(coefficients: list[torch.Tensor]) -> torch.Tensor:
     return torch.fft.ifft2(spectrum)[..., :size, :size]
 
 
-class FourierAnalysis(nn.Module):
+class FourierAnalysis(TableModule):
     """2D Fourier coefficients ``[..., C, 2Vi+1 (v), 2U+1 (u)]`` of a torus function -> SH
     coefficients ``[..., (L+1)^2, C]`` of its projection onto degrees ``<= lmax``."""
 
     def __init__(self, lmax: int, umax: int) -> None:
         super().__init__()
         self.lmax, self.umax = lmax, umax
-        self.register_buffer("e_t", phi_projection(lmax).T.contiguous(), persistent=False)  # [M, V]
+        self.register_table("e_t", phi_projection(lmax).T.contiguous())  # [M, V]
         s = theta_projection(lmax, umax).transpose(1, 2).contiguous()  # [M, L+1, P]
-        self.register_buffer("s_t", s, persistent=False)
+        self.register_table("s_t", s)
         index = padded_sh_index(lmax)
         slots = torch.empty((lmax + 1) ** 2, dtype=torch.long)
         keep = index < (lmax + 1) ** 2

@@ -13,21 +13,21 @@ matrix product is faster than an FFT call); the projection is the weighted trans
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from equiscale.ops._gaunt_common import gather_padded, rows_first, rows_last
+from equiscale.ops._tables import TableModule
 from equiscale.so3.grid import grid_analysis_tables, grid_synthesis_tables, padded_sh_index
 
 
-class GridSynthesis(nn.Module):
+class GridSynthesis(TableModule):
     """``[..., (L+1)^2, C]`` -> grid values ``[n_phi, n_theta, ..., C]`` (exact to ``degree``)."""
 
     def __init__(self, lmax: int, degree: int) -> None:
         super().__init__()
         self.lmax = lmax
         theta, phi = grid_synthesis_tables(lmax, degree)  # [M, n_t, L+1], [M, n_p]
-        self.register_buffer("theta", theta, persistent=False)
-        self.register_buffer("phi_t", phi.T.contiguous(), persistent=False)  # [n_p, M]
+        self.register_table("theta", theta)
+        self.register_table("phi_t", phi.T.contiguous())  # [n_p, M]
         self.register_buffer("index", padded_sh_index(lmax), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -39,7 +39,7 @@ class GridSynthesis(nn.Module):
         return f.view(f.shape[0], n_t, *rest)  # [n_p, n_t, ..., C]
 
 
-class GridAnalysis(nn.Module):
+class GridAnalysis(TableModule):
     """Grid values ``[n_phi, n_theta, ..., C]`` -> coefficients ``[..., (L+1)^2, C]`` of the
     projection onto degrees ``<= lmax`` (exact for functions of degree ``<= degree - lmax``)."""
 
@@ -47,8 +47,8 @@ class GridAnalysis(nn.Module):
         super().__init__()
         self.lmax = lmax
         theta, phi = grid_analysis_tables(lmax, degree)  # [M, L+1, n_t], [n_p, M]
-        self.register_buffer("theta", theta, persistent=False)
-        self.register_buffer("phi_t", phi.T.contiguous(), persistent=False)  # [M, n_p]
+        self.register_table("theta", theta)
+        self.register_table("phi_t", phi.T.contiguous())  # [M, n_p]
         index = padded_sh_index(lmax)
         slots = torch.empty((lmax + 1) ** 2, dtype=torch.long)
         keep = index < (lmax + 1) ** 2

@@ -56,6 +56,7 @@ from torch import nn
 from equiscale.ops._gaunt_dense import DenseGaunt
 from equiscale.ops._gaunt_fourier import FourierAnalysis, FourierSynthesis, fourier_multiply
 from equiscale.ops._gaunt_grid import GridAnalysis, GridSynthesis
+from equiscale.ops._tables import TableModule
 from equiscale.so3.grid import sphere_grid_points
 from equiscale.so3.spherical_harmonics import real_spherical_harmonics
 
@@ -387,7 +388,7 @@ def gaunt_reference(*xs: torch.Tensor, lmax_out: int) -> torch.Tensor:
     return torch.einsum("pk,...pc->...kc", y_out, h).to(xs[0].dtype)
 
 
-class CGOddPaths(nn.Module):
+class CGOddPaths(TableModule):
     """The paths the Gaunt product lacks: ``l1 + l2 + l3`` odd (e.g. the cross product
     ``1o x 1o -> 1e``), as a dense Clebsch-Gordan contraction for low L (O(L^6)):
 
@@ -416,7 +417,7 @@ class CGOddPaths(nn.Module):
                         scale = ((2 * l1 + 1) * (2 * l2 + 1) / (4 * torch.pi)) ** 0.5
                         table[l1 * l1 : (l1 + 1) ** 2, l2 * l2 : (l2 + 1) ** 2,
                               l3 * l3 : (l3 + 1) ** 2] = scale * w
-        self.register_buffer("table", table, persistent=False)
+        self.register_table("table", table)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         _check_feature(x, self.lmax_in1, "x")
