@@ -97,6 +97,22 @@ def neighbor_list(
 
     pos_np = pos.detach().cpu().numpy().astype(np.float64)
     cell_np = None if cell is None else cell.detach().cpu().numpy().astype(np.float64)
+    bad = ~np.isfinite(pos_np).all(axis=1)
+    if bad.any():
+        atom = int(np.flatnonzero(bad)[0])
+        struct = next(k for k, (a, b) in enumerate(slices) if a <= atom < b)
+        raise ValueError(f"pos must be finite: atom {atom} (structure {struct}) is "
+                         f"{pos_np[atom].tolist()} ({int(bad.sum())} atoms non-finite)")
+    if cell_np is not None:
+        used = periodic.any(axis=1)
+        bad_cell = ~np.isfinite(cell_np).all(axis=(1, 2)) & used
+        if bad_cell.any():  # vesin would divide by it (SIGFPE kills the process)
+            raise ValueError(f"cell must be finite: structure {int(np.flatnonzero(bad_cell)[0])} has "
+                             f"{cell_np[int(np.flatnonzero(bad_cell)[0])].tolist()}")
+        singular = (np.abs(np.linalg.det(cell_np)) < 1e-12) & periodic.all(axis=1)
+        if singular.any():
+            raise ValueError(f"cell must have a nonzero volume where pbc is on: structure "
+                             f"{int(np.flatnonzero(singular)[0])}")
     calc = _VesinNeighborList(cutoff=float(cutoff), full_list=True)
     srcs, dsts, offs, owners = [], [], [], []
     for k, (start, end) in enumerate(slices):

@@ -313,13 +313,16 @@ def wigner6j_conv(
     # neighbour sums as batched matmuls over padded neighbour lists, one per filter degree l
     a_dim = (lmax_in + 1) ** 2
     slot_edge, _, kmax = _padded_neighbours(dst, n)  # [N*kmax]
-    src_pad = torch.cat([src, src.new_zeros(1)])[slot_edge]
+    # empty slots gather an all-zero row (index n), never a real node: 0 * NaN would carry one
+    # structure's NaN or inf into every other structure of the batch
+    src_pad = torch.cat([src, src.new_full((1,), n)])[slot_edge]
+    h_ext = torch.cat([h, h.new_zeros(1, *h.shape[1:])])  # [N+1, A, C]
     if alpha.dim() == 1:
         omega = omega * alpha[:, None]
-        feat = h[src_pad]  # [N*kmax, A, C]
+        feat = h_ext[src_pad]  # [N*kmax, A, C]
     else:
         alpha_pad = torch.cat([alpha, alpha.new_zeros(1, c)])[slot_edge]  # [N*kmax, C]
-        feat = h[src_pad] * alpha_pad[:, None, :]  # [N*kmax, A, C]
+        feat = h_ext[src_pad] * alpha_pad[:, None, :]  # [N*kmax, A, C]
     feat = feat.view(n, kmax, a_dim * c)  # [N, kmax, A*C]
     omega_pad = torch.cat([omega, omega.new_zeros(1, omega.shape[1])])[slot_edge]  # [N*kmax, K]
     omega_pad = omega_pad.view(n, kmax, -1).transpose(1, 2)  # [N, K, kmax]
