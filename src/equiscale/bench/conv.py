@@ -473,38 +473,53 @@ def _plot(record: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
-    rows = record["vs_neighbors"]
-    ks = [r["mean_neighbors"] for r in rows]
-    for m, marker in zip(METHODS, ("o", "s", "^")):
-        for mode, ls in (("forward", ":"), ("forward_backward", "-")):
-            axes[0].plot(ks, [r["results"][m][mode]["median_ms"] for r in rows], marker=marker,
-                         linestyle=ls, label=f"{m} {mode}")
-    axes[0].set(xscale="log", yscale="log", xlabel="mean neighbours", ylabel="ms",
-                title=f"{record['settings']['atoms']} atoms, L={record['settings']['lmax']}, "
-                      f"C={record['settings']['channels']}")
-    axes[0].legend(fontsize=7)
-    arows = record["vs_atoms"]
-    n = [r["atoms"] for r in arows]
-    axes[1].plot(n, [r["neighbor_list"]["median_ms"] for r in arows], "k*-", label="neighbour list")
-    axes[1].plot(n, [r["results"]["e2former:energy_forces"]["median_ms"] for r in arows], "kd--",
-                 label="E2Former energy+forces")
-    for m in METHODS:
-        pts = [(r["atoms"], r["results"][m]["forward"]["median_ms"]) for r in arows
-               if m in r["results"]]
-        if pts:
-            axes[1].plot(*zip(*pts), "o-", label=f"{m} forward")
-    ex = record["exponents_in_atoms"]
-    axes[1].set(xscale="log", yscale="log", xlabel="atoms", ylabel="ms",
-                title=f"{record['settings']['scan_neighbors']} neighbours; p(nl)={ex['neighbor_list']:.2f}, "
-                      f"p(fwd)={ex['wigner6j:structure:forward']:.2f}")
-    axes[1].legend(fontsize=7)
-    prow = [r for r in record["precision"]["rows"] if "shift_A" in r]
-    for key in ("structure", "target", "none", "edge_reference"):
-        axes[2].plot([max(r["shift_A"], 1.0) for r in prow], [r[key] for r in prow], "o-", label=key)
-    axes[2].axhline(1e-4, color="grey", lw=0.5)
-    axes[2].set(xscale="log", yscale="log", xlabel="shift from origin (A; 0 plotted at 1)",
-                ylabel="float32 rel. error", title="float32 vs float64, 27-atom cluster")
-    axes[2].legend(fontsize=7)
+    panels = [k for k in ("vs_neighbors", "vs_lmax", "vs_atoms") if record.get(k)]
+    if record.get("precision", {}).get("rows"):
+        panels.append("precision")
+    if not panels:
+        return
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.3 * len(panels), 4.5), squeeze=False)
+    markers = dict(zip(METHODS, ("o", "s", "^", "v")))
+    for ax, panel in zip(axes[0], panels):
+        if panel == "vs_neighbors":
+            rows = record["vs_neighbors"]
+            ks = [r["mean_neighbors"] for r in rows]
+            for m in (m for m in METHODS if m in rows[0]["results"]):
+                for mode, ls in (("forward", ":"), ("forward_backward", "-")):
+                    ax.plot(ks, [r["results"][m][mode]["median_ms"] for r in rows], marker=markers[m],
+                            linestyle=ls, label=f"{m} {mode}")
+            ax.set(xscale="log", yscale="log", xlabel="mean neighbours", ylabel="ms",
+                   title=f"{record['settings']['atoms']} atoms, L={record['settings']['lmax']}, "
+                         f"C={record['settings']['channels']}")
+        elif panel == "vs_lmax":
+            rows = record["vs_lmax"]
+            ls_ = [r["lmax"] for r in rows]
+            for m in METHODS:
+                ax.plot(ls_, [r["results"][m]["forward_backward"]["median_ms"] for r in rows],
+                        marker=markers[m], label=f"{m} fwd+bwd")
+            ax.set(yscale="log", xlabel="L (input, filter, output)", ylabel="ms",
+                   title=f"{rows[0]['atoms']} atoms, {record['settings']['lscan_neighbors']} neighbours, "
+                         f"C={record['settings']['lscan_channels']}")
+        elif panel == "vs_atoms":
+            arows = record["vs_atoms"]
+            n = [r["atoms"] for r in arows]
+            ax.plot(n, [r["neighbor_list"]["median_ms"] for r in arows], "k*-", label="neighbour list")
+            ax.plot(n, [r["results"]["e2former:energy_forces"]["median_ms"] for r in arows], "kd--",
+                    label="E2Former energy+forces")
+            for m in METHODS:
+                pts = [(r["atoms"], r["results"][m]["forward"]["median_ms"]) for r in arows
+                       if m in r["results"]]
+                if pts:
+                    ax.plot(*zip(*pts), "o-", label=f"{m} forward")
+            ax.set(xscale="log", yscale="log", xlabel="atoms", ylabel="ms",
+                   title=f"{record['settings']['scan_neighbors']} neighbours")
+        else:
+            prow = [r for r in record["precision"]["rows"] if "shift_A" in r]
+            for key in ("structure", "target", "none", "edge_reference"):
+                ax.plot([max(r["shift_A"], 1.0) for r in prow], [r[key] for r in prow], "o-", label=key)
+            ax.axhline(1e-4, color="grey", lw=0.5)
+            ax.set(xscale="log", yscale="log", xlabel="shift from origin (A; 0 plotted at 1)",
+                   ylabel="float32 rel. error", title="float32 vs float64, 27-atom cluster")
+        ax.legend(fontsize=7)
     fig.tight_layout()
     save_figure(fig, path)
