@@ -16,12 +16,13 @@ declare -A CHANGES=(
   [no_ema]="ema_decay=0.0"
   [no_amsgrad]="amsgrad=false"
   [loss_1to10]="data_args.force_weight=10.0"
+  [loss_1to1000]="data_args.force_weight=1000.0"
   [no_atom_refs]="data_args.atom_refs=false"
   [bessel]="model_args.radial=bessel"
   [lr_3e-3]="lr=3.0e-3"
 )
 runs=()
-for name in full float32 no_ema no_amsgrad loss_1to10 no_atom_refs bessel lr_3e-3; do
+for name in full float32 no_ema no_amsgrad loss_1to10 loss_1to1000 no_atom_refs bessel lr_3e-3; do
   sets=(--set "data_args.path=$DATA" --set max_time=null)
   [ -n "${CHANGES[$name]}" ] && sets+=(--set "${CHANGES[$name]}")
   if [ ! -f "$OUT/$name/results.json" ]; then
