@@ -64,3 +64,28 @@ def test_bad_arguments_are_named():
         equivariance_error(lambda x: x, [torch.randn(3)], [], ["vector"])
     with pytest.raises(ValueError, match="R must have shape"):
         wigner_D(2, torch.eye(2))
+
+
+def test_non_finite_outputs_fail():
+    """A function returning NaN (or inf) fails the check instead of reporting an error of 0."""
+    import pytest
+
+    from equiscale.testing import assert_equivariant, equivariance_error
+
+    pos = torch.randn(4, 3, dtype=torch.float64)
+    for bad in (float("nan"), float("inf")):
+        fn = lambda p, bad=bad: p * bad
+        with pytest.raises(AssertionError, match="not finite"):
+            assert_equivariant(fn, [pos], ["position"], ["vector"])
+        with pytest.raises(AssertionError, match="not finite"):
+            equivariance_error(fn, [pos], ["position"], ["vector"])
+    # finite only for the unmoved input: caught after the transformation
+    first = {"done": False}
+
+    def flaky(p):
+        out = p.clone() if not first["done"] else p * float("nan")
+        first["done"] = True
+        return out
+
+    with pytest.raises(AssertionError, match="after the rotation"):
+        equivariance_error(flaky, [pos], ["position"], ["vector"])

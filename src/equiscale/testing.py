@@ -187,6 +187,7 @@ def equivariance_error(
     gen = torch.Generator().manual_seed(seed)
     xs = [x.to(dtype) if (dtype is not None and x.is_floating_point()) else x for x in inputs]
     base = _as_tuple(fn(*xs))
+    _check_finite(base, "fn(*inputs)")
     if len(base) != len(out_types):
         raise ValueError(f"out_types has {len(out_types)} entries for {len(base)} outputs")
     checks = [name for name, on in (("rotation", rotation), ("reflection", reflection),
@@ -208,12 +209,21 @@ def equivariance_error(
             nd = node_dims if check == "permutation" else [None] * len(xs)
             moved = [transform(x, k, R, t, perm, d) for x, k, d in zip(xs, in_types, nd)]
             out_moved = _as_tuple(fn(*moved))
+            _check_finite(out_moved, f"fn after the {check}")
             ond = out_node_dims if check == "permutation" else [None] * len(base)
             for y, y_moved, k, d in zip(base, out_moved, out_types, ond):
                 expected = transform(y, k, R, t, perm, d)
                 worst = max(worst, _rel_err(y_moved, expected))
         errors[check] = worst
     return errors
+
+
+def _check_finite(outputs: tuple, where: str) -> None:
+    """A NaN or inf output is a failure, never an error of 0 (NaN compares false to any bound)."""
+    for k, y in enumerate(outputs):
+        if isinstance(y, torch.Tensor) and y.is_floating_point() and not torch.isfinite(y).all():
+            raise AssertionError(f"output {k} of {where} is not finite "
+                                 f"({int((~torch.isfinite(y)).sum())} non-finite values)")
 
 
 def assert_equivariant(*args: Any, tol: float | None = None, **kwargs: Any) -> dict[str, float]:

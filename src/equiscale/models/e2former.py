@@ -61,7 +61,7 @@ class E2Former(nn.Module):
         cutoff: float = 5.0,
         ffn_multiplier: int = 2,
         parity: str = "even",
-        centring: str = "structure",
+        centring: str = "target",
         conv_method: str = "node",
         compute_forces: bool = True,
         compute_stress: bool = False,

@@ -116,7 +116,7 @@ class Wigner6jAttention(nn.Module):
         num_radial: int = 16,
         cutoff: float = 5.0,
         parity: str = "even",
-        centring: str = "structure",
+        centring: str = "target",
         conv_method: str = "node",
     ) -> None:
         super().__init__()
@@ -163,7 +163,7 @@ class E2FormerBlock(nn.Module):
 
     def __init__(self, lmax: int, channels: int, *, heads: int = 4, num_radial: int = 16,
                  cutoff: float = 5.0, ffn_multiplier: int = 2, parity: str = "even",
-                 centring: str = "structure", conv_method: str = "node") -> None:
+                 centring: str = "target", conv_method: str = "node") -> None:
         super().__init__()
         hidden = ffn_multiplier * channels
         self.norm1 = EquivariantRMSNorm(lmax, channels)

@@ -32,17 +32,20 @@ Two paths compute it:
 
 Centring (``centring``):
 
-- ``"structure"`` (default): c = mean position of the target's structure (``batch``). The
-  |r|^l-sized terms of the expansion cancel down to |r_ij|^l, so precision degrades like
-  (structure radius / bond length)^l; use "target" for large boxes.
-- ``"target"``: c = r_i. Only b = l survives (R^(l-b)(0) = 0), the expansion has no cancellation
-  and K = sum_l (2l+1): exact and cheapest, the per-edge factor is then Y^l(r_ij) itself.
+- ``"target"`` (default): c = r_i. Only b = l survives (R^(l-b)(0) = 0), the expansion has no
+  cancellation and K = sum_l (2l+1): exact and cheapest, the per-edge factor is then Y^l(r_ij)
+  itself. float32 error against the float64 edge reference on the same inputs: < 1e-6 relative
+  per atom, independent of the box size (tested up to 200 A, L <= 6: budget 1e-5); rounding the
+  coordinates themselves to float32 at |r| ~ 200 A moves bonds by ~1e-5 relative.
+- ``"structure"``: c = mean position of the target's structure (``batch``), the E2Former scheme.
+  The |r|^l-sized terms of the expansion cancel down to |r_ij|^l, so float32 precision degrades
+  like (structure radius / bond length)^l: per-atom relative errors of ~1e-5 (12 A box, L = 4),
+  ~3e-3 (30 A, L = 4) and ~1 (30 A, L = 6). Use it in float64 or for small molecules only.
 - ``"none"``: absolute coordinates, as in the public E2Former code (for comparisons only: far
   from the origin it loses all precision).
 
-float64 agrees with :func:`edge_reference` to ~1e-12 relative; float32 with ``"structure"`` to
-~1e-5 for molecules (a few A across) and stays within 1e-4 relative when the structure is shifted
-by 1000 A (tests/test_wigner6j_conv.py). Neighbour lists are padded to the largest in-degree:
+float64 agrees with :func:`edge_reference` to ~1e-12 relative with every centring.
+Neighbour lists are padded to the largest in-degree:
 memory is N * max_degree * (La+1)^2 * C.
 """
 
@@ -253,7 +256,7 @@ def wigner6j_conv(
     batch: Tensor | None = None,
     shifts: Tensor | None = None,
     normalization: str = "component",
-    centring: str = "structure",
+    centring: str = "target",
 ) -> Tensor:
     """The convolution of the module docstring by the node-level (Wigner 6j) factorisation.
 
@@ -375,7 +378,7 @@ class Wigner6jConv(nn.Module):
         *,
         parity: str = "all",
         normalization: str = "component",
-        centring: str = "structure",
+        centring: str = "target",
         method: str = "node",
     ) -> None:
         super().__init__()
