@@ -330,3 +330,25 @@ def test_length_norm_is_the_filters_divided_by_n_and_keeps_equivariance() -> Non
     errs = assert_equivariant(_recall_fn(net), [pos, tt], ["position", "scalar"], ["position"],
                               translation=True, reflection=True)
     assert max(errs.values()) < 1e-9
+
+
+@pytest.mark.parametrize("n,budget", [(256, 1e-4), (65536, 5e-3)])
+def test_float32_normalised_convolution_with_extreme_gate_weights(n, budget) -> None:
+    """Gate logits over their whole range (+-10, weights spanning e^20) in float32: every token's
+    output stays within ``budget`` (per-token relative) of float64. The float32 FFTs of the
+    normalised convolution once gave early tokens ~1e10 instead of O(1)."""
+    import copy
+
+    torch.manual_seed(0)
+    op = SE3HyenaOperator(4, 2, causal=True)
+    with torch.no_grad():
+        op.gate_in.weight[4:] *= 1000.0  # the g_w rows: logits saturate at +-10, token by token
+    g = torch.Generator().manual_seed(1)
+    s = torch.randn(1, n, 4, generator=g, dtype=torch.float64)
+    v = torch.randn(1, n, 3, 2, generator=g, dtype=torch.float64)
+    with torch.no_grad():
+        ref_s, ref_v = copy.deepcopy(op).double()(s, v)
+        out_s, out_v = copy.deepcopy(op).float()(s.float(), v.float())
+    err_v = ((out_v.double() - ref_v).norm(dim=(-2, -1)) / ref_v.norm(dim=(-2, -1))).max()
+    err_s = ((out_s.double() - ref_s).norm(dim=-1) / ref_s.norm(dim=-1)).max()
+    assert err_v < budget and err_s < budget, (float(err_v), float(err_s))
