@@ -36,3 +36,13 @@ def test_missing_config_file_names_the_path(tmp_path):
 
 def test_defaults_are_valid():
     TrainConfig()
+
+
+@pytest.mark.parametrize("override,match", [
+    ("lr=inf", "'lr' must be finite"), ("lr=.nan", "'lr' must be finite"),
+    ("max_time=abc", "HH:MM:SS"), ("max_time=00:00:00", "longer than"),
+    ("ema_decay=1.5", "ema_decay"),
+])
+def test_nonsense_values_are_rejected(override, match):
+    with pytest.raises(ValueError, match=match):
+        load_config(None, [override])

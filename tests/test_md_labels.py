@@ -116,3 +116,16 @@ def test_generator_stores_calculator_forces(tmp_path):
         atoms = Atoms(numbers=f.z, positions=f.pos)
         atoms.calc = calc
         assert np.abs(atoms.get_forces() - f.forces).max() < 1e-6
+
+
+@pytest.mark.parametrize("flag,value", [("timestep", "0"), ("temperature", "-300"),
+                                        ("timestep", "nan"), ("friction", "-1")])
+def test_md_generator_rejects_nonsense(tmp_path, flag, value):
+    """`data md --timestep 0` / `--temperature -300` once wrote NaN positions and exited 0."""
+    parser = argparse.ArgumentParser()
+    md.add_arguments(parser)
+    args = parser.parse_args(["--system", "Cu", "--calculator", "emt", "--frames", "2",
+                              f"--{flag}={value}", "--out", str(tmp_path / "x.extxyz")])
+    with pytest.raises(ValueError, match=flag):
+        md.run(args)
+    assert not (tmp_path / "x.extxyz").exists()

@@ -191,3 +191,34 @@ def test_ema_weights_are_validated_saved_and_tested(tmp_path):
     assert opt["amsgrad"] is True
     with pytest.raises(ValueError, match="ema_decay"):
         _cfg(tmp_path / "bad", "ema_decay=1.0")
+
+
+def test_sigterm_exits_nonzero_and_keeps_the_checkpoint(tmp_path):
+    """A scheduler's SIGTERM stops the run with exit code 143 (it once exited 0, read as success)
+    and a checkpoint to resume from; the resumed run finishes."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = tmp_path / "term"
+    proc = subprocess.Popen(_train_cmd(out), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.time() + 300
+    while not (out / "checkpoints" / "last.ckpt").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be stopped"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 143, err
+    assert "SIGTERM" in err and (out / "checkpoints" / "last.ckpt").is_file()
+    done = subprocess.run(_train_cmd(out) + ["--resume"], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert (out / "results.json").is_file()
+
+
+def test_results_folder_is_not_overwritten(tmp_path):
+    """A folder holding results.json (committed results have no checkpoints) is refused."""
+    out = tmp_path / "committed"
+    out.mkdir()
+    (out / "results.json").write_text("{}")
+    with pytest.raises(FileExistsError, match="results.json"):
+        fit(_cfg(out, "max_epochs=1"))
+    assert (out / "results.json").read_text() == "{}"

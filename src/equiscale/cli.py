@@ -76,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
         s = sub.add_parser(name, help=text, add_help=False,
                            description=f"{text}. Choices: {', '.join(sorted(table)) or '(none)'}. "
                                        f"`equiscale {name} NAME --help` lists the options of NAME.")
+        s.add_argument("-h", "--help", action="store_true", dest="show_help",
+                       help="show this help message and exit")
         s.add_argument("name", nargs="?", metavar="NAME", help=f"one of: {', '.join(sorted(table))}")
         s.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     return p
@@ -140,10 +142,13 @@ def _run(argv: list[str]) -> int:
         for k, v in sorted(metrics.items()):
             print(f"{args.split} {k:<12s} {v:.6g}")
         return 0
-    if args.name is None or args.name in ("-h", "--help"):
+    if args.name is None or args.name in ("-h", "--help") or args.show_help:
         sub = parser._subparsers._group_actions[0].choices[args.command]  # noqa: SLF001
+        if args.show_help and args.name not in (None, "-h", "--help"):
+            _sub_parser(args.command, args.name)[0].print_help()
+            return 0
         sub.print_help()
-        return 0 if args.name else 2
+        return 0 if (args.name or args.show_help) else 2
     sub_parser, module = _sub_parser(args.command, args.name)
     sub_args = sub_parser.parse_args(args.rest)
     module.run(sub_args)
@@ -157,6 +162,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("equiscale: interrupted", file=sys.stderr)
         return 130
+    except SystemExit as exc:
+        if type(exc).__name__ != "SIGTERMException":  # Lightning's: a SystemExit with code None
+            raise
+        print("equiscale: stopped by SIGTERM; the last completed epoch's checkpoint is kept "
+              "(continue with --resume)", file=sys.stderr)
+        return 143
     except (ValueError, TypeError, FileNotFoundError, FileExistsError, NotADirectoryError,
             PermissionError, FloatingPointError, MemoryError) as exc:
         if os.environ.get("EQUISCALE_DEBUG"):

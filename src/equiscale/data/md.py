@@ -133,6 +133,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     started = time.time()
     if args.frames < 1 or args.interval < 1:
         raise ValueError(f"--frames and --interval must be >= 1, got {args.frames}, {args.interval}")
+    for name, value, low in (("timestep", args.timestep, 0.0), ("temperature", args.temperature, 0.0)):
+        if not (np.isfinite(value) and value > low):
+            raise ValueError(f"--{name} must be a finite number > 0, got {value}")
+    if not (np.isfinite(args.friction) and args.friction >= 0) or args.equilibrate < 0:
+        raise ValueError(f"--friction and --equilibrate must be >= 0, got {args.friction}, "
+                         f"{args.equilibrate}")
     atoms = build_system(args.system, args.calculator, args.repeat)
     frames = generate(atoms, make_calculator(args.calculator), frames=args.frames,
                       interval=args.interval, equilibrate=args.equilibrate,

@@ -6,6 +6,7 @@ Unknown keys and wrongly typed values raise ``ValueError`` naming the field.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,6 +95,9 @@ class TrainConfig:
                 )
         positive = ("lr", "batch_size", "eval_batch_size", "max_epochs", "val_every", "log_every",
                     "num_nodes")
+        for name in ("lr", "weight_decay", "grad_clip", "ema_decay"):
+            if not math.isfinite(getattr(self, name)):
+                raise ValueError(f"config field {name!r} must be finite, got {getattr(self, name)!r}")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"config field {name!r} must be > 0, got {getattr(self, name)!r}")
@@ -116,9 +120,13 @@ class TrainConfig:
             )
         if self.init_from is not None and (not isinstance(self.init_from, str) or not self.init_from):
             raise ValueError(f"config field 'init_from' must be a checkpoint path, got {self.init_from!r}")
-        if self.max_time is not None and (not isinstance(self.max_time, str)
-                                          or len(self.max_time.split(":")) != 3):
-            raise ValueError(f"config field 'max_time' must be 'HH:MM:SS', got {self.max_time!r}")
+        if self.max_time is not None:
+            parts = self.max_time.split(":") if isinstance(self.max_time, str) else []
+            if len(parts) != 3 or not all(p.isdigit() for p in parts):
+                raise ValueError(f"config field 'max_time' must be 'HH:MM:SS', got {self.max_time!r}")
+            if int(parts[0]) * 3600 + int(parts[1]) * 60 + int(parts[2]) <= 0:
+                raise ValueError(f"config field 'max_time' must be longer than 00:00:00, got "
+                                 f"{self.max_time!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -124,9 +124,10 @@ def fit(cfg: TrainConfig, resume: bool | str = False) -> dict[str, Any]:
         if not path.is_file():
             raise FileNotFoundError(f"checkpoint to resume from not found: {path}")
         ckpt_path = str(path)
-    elif (ckpt_dir / "last.ckpt").exists():
+    elif (ckpt_dir / "last.ckpt").exists() or (out / "results.json").exists():
+        held = "checkpoints/last.ckpt" if (ckpt_dir / "last.ckpt").exists() else "results.json"
         raise FileExistsError(
-            f"{out} already holds a run (checkpoints/last.ckpt); pass --resume to continue it or "
+            f"{out} already holds a run ({held}); pass --resume to continue it or "
             "choose another out_dir; nothing was overwritten"
         )
     L.seed_everything(cfg.seed, workers=True, verbose=False)
