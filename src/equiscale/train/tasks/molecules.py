@@ -124,7 +124,8 @@ def qm9_task(target: str = "U0", n_train: int = 2000, n_val: int = 500, n_test: 
              seed: int = 0, cache_dir: str | None = None) -> TaskData:
     """QM9 (from the qm9pack wheel), one target in eV (energies) or its own unit; random split.
 
-    Loss: MSE of the target per molecule; metrics ``energy_mae`` (monitored), ``mse``.
+    Loss: MSE of the target per molecule; metrics ``energy_mae`` (monitored), ``mse``. The molecules
+    used pass :func:`equiscale.data.consistency.check_frames` (finite positions and targets).
     ``published``: U0 test MAE of well-known models trained on ~110k molecules (for U0 only).
     """
     from equiscale.data.qm9 import QM9_TARGETS, load_qm9
@@ -144,6 +145,11 @@ def qm9_task(target: str = "U0", n_train: int = 2000, n_val: int = 500, n_test: 
                  "energy": data[column][k] * factor} for k in idx]
 
     train_s, val_s, test_s = (structures(s) for s in splits)
+    from equiscale.data.consistency import check_frames
+    from equiscale.data.extxyz import Frame
+
+    check_frames([Frame(z=s["z"], pos=s["pos"], energy=float(s["energy"]))
+                  for s in (*train_s, *val_s, *test_s)], source=f"QM9 {target}")
     refs = fit_atom_refs(train_s)
     train, val, test = (MoleculeDataset(s, refs) for s in (train_s, val_s, test_s))
 
