@@ -222,3 +222,32 @@ def test_results_folder_is_not_overwritten(tmp_path):
     with pytest.raises(FileExistsError, match="results.json"):
         fit(_cfg(out, "max_epochs=1"))
     assert (out / "results.json").read_text() == "{}"
+
+
+def test_last_checkpoint_is_written_before_best(tmp_path, monkeypatch):
+    """If the disk fills while best.ckpt is written, last.ckpt (what --resume reads) is already there."""
+    from equiscale.train.checkpoint_io import AtomicCheckpointIO
+
+    order = []
+    original = AtomicCheckpointIO.save_checkpoint
+
+    def recording(self, checkpoint, path, storage_options=None):
+        order.append(Path(path).name)
+        return original(self, checkpoint, path, storage_options)
+
+    monkeypatch.setattr(AtomicCheckpointIO, "save_checkpoint", recording)
+    fit(_cfg(tmp_path / "order", "max_epochs=2"))
+    assert order[:2] == ["last.ckpt", "best.ckpt"], order
+
+
+def test_disk_full_message(monkeypatch, capsys):
+    import errno
+
+    import equiscale.cli as cli
+
+    def full(argv):
+        raise OSError(errno.ENOSPC, "No space left on device", "runs/x/checkpoints/last.ckpt")
+
+    monkeypatch.setattr(cli, "_run", full)
+    assert cli.main(["train"]) == 28
+    assert "no space left on device" in capsys.readouterr().err

@@ -8,6 +8,7 @@ The CLI only parses and calls library functions (``equiscale.train.fit``, ``eval
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 from typing import Any
@@ -174,6 +175,13 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"equiscale: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # after its subclasses above
+        if exc.errno != errno.ENOSPC or os.environ.get("EQUISCALE_DEBUG"):
+            raise
+        print(f"equiscale: error: no space left on device ({exc.filename or 'writing a file'}); "
+              "files are written atomically, so what was there before is intact; free space and "
+              "continue with --resume", file=sys.stderr)
+        return 28
 
 
 if __name__ == "__main__":

@@ -153,7 +153,8 @@ def fit(cfg: TrainConfig, resume: bool | str = False) -> dict[str, Any]:
     if cfg.tensorboard:
         from lightning.pytorch.loggers import TensorBoardLogger
         loggers.append(TensorBoardLogger(save_dir=str(out), name="tensorboard"))
-    callbacks: list = [best_cb, last_cb]
+    # last.ckpt first: if the disk fills while best.ckpt is written, --resume still finds last.ckpt
+    callbacks: list = [last_cb, best_cb]
     if cfg.ema_decay > 0:
         from lightning.pytorch.callbacks import EMAWeightAveraging
 
