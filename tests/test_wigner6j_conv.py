@@ -150,8 +150,10 @@ def test_empty_and_bad_inputs():
         wigner6j_conv(h, pos, ei, alpha, centring="cell", **kw)
     with pytest.raises(ValueError, match="path_weights"):
         wigner6j_conv(h, pos, ei, alpha, path_weights=torch.ones(99, dtype=torch.float64), **kw)
-    with pytest.raises(TypeError, match="pos must have the dtype"):
+    with pytest.raises(TypeError, match="must share one dtype, got h torch.float64, pos torch.float32"):
         wigner6j_conv(h, pos.float(), ei, alpha, **kw)
+    with pytest.raises(TypeError, match="h must be a floating-point tensor"):  # not "int64, got int64"
+        wigner6j_conv(h.long(), pos.long(), ei, alpha, **kw)
 
 
 @pytest.mark.parametrize("lmax", [2, 4, 6])

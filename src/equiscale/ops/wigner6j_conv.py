@@ -147,8 +147,12 @@ def _check_inputs(
     n, _, c = h.shape
     if pos.shape != (n, 3):
         raise ValueError(f"pos must have shape [N={n}, 3], got {tuple(pos.shape)}")
-    if not pos.dtype.is_floating_point or pos.dtype != h.dtype:
-        raise TypeError(f"pos must have the dtype of h ({h.dtype}), got {pos.dtype}")
+    for name, t in (("h", h), ("pos", pos), ("alpha", alpha)):
+        if not t.dtype.is_floating_point:
+            raise TypeError(f"{name} must be a floating-point tensor (float32 or float64), got {t.dtype}")
+    if pos.dtype != h.dtype or alpha.dtype != h.dtype:
+        raise TypeError(f"h, pos and alpha must share one dtype, got h {h.dtype}, pos {pos.dtype}, "
+                        f"alpha {alpha.dtype}")
     for name, t in (("pos", pos), ("edge_index", edge_index), ("alpha", alpha)):
         if t.device != h.device:
             raise ValueError(f"{name} must be on the device of h ({h.device}), got {t.device}")
