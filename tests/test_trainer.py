@@ -251,3 +251,10 @@ def test_disk_full_message(monkeypatch, capsys):
     monkeypatch.setattr(cli, "_run", full)
     assert cli.main(["train"]) == 28
     assert "no space left on device" in capsys.readouterr().err
+
+
+def test_empty_checkpoint_has_a_reason(tmp_path):
+    empty = tmp_path / "empty.ckpt"
+    empty.write_bytes(b"")
+    with pytest.raises(ValueError, match="is empty"):
+        evaluate(empty)

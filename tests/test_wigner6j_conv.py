@@ -194,3 +194,27 @@ def test_non_contiguous_inputs(centring):
     alpha_nc = alpha.t().contiguous().t()
     assert not h_nc.is_contiguous() and not pos_nc.is_contiguous()
     torch.testing.assert_close(conv(h_nc, pos_nc, nb.edge_index, alpha_nc), ref, rtol=0, atol=1e-13)
+
+
+def test_errors_name_the_argument():
+    """Inputs that once failed deep inside e3nn or bincount get errors naming the argument."""
+    with pytest.raises(ValueError, match="l_filter must be <= 12"):
+        Wigner6jConv(1, 1, 13)
+    g = torch.Generator().manual_seed(0)
+    pos = torch.randn(5, 3, generator=g, dtype=torch.float64)
+    nb = neighbor_list(pos, 3.0)
+    h = torch.randn(5, 4, 2, generator=g, dtype=torch.float64)
+    alpha = torch.rand(nb.edge_index.shape[1], generator=g, dtype=torch.float64)
+    conv = Wigner6jConv(1, 1, 1, centring="structure")
+    with pytest.raises(ValueError, match="batch must hold structure indices >= 0"):
+        conv(h, pos, nb.edge_index, alpha, batch=torch.tensor([0, 0, -1, -1, -1]))
+
+
+def test_model_arguments_are_checked():
+    from equiscale.models.e2former import E2Former
+    from equiscale.models.gaunt_net import GauntNet
+
+    with pytest.raises(ValueError, match="channels must be an int >= 1"):
+        E2Former(channels=-3)
+    with pytest.raises(ValueError, match="cutoff must be > 0"):
+        GauntNet(cutoff=0.0)

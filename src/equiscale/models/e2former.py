@@ -72,6 +72,14 @@ class E2Former(nn.Module):
         super().__init__()
         if not isinstance(lmax, int) or lmax < 0:
             raise ValueError(f"lmax must be a non-negative int, got {lmax!r}")
+        for name, value in (("num_elements", num_elements), ("channels", channels), ("heads", heads),
+                            ("num_radial", num_radial), ("ffn_multiplier", ffn_multiplier)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        if not isinstance(num_layers, int) or num_layers < 0:
+            raise ValueError(f"num_layers must be an int >= 0, got {num_layers!r}")
+        if not float(cutoff) > 0:
+            raise ValueError(f"cutoff must be > 0, got {cutoff!r}")
         if lmax < 1 and direct_forces:
             raise ValueError("direct_forces needs lmax >= 1")
         self.lmax, self.channels, self.cutoff = lmax, channels, cutoff

@@ -51,6 +51,12 @@ class GauntNet(nn.Module):
         super().__init__()
         if num_layers < 1:
             raise ValueError(f"num_layers must be >= 1, got {num_layers}")
+        for name, value in (("num_elements", num_elements), ("channels", channels),
+                            ("num_basis", num_basis), ("correlation", correlation)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        if not float(cutoff) > 0:
+            raise ValueError(f"cutoff must be > 0, got {cutoff!r}")
         self.num_elements, self.channels, self.lmax = num_elements, channels, lmax
         self.cutoff, self.compute_forces = cutoff, compute_forces
         self.energy_scale, self.energy_shift = energy_scale, energy_shift

@@ -62,6 +62,9 @@ from torch import Tensor, nn
 from equiscale.so3.solid_harmonics import solid_harmonics
 from equiscale.so3.wigner6j import wigner6j_conv_weights
 
+#: the highest filter degree: e3nn evaluates spherical harmonics up to l = 12
+MAX_L_FILTER = 12
+
 __all__ = ["Wigner6jConv", "wigner6j_conv", "edge_reference", "conv_paths"]
 
 _CENTRINGS = ("structure", "target", "none")
@@ -80,6 +83,9 @@ def conv_paths(
     """
     if parity not in ("all", "even"):
         raise ValueError(f"parity must be 'all' or 'even', got {parity!r}")
+    if l_filter and max(l_filter) > MAX_L_FILTER:
+        raise ValueError(f"l_filter must be <= {MAX_L_FILTER} (e3nn's spherical harmonics stop "
+                         f"there), got {max(l_filter)}")
     paths = []
     for a in range(lmax_in + 1):
         for l in sorted(set(l_filter)):
@@ -169,6 +175,8 @@ def _check_inputs(
     if batch is not None and (batch.shape != (n,) or batch.dtype not in (torch.int64, torch.int32)):
         raise ValueError(f"batch must be an integer tensor of shape [N={n}], got "
                          f"{tuple(batch.shape)} {batch.dtype}")
+    if batch is not None and n and int(batch.min()) < 0:
+        raise ValueError(f"batch must hold structure indices >= 0, got a minimum of {int(batch.min())}")
     if shifts is not None and shifts.shape != (e, 3):
         raise ValueError(f"shifts must have shape [E={e}, 3], got {tuple(shifts.shape)}")
     return n, c, e

@@ -204,10 +204,14 @@ def _read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str,
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"checkpoint not found: {p}")
+    if p.stat().st_size == 0:
+        raise ValueError(f"checkpoint {p} is empty (0 bytes): an interrupted copy? (equiscale "
+                         "writes checkpoints atomically, so its own are never empty)")
     try:
         ckpt = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
-        raise ValueError(f"checkpoint {p} could not be read safely: {exc}") from None
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"checkpoint {p} could not be read safely: {reason}") from None
     try:
         return ckpt["hyper_parameters"]["config"], ckpt["state_dict"]
     except (KeyError, TypeError):
