@@ -178,7 +178,7 @@ def fit(cfg: TrainConfig, resume: bool | str = False) -> dict[str, Any]:
         "epochs_run": trainer.current_epoch,
         "train_steps": trainer.global_step,
         "fit_time_s": round(fit_time, 1),
-        "best_checkpoint": best,
+        "best_checkpoint": _portable(best),
         "best_val": float(best_cb.best_model_score) if best_cb.best_model_score is not None else None,
         "test": {k.removeprefix("test/"): float(v) for k, v in test_metrics[0].items()},
         "monitor": task.monitor,
@@ -192,6 +192,16 @@ def fit(cfg: TrainConfig, resume: bool | str = False) -> dict[str, Any]:
         if task.plot is not None:
             results["plots"] = task.plot(module.model, task, out)
     return results
+
+
+def _portable(path: str) -> str:
+    """``path`` relative to the working directory when it lies below it (no machine paths in
+    results), else as given."""
+    p = Path(path)
+    try:
+        return p.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def _provenance(cfg: TrainConfig, started: float) -> dict[str, Any]:
