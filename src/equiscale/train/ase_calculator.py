@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--timestep", type=float, default=0.5, help="fs")
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--reference", choices=["xtb", "none"], default="xtb")
-    parser.add_argument("--out", default="results/e2former_md_nve.json")
+    parser.add_argument("--out", default="results/mlip/nve.json")
     args = parser.parse_args(argv)
     started = time.time()
     torch.set_num_threads(1)
