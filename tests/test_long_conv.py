@@ -229,3 +229,24 @@ def _smooth_even(x: int) -> bool:
         while x % p == 0:
             x //= p
     return x == 1
+
+
+@pytest.mark.parametrize("m_extra", [2, 3, 9])
+def test_bidirectional_filter_longer_than_2n_minus_1_backward(m_extra):
+    """Filters of length M >= 2N+1 are accepted by the forward; the backward once failed (a negative
+    narrow start). Taps beyond lag +-(N-1) get zero gradient; the rest equal the reference's."""
+    from equiscale.ops.long_conv import fft_conv, fft_conv_reference, fft_cross_conv
+
+    n = 6
+    m = 2 * n - 1 + m_extra
+    g = torch.Generator().manual_seed(m_extra)
+    u = torch.randn(2, n, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    h = torch.randn(m, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda u, h: fft_conv(u, h, causal=False), (u, h))
+    gu, gh = torch.autograd.grad(fft_conv(u, h, causal=False).square().sum(), (u, h))
+    ru, rh = torch.autograd.grad(fft_conv_reference(u, h, causal=False).square().sum(), (u, h))
+    torch.testing.assert_close(gu, ru, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(gh, rh, rtol=1e-10, atol=1e-10)
+    q = torch.randn(n, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    k = torch.randn(m, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda q, k: fft_cross_conv(q, k, causal=False), (q, k))

@@ -225,7 +225,13 @@ class _SpectralConv(torch.autograd.Function):
             ga = torch.fft.irfft(grad_of(b, True), n=size, dim=d).narrow(d, m - 1 - off, n)
             grad_a = ga.sum_to_size(a.shape)
         if ctx.needs_input_grad[1]:
-            gb = torch.fft.irfft(grad_of(a, False), n=size, dim=d).narrow(d, n - 1 - off, m)
+            full = torch.fft.irfft(grad_of(a, False), n=size, dim=d)
+            start = n - 1 - off
+            if start >= 0:
+                gb = full.narrow(d, start, m)
+            else:  # filter taps at lags beyond +-(N-1) never meet the sequence: zero gradient
+                gb = full.narrow(d, 0, m + start).movedim(d, -1)
+                gb = torch.nn.functional.pad(gb, (-start, 0)).movedim(-1, d)
             grad_b = gb.sum_to_size(b.shape)
         return grad_a, grad_b, None, None, None, None
 
