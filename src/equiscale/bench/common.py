@@ -24,6 +24,7 @@ __all__ = [
     "peak_memory",
     "environment",
     "write_record",
+    "check_bench_args",
     "fit_exponent",
     "device_slug",
     "atomic_write_bytes",
@@ -120,3 +121,33 @@ def fit_exponent(xs: list[float], ys: list[float]) -> float:
     sxx = sum((p[0] - mx) ** 2 for p in pts)
     sxy = sum((p[0] - mx) * (p[1] - my) for p in pts)
     return sxy / sxx
+
+
+def check_bench_args(args: Any, *, at_least_one: tuple[str, ...] = (), non_negative: tuple[str, ...] = (),
+                     lists_at_least_one: tuple[str, ...] = ()) -> None:
+    """Reject absurd benchmark options before anything runs or is written: counts that must be
+    >= 1 or >= 0, every entry of list options >= 1, and a ``--device`` this machine has. Errors name
+    the option (``ValueError``, a one-line message from the command line)."""
+    for name in at_least_one:
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    for name in non_negative:
+        value = getattr(args, name)
+        if value is not None and value < 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {value}")
+    for name in lists_at_least_one:
+        values = getattr(args, name)
+        if not values or min(values) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must list values >= 1, got {values}")
+    device = getattr(args, "device", "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"--device {device!r} is not a device name (cpu, cuda, cuda:1)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {device}: no CUDA device is available on this machine")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA devices")
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"--device must be cpu or cuda[:k], got {device!r}")

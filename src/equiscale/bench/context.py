@@ -40,7 +40,14 @@ from typing import Any
 
 import torch
 
-from equiscale.bench.common import device_slug, fit_exponent, peak_memory, time_fn, write_record
+from equiscale.bench.common import (
+    check_bench_args,
+    device_slug,
+    fit_exponent,
+    peak_memory,
+    time_fn,
+    write_record,
+)
 from equiscale.models.equivariant_transformer import EquivariantTransformer
 from equiscale.models.se3_hyena import SE3HyenaNet
 from equiscale.ops.long_conv import fft_conv, fft_cross_dot_conv
@@ -276,6 +283,9 @@ def _fit_budget(rows: list[dict[str, Any]], budget_mb: float) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     started = time.time()
+    check_bench_args(args, at_least_one=("scalar_channels", "vector_channels", "heads", "batch",
+                                         "repeats", "long_repeats", "threads"),
+                     non_negative=("depth", "warmup"), lists_at_least_one=("tokens",))
     if torch.device(args.device).type == "cpu":
         torch.set_num_threads(args.threads)
     tokens = sorted(set(args.tokens + ([32768, 65536] if args.full else [])))

@@ -32,7 +32,14 @@ from typing import Any
 
 import torch
 
-from equiscale.bench.common import device_slug, fit_exponent, peak_memory, time_fn, write_record
+from equiscale.bench.common import (
+    check_bench_args,
+    device_slug,
+    fit_exponent,
+    peak_memory,
+    time_fn,
+    write_record,
+)
 from equiscale.ops.neighbors import neighbor_list
 from equiscale.ops.wigner6j_conv import edge_reference, wigner6j_conv
 from equiscale.provenance import save_figure
@@ -359,10 +366,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     neighbor_rows = []
-    for name in ("lmax", "channels", "atoms", "repeats", "lscan_channels", "lscan_neighbors"):
-        if getattr(args, name) < (0 if name == "lmax" else 1):
-            raise ValueError(f"--{name.replace('_', '-')} must be >= {0 if name == 'lmax' else 1}, "
-                             f"got {getattr(args, name)}")
+    check_bench_args(args, at_least_one=("channels", "atoms", "repeats", "lscan_channels",
+                                         "lscan_neighbors", "threads", "model_atoms",
+                                         "model_channels", "scan_neighbors"),
+                     non_negative=("lmax", "warmup", "model_layers"),
+                     lists_at_least_one=("neighbors", "atoms_scan"))
+    if min(args.lmax_scan, default=0) < 0:
+        raise ValueError(f"--lmax-scan must list degrees >= 0, got {args.lmax_scan}")
     if "neighbors" not in args.sections:
         args.neighbors = []
     if "atoms" not in args.sections:

@@ -42,7 +42,13 @@ from typing import Any
 
 import torch
 
-from equiscale.bench.common import device_slug, fit_exponent, time_fn, write_record
+from equiscale.bench.common import (
+    check_bench_args,
+    device_slug,
+    fit_exponent,
+    time_fn,
+    write_record,
+)
 from equiscale.ops.gaunt import BACKENDS, GauntTensorProduct
 from equiscale.provenance import save_figure
 from equiscale.so3.gaunt import gaunt_coefficients_sparse
@@ -193,6 +199,10 @@ def _reuse_heap() -> str:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     started = time.time()
+    check_bench_args(args, at_least_one=("batch", "channels", "threads", "repeats", "rounds"),
+                     non_negative=("lmin", "warmup", "dense_lmax", "e3nn_lmax"))
+    if args.lmax < max(args.lmin, 0):
+        raise ValueError(f"--lmax must be >= --lmin ({args.lmin}) and >= 0, got {args.lmax}")
     torch.set_num_threads(args.threads)
     device = args.device
     dtype = getattr(torch, args.dtype)

@@ -110,6 +110,17 @@ class TrainConfig:
             if getattr(self, name) not in table:
                 raise ValueError(f"config field {name!r} must be one of {sorted(table)}, "
                                  f"got {getattr(self, name)!r}")
+        if self.accelerator not in ("auto", "cpu", "gpu", "cuda"):
+            raise ValueError(f"config field 'accelerator' must be 'auto', 'cpu', 'gpu' or 'cuda', "
+                             f"got {self.accelerator!r}")
+        devices_ok = (self.devices == "auto" or (isinstance(self.devices, int)
+                                                  and not isinstance(self.devices, bool)
+                                                  and self.devices >= 1)
+                      or (isinstance(self.devices, list) and self.devices
+                          and all(isinstance(d, int) and d >= 0 for d in self.devices)))
+        if not devices_ok:
+            raise ValueError(f"config field 'devices' must be an int >= 1, a list of device indices or "
+                             f"'auto', got {self.devices!r}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"config field 'ema_decay' must be in [0, 1), got {self.ema_decay!r}")
         if self.optimizer not in ("adam", "adamw"):

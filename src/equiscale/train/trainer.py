@@ -130,6 +130,9 @@ def fit(cfg: TrainConfig, resume: bool | str = False) -> dict[str, Any]:
             f"{out} already holds a run ({held}); pass --resume to continue it or "
             "choose another out_dir; nothing was overwritten"
         )
+    if cfg.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ValueError(f"config field 'accelerator' is {cfg.accelerator!r} but no CUDA device is "
+                         "available on this machine (use 'cpu' or 'auto')")
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     from equiscale.reliability.memory import check_config_memory
 
