@@ -85,3 +85,17 @@ def test_empty_and_bad_inputs():
         neighbor_list(torch.zeros(2, 3), 1.0, pbc=True)
     with pytest.raises(ValueError, match="batch must be sorted"):
         neighbor_list(torch.zeros(3, 3), 1.0, batch=torch.tensor([1, 0, 1]))
+
+
+def test_huge_cutoff_is_every_pair():
+    """A cutoff far beyond the structure (once ~cutoff^3 work: 40 s for 2 atoms at 3000 A) gives
+    every ordered pair, sorted by target then source, with zero shifts."""
+    pos = torch.rand(7, 3, dtype=torch.float64) * 2.0
+    huge = neighbor_list(pos, 3000.0)
+    dst, src = torch.meshgrid(torch.arange(7), torch.arange(7), indexing="ij")
+    keep = dst != src
+    assert torch.equal(huge.edge_index, torch.stack([src[keep], dst[keep]]))
+    assert huge.shifts.abs().max() == 0
+    small = neighbor_list(pos, 1.0)  # the cell-list path agrees on a subset
+    pairs = set(map(tuple, huge.edge_index.T.tolist()))
+    assert set(map(tuple, small.edge_index.T.tolist())) <= pairs

@@ -122,7 +122,13 @@ def neighbor_list(
         box = cell_np[k] if cell_np is not None else np.zeros((3, 3))
         if not per.any():
             box = np.zeros((3, 3))
-        i, j, s = calc.compute(pos_np[start:end], box, [bool(p) for p in per], quantities="ijS")
+        sub = pos_np[start:end]
+        if not per.any() and np.linalg.norm(sub.max(0) - sub.min(0)) < float(cutoff):
+            # the cutoff exceeds the structure: every pair (cell lists would cost ~cutoff^3)
+            i, j = np.nonzero(~np.eye(end - start, dtype=bool))
+            s = np.zeros((len(i), 3), dtype=np.int64)
+        else:
+            i, j, s = calc.compute(sub, box, [bool(p) for p in per], quantities="ijS")
         srcs.append(j.astype(np.int64) + start)
         dsts.append(i.astype(np.int64) + start)
         offs.append(s.astype(np.int64))
