@@ -36,19 +36,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def molecule_cluster(name: str, n_atoms: int, spacing: float, seed: int = 0):
     """About ``n_atoms`` atoms: copies of ``molecule(name)``, randomly rotated, on a cubic grid."""
+    import torch
     from ase import Atoms
     from ase.build import molecule
-    from scipy.spatial.transform import Rotation
+
+    from equiscale.testing import random_rotation
 
     base = molecule(name)
     base.positions -= base.positions.mean(0)
     copies = max(1, round(n_atoms / len(base)))
     side = int(np.ceil(copies ** (1 / 3)))
-    rng = np.random.default_rng(seed)
+    gen = torch.Generator().manual_seed(seed)
     out = Atoms()
     for k in range(copies):
         centre = spacing * np.array([k % side, (k // side) % side, k // side**2], dtype=float)
-        rot = Rotation.random(random_state=rng).as_matrix()
+        rot = random_rotation(torch.float64, gen).numpy()
         out += Atoms(base.numbers, positions=base.positions @ rot.T + centre)
     return out
 
