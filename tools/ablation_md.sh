@@ -20,9 +20,11 @@ declare -A CHANGES=(
   [no_atom_refs]="data_args.atom_refs=false"
   [bessel]="model_args.radial=bessel"
   [lr_3e-3]="lr=3.0e-3"
+  [channels_16]="model_args.channels=16"
+  [layers_3]="model_args.num_layers=3"
 )
 runs=()
-for name in full float32 no_ema no_amsgrad loss_1to10 loss_1to1000 no_atom_refs bessel lr_3e-3; do
+for name in full float32 no_ema no_amsgrad loss_1to10 loss_1to1000 no_atom_refs bessel lr_3e-3 channels_16 layers_3; do
   sets=(--set "data_args.path=$DATA" --set max_time=null)
   [ -n "${CHANGES[$name]}" ] && sets+=(--set "${CHANGES[$name]}")
   if [ ! -f "$OUT/$name/results.json" ]; then
