@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-__all__ = ["check_atoms_batch"]
+__all__ = ["check_atoms_batch", "structure_index", "atoms_graph"]
 
 
 def check_atoms_batch(batch: dict[str, Tensor], embed: nn.Embedding) -> tuple[Tensor, Tensor]:
@@ -28,3 +28,24 @@ def check_atoms_batch(batch: dict[str, Tensor], embed: nn.Embedding) -> tuple[Te
     if z.numel() and (int(z.min()) < 0 or int(z.max()) >= n_el):
         raise ValueError(f"z must lie in [0, num_elements={n_el}), got [{int(z.min())}, {int(z.max())}]")
     return pos, z
+
+
+def structure_index(batch: dict[str, Tensor], pos: Tensor) -> tuple[Tensor, int]:
+    """``(batch["batch"] as int64 [n_atoms] (zeros for one structure), number of structures)``."""
+    index = batch.get("batch")
+    n = pos.shape[0]
+    idx = index.long() if index is not None else torch.zeros(n, dtype=torch.long, device=pos.device)
+    return idx, (int(idx.max()) + 1 if n else 0)
+
+
+def atoms_graph(batch: dict[str, Tensor], pos: Tensor, cutoff: float) -> tuple[Tensor, Tensor | None]:
+    """``(edge_index [2, E], shifts [E, 3] or None)``: the batch's own graph when it has
+    ``"edge_index"``, else :func:`equiscale.ops.neighbor_list` at ``cutoff`` (periodic with
+    ``"cell"`` and ``"pbc"``)."""
+    from equiscale.ops.neighbors import neighbor_list
+
+    if "edge_index" in batch:
+        return batch["edge_index"], batch.get("shifts")
+    nb = neighbor_list(pos.detach(), cutoff, batch=batch.get("batch"), cell=batch.get("cell"),
+                       pbc=batch.get("pbc"))
+    return nb.edge_index, nb.shifts if batch.get("cell") is not None else None

@@ -19,9 +19,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from equiscale.models.atoms_batch import check_atoms_batch
+from equiscale.models.atoms_batch import atoms_graph, check_atoms_batch, structure_index
 from equiscale.nn.radial import GaussianBasis, smooth_envelope
-from equiscale.ops.neighbors import neighbor_list
 
 __all__ = ["EGNNEnergy"]
 
@@ -54,20 +53,11 @@ class EGNNEnergy(nn.Module):
 
     def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         pos, z = check_atoms_batch(batch, self.embed)
-        n = pos.shape[0]
-        index = batch.get("batch")
-        idx = index.long() if index is not None else torch.zeros(n, dtype=torch.long, device=pos.device)
-        n_struct = int(idx.max()) + 1 if n else 0
+        idx, n_struct = structure_index(batch, pos)
         with torch.enable_grad():
             if self.compute_forces and not pos.requires_grad:
                 pos = pos.detach().requires_grad_(True)
-            if "edge_index" in batch:
-                edge_index, shifts = batch["edge_index"], batch.get("shifts")
-            else:
-                nb = neighbor_list(pos.detach(), self.cutoff, batch=index, cell=batch.get("cell"),
-                                   pbc=batch.get("pbc"))
-                edge_index = nb.edge_index
-                shifts = nb.shifts if batch.get("cell") is not None else None
+            edge_index, shifts = atoms_graph(batch, pos, self.cutoff)
             src, dst = edge_index[0], edge_index[1]
             vec = pos[src] - pos[dst]  # [E, 3]
             if shifts is not None:

@@ -23,9 +23,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from equiscale.models.atoms_batch import check_atoms_batch
+from equiscale.models.atoms_batch import atoms_graph, check_atoms_batch, structure_index
 from equiscale.nn.gaunt import GauntConv, GauntManyBody
-from equiscale.ops.neighbors import neighbor_list
 
 __all__ = ["GauntNet"]
 
@@ -77,23 +76,14 @@ class GauntNet(nn.Module):
         self.atom_ref = nn.Embedding(num_elements, 1)
         nn.init.zeros_(self.atom_ref.weight)
 
-    def _graph(self, batch: dict[str, Tensor], pos: Tensor) -> tuple[Tensor, Tensor | None]:
-        if "edge_index" in batch:
-            return batch["edge_index"], batch.get("shifts")
-        nb = neighbor_list(pos.detach(), self.cutoff, batch=batch.get("batch"),
-                           cell=batch.get("cell"), pbc=batch.get("pbc"))
-        return nb.edge_index, nb.shifts if batch.get("cell") is not None else None
-
     def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         pos, z = check_atoms_batch(batch, self.embed)
         n = pos.shape[0]
-        index = batch.get("batch")
-        idx = index.long() if index is not None else torch.zeros(n, dtype=torch.long, device=pos.device)
-        n_struct = int(idx.max()) + 1 if n else 0
+        idx, n_struct = structure_index(batch, pos)
         with torch.enable_grad():
             if self.compute_forces and not pos.requires_grad:
                 pos = pos.detach().requires_grad_(True)
-            edge_index, shifts = self._graph(batch, pos)
+            edge_index, shifts = atoms_graph(batch, pos, self.cutoff)
             h = self.embed(z)[:, None, :]  # [N, 1, C]
             h = torch.cat([h, h.new_zeros(n, (self.lmax + 1) ** 2 - 1, self.channels)], dim=1)
             e_atom = self.atom_ref(z).squeeze(-1)  # [N]
