@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-__all__ = ["check_atoms_batch", "structure_index", "atoms_graph"]
+__all__ = ["check_atoms_batch", "structure_index", "atoms_graph", "energy_and_forces"]
 
 
 def check_atoms_batch(batch: dict[str, Tensor], embed: nn.Embedding) -> tuple[Tensor, Tensor]:
@@ -49,3 +49,15 @@ def atoms_graph(batch: dict[str, Tensor], pos: Tensor, cutoff: float) -> tuple[T
     nb = neighbor_list(pos.detach(), cutoff, batch=batch.get("batch"), cell=batch.get("cell"),
                        pbc=batch.get("pbc"))
     return nb.edge_index, nb.shifts if batch.get("cell") is not None else None
+
+
+def energy_and_forces(e_atom: Tensor, idx: Tensor, n_struct: int, pos: Tensor, *,
+                      compute_forces: bool, create_graph: bool) -> dict[str, Tensor]:
+    """``{"energy": [B] = per-structure sum of e_atom [N], "forces": -dE/dpos [N, 3]}`` (forces
+    when ``compute_forces``; ``create_graph`` while training, so force losses train)."""
+    energy = e_atom.new_zeros(n_struct).index_add(0, idx, e_atom)  # [B]
+    out = {"energy": energy}
+    if compute_forces:
+        (grad,) = torch.autograd.grad(energy.sum(), pos, create_graph=create_graph, allow_unused=True)
+        out["forces"] = -grad if grad is not None else torch.zeros_like(pos)
+    return out

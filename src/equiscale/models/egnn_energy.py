@@ -19,7 +19,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from equiscale.models.atoms_batch import atoms_graph, check_atoms_batch, structure_index
+from equiscale.models.atoms_batch import (
+    atoms_graph,
+    check_atoms_batch,
+    energy_and_forces,
+    structure_index,
+)
 from equiscale.nn.radial import GaussianBasis, smooth_envelope
 
 __all__ = ["EGNNEnergy"]
@@ -72,10 +77,5 @@ class EGNNEnergy(nn.Module):
                 h = h + node_mlp(torch.cat([h, agg], dim=-1))
             e_atom = self.head(h).squeeze(-1) * self.energy_scale + self.energy_shift
             e_atom = e_atom + self.atom_ref(z).squeeze(-1)
-            energy = e_atom.new_zeros(n_struct).index_add(0, idx, e_atom)  # [B]
-            out = {"energy": energy}
-            if self.compute_forces:
-                (grad,) = torch.autograd.grad(energy.sum(), pos, create_graph=self.training,
-                                              allow_unused=True)
-                out["forces"] = -grad if grad is not None else torch.zeros_like(pos)
-        return out
+            return energy_and_forces(e_atom, idx, n_struct, pos, compute_forces=self.compute_forces,
+                                     create_graph=self.training)

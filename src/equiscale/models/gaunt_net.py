@@ -23,7 +23,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from equiscale.models.atoms_batch import atoms_graph, check_atoms_batch, structure_index
+from equiscale.models.atoms_batch import (
+    atoms_graph,
+    check_atoms_batch,
+    energy_and_forces,
+    structure_index,
+)
 from equiscale.nn.gaunt import GauntConv, GauntManyBody
 
 __all__ = ["GauntNet"]
@@ -92,10 +97,5 @@ class GauntNet(nn.Module):
                 h = h + many_body(a, z)
                 e_atom = e_atom + readout(h[:, 0]).squeeze(-1) * self.energy_scale
             e_atom = e_atom + self.energy_shift
-            energy = e_atom.new_zeros(n_struct).index_add(0, idx, e_atom)  # [B]
-            out = {"energy": energy}
-            if self.compute_forces:
-                (grad,) = torch.autograd.grad(energy.sum(), pos, create_graph=self.training,
-                                              allow_unused=True)
-                out["forces"] = -grad if grad is not None else torch.zeros_like(pos)
-        return out
+            return energy_and_forces(e_atom, idx, n_struct, pos, compute_forces=self.compute_forces,
+                                     create_graph=self.training)
