@@ -22,7 +22,6 @@ import argparse
 import os
 import re
 import subprocess
-import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -134,7 +133,3 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "md_seconds_per_call": float(pred["seconds_per_frame"]),
     }
     return write_record(out / "results.json", record, started=started)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit("use: equiscale bench mace")

@@ -90,8 +90,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     rows = []
     for ckpt in args.checkpoints:
         calc = EquiscaleCalculator.from_checkpoint(ckpt)
-        name = json.loads((Path(ckpt).parents[1] / "results.json").read_text())["model"] \
-            if (Path(ckpt).parents[1] / "results.json").is_file() else Path(ckpt).parents[1].name
+        run_results = Path(ckpt).parents[1] / "results.json"
+        name = (json.loads(run_results.read_text())["model"] if run_results.is_file()
+                else run_results.parent.name)
         for key, atoms in systems.items():
             rows.append({"model": name, "checkpoint": ckpt, "system": key, "atoms": len(atoms),
                          "seconds_per_step": _time_md(atoms, calc, args.steps)})
