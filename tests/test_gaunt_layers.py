@@ -100,3 +100,28 @@ def test_many_body_equals_reference_powers():
         layer(a, z.float())
     with pytest.raises(ValueError, match="backend"):
         GauntManyBody(2, 2, 3, backend="fourier")
+
+
+def test_many_body_mix_equals_reference_chained_products():
+    torch.manual_seed(3)
+    layer = GauntManyBody(2, 2, 3, correlation=3, num_elements=4, mix=True).double()
+    a = _feature(2, 5, 3, seed=5)
+    z = torch.tensor([0, 1, 3, 1, 2])
+    out = layer(a, z)
+    w = layer.weight[z][:, :, layer.degree]  # [N, nu, K, C]
+    mixed = [f(a) for f in layer.factors]
+    expected = sum(w[:, nu - 1] * gaunt_reference(*mixed[:nu], lmax_out=2) for nu in (1, 2, 3))
+    torch.testing.assert_close(out, layer.out(expected), rtol=1e-10, atol=1e-12)
+    # the factors differ, so this is not the power path
+    plain = sum(w[:, nu - 1] * gaunt_reference(*([a] * nu), lmax_out=2) for nu in (1, 2, 3))
+    assert (layer.out(plain) - out).abs().max() > 1e-3
+    fn = lambda a: layer(a, z)
+    assert_equivariant(fn, [a], [("sh", 2)], [("sh", 2)], reflection=True, tol=1e-10)
+
+
+def test_conv_radial_layers_argument():
+    conv = GauntConv(1, 2, 1, 4, radial_hidden=6, radial_layers=3)
+    linears = [m for m in conv.radial if isinstance(m, torch.nn.Linear)]
+    assert [m.out_features for m in linears] == [6, 6, 6, 3 * 4]
+    with pytest.raises(ValueError, match="radial_layers"):
+        GauntConv(1, 2, 1, 4, radial_layers=0)

@@ -31,6 +31,27 @@ def test_energy_invariant_forces_equivariant():
     assert max(errors.values()) < 1e-9
 
 
+@pytest.mark.parametrize("options", [dict(self_connection=True), dict(many_body_mix=True),
+                                     dict(radial_layers=2, radial_hidden=12)])
+def test_options_keep_equivariance_and_forces(options):
+    model = _model(**options).eval()
+    if model.self_connection is not None:  # identity at initialisation: make it do something
+        with torch.no_grad():
+            for w in model.self_connection:
+                w.add_(0.3 * torch.randn_like(w))
+    pos, z = _molecule(seed=4)
+    fn = lambda pos: tuple(model({"pos": pos, "z": z})[k] for k in ("energy", "forces"))
+    errors = assert_equivariant(fn, [pos], ["position"], ["scalar", "vector"], reflection=True,
+                                translation=True, tol=1e-9)
+    assert max(errors.values()) < 1e-9
+    perm = torch.randperm(pos.shape[0], generator=torch.Generator().manual_seed(0))
+    out, permuted = model({"pos": pos, "z": z}), model({"pos": pos[perm], "z": z[perm]})
+    torch.testing.assert_close(permuted["energy"], out["energy"], rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(permuted["forces"], out["forces"][perm], rtol=1e-10, atol=1e-12)
+    # the option changes the function (a silently ignored option would not)
+    assert (out["energy"] - _model().eval()({"pos": pos, "z": z})["energy"]).abs().max() > 1e-6
+
+
 def test_forces_are_minus_energy_gradient():
     model = _model().eval()
     pos, z = _molecule(4, seed=1)

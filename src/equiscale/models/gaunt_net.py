@@ -5,7 +5,8 @@ Per layer t (features ``h [N, (L+1)^2, C]``, e3nn real SH, channels last):
     A_i = GauntConv(h_j * R(|r_ij|) Y(r_ij))                 (two-body, summed over neighbours)
     B_i = GauntManyBody(A_i, z_i) = sum_{nu <= correlation} w[z_i, nu, l] (A_i)^nu
                                                               (many-body, powers on one sphere grid)
-    h_i <- h_i + B_i                                          (residual)
+    h_i <- h_i + B_i                                          (residual; with ``self_connection``,
+                                                              h_i <- W[z_i, l] h_i + B_i as in MACE)
     E_i += MLP_t(h_i[l = 0])                                  (per-layer scalar readout)
 
 ``E = sum_i (E_i * energy_scale + energy_shift + atom_ref[z_i])`` per structure and forces
@@ -30,6 +31,7 @@ from equiscale.models.atoms_batch import (
     structure_index,
 )
 from equiscale.nn.gaunt import GauntConv, GauntManyBody
+from equiscale.so3.layout import sh_degrees
 
 __all__ = ["GauntNet"]
 
@@ -48,6 +50,10 @@ class GauntNet(nn.Module):
         avg_neighbors: float = 10.0,
         backend: str = "auto",
         radial: str = "gaussian",
+        radial_hidden: int = 32,
+        radial_layers: int = 1,
+        self_connection: bool = False,
+        many_body_mix: bool = False,
         compute_forces: bool = True,
         energy_scale: float = 1.0,
         energy_shift: float = 0.0,
@@ -67,13 +73,20 @@ class GauntNet(nn.Module):
         self.embed = nn.Embedding(num_elements, channels)
         self.convs = nn.ModuleList(
             GauntConv(lmax, lmax_sh, lmax, channels, cutoff=cutoff, num_basis=num_basis,
-                      avg_neighbors=avg_neighbors, backend=backend, radial=radial)
+                      avg_neighbors=avg_neighbors, backend=backend, radial=radial,
+                      radial_hidden=radial_hidden, radial_layers=radial_layers)
             for _ in range(num_layers)
         )
         self.many_body = nn.ModuleList(
-            GauntManyBody(lmax, lmax, channels, correlation=correlation, num_elements=num_elements)
+            GauntManyBody(lmax, lmax, channels, correlation=correlation, num_elements=num_elements,
+                          mix=many_body_mix)
             for _ in range(num_layers)
         )
+        # MACE's residual: an element-dependent linear map of h (one [C, C] per element and degree)
+        self.self_connection = nn.ParameterList(
+            nn.Parameter(torch.eye(channels).expand(num_elements, lmax + 1, channels, channels).clone())
+            for _ in range(num_layers)
+        ) if self_connection else None
         self.readouts = nn.ModuleList(
             nn.Sequential(nn.Linear(channels, channels), nn.SiLU(), nn.Linear(channels, 1))
             for _ in range(num_layers)
@@ -92,8 +105,13 @@ class GauntNet(nn.Module):
             h = self.embed(z)[:, None, :]  # [N, 1, C]
             h = torch.cat([h, h.new_zeros(n, (self.lmax + 1) ** 2 - 1, self.channels)], dim=1)
             e_atom = self.atom_ref(z).squeeze(-1)  # [N]
-            for conv, many_body, readout in zip(self.convs, self.many_body, self.readouts):
+            degree = sh_degrees(self.lmax).to(z.device)
+            for t, (conv, many_body, readout) in enumerate(zip(self.convs, self.many_body,
+                                                               self.readouts)):
                 a = conv(h, pos, edge_index, shifts)  # [N, K, C]
+                if self.self_connection is not None:
+                    w = self.self_connection[t][z][:, degree]  # [N, K, C, C]
+                    h = torch.einsum("nkc,nkcd->nkd", h, w)
                 h = h + many_body(a, z)
                 e_atom = e_atom + readout(h[:, 0]).squeeze(-1) * self.energy_scale
             e_atom = e_atom + self.energy_shift

@@ -112,7 +112,7 @@ class GauntConv(TableModule):
         f_j = sum_{lm} (W_in x_j)_{lm} Y_{lm},   g_ij = sum_{lm} R_l(|r_ij|) Y_{lm}(r_ij) Y_{lm}
 
     (per channel; ``R [E, L_sh+1, C]`` from a radial MLP on a Gaussian or Bessel basis, ``radial``,
-    times a smooth envelope).
+    with ``radial_layers`` hidden layers of width ``radial_hidden``, times a smooth envelope).
     Each summand is the Gaunt product ``(W_in x_j) * (R Y(r_ij))``.
 
     ``method="grid"`` (default) uses that the projection is linear: ``f_j`` is put on the sphere grid
@@ -129,11 +129,14 @@ class GauntConv(TableModule):
 
     def __init__(self, lmax_in: int, lmax_sh: int, lmax_out: int, channels: int, *,
                  cutoff: float = 5.0, num_basis: int = 8, radial_hidden: int = 32,
-                 avg_neighbors: float = 10.0, method: str = "grid", backend: str = "auto",
-                 odd_paths: bool = False, radial: str = "gaussian") -> None:
+                 radial_layers: int = 1, avg_neighbors: float = 10.0, method: str = "grid",
+                 backend: str = "auto", odd_paths: bool = False, radial: str = "gaussian") -> None:
         super().__init__()
         if cutoff <= 0 or avg_neighbors <= 0:
             raise ValueError(f"cutoff and avg_neighbors must be > 0, got {cutoff}, {avg_neighbors}")
+        for name, value in (("radial_hidden", radial_hidden), ("radial_layers", radial_layers)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
         if method not in ("grid", "edge"):
             raise ValueError(f"method must be 'grid' or 'edge', got {method!r}")
         if backend not in ("auto", "dense", "fourier", "grid"):
@@ -143,10 +146,9 @@ class GauntConv(TableModule):
         self.method = method
         self.lin_in = DegreeLinear(lmax_in, channels, channels, bias=False)
         self.basis = radial_basis(radial, num_basis, cutoff)
-        self.radial = nn.Sequential(
-            nn.Linear(num_basis, radial_hidden), nn.SiLU(),
-            nn.Linear(radial_hidden, (lmax_sh + 1) * channels),
-        )
+        widths = [num_basis] + [radial_hidden] * radial_layers
+        hidden = [m for a, b in zip(widths[:-1], widths[1:]) for m in (nn.Linear(a, b), nn.SiLU())]
+        self.radial = nn.Sequential(*hidden, nn.Linear(radial_hidden, (lmax_sh + 1) * channels))
         self.lin_out = DegreeLinear(lmax_out, channels, channels)
         if method == "grid":
             degree = lmax_in + lmax_sh + lmax_out
@@ -223,10 +225,15 @@ class GauntManyBody(nn.Module):
     """MACE-style symmetric contraction on the sphere grid:
     ``B[n, (l m), c] = sum_{nu=1..correlation} w[z_n, nu, l, c] (A^nu)[n, (l m), c]``, then a
     :class:`DegreeLinear`. ``forward(a [N, (L_in+1)^2, C], z [N] long) -> [N, (L_out+1)^2, C]``.
+
+    ``mix=True`` replaces the powers by chained products of channel-mixed copies,
+    ``P_nu = (W_1 A) * (W_2 A) * ... * (W_nu A)`` (Gaunt products, :class:`DegreeLinear` ``W_k``):
+    ``correlation`` syntheses instead of one, and the factors of a product no longer share one
+    channel, so a product can couple channels as the many-body basis of MACE couples paths.
     """
 
     def __init__(self, lmax_in: int, lmax_out: int, channels: int, correlation: int = 3,
-                 num_elements: int = 10, backend: str = "grid") -> None:
+                 num_elements: int = 10, backend: str = "grid", mix: bool = False) -> None:
         super().__init__()
         if correlation < 1 or num_elements < 1:
             raise ValueError(f"correlation and num_elements must be >= 1, got {correlation}, "
@@ -235,7 +242,15 @@ class GauntManyBody(nn.Module):
         self.correlation, self.num_elements = correlation, num_elements
         if backend != "grid":
             raise ValueError(f"backend must be 'grid' (powers stay on one sphere grid), got {backend!r}")
-        self.powers = GauntPowers(lmax_in, correlation, lmax_out)
+        self.mix = bool(mix)
+        if self.mix:
+            degree = correlation * lmax_in + lmax_out
+            self.factors = nn.ModuleList(DegreeLinear(lmax_in, channels, channels, bias=False)
+                                         for _ in range(correlation))
+            self.synth = GridSynthesis(lmax_in, degree)
+            self.analysis = GridAnalysis(lmax_out, degree)
+        else:
+            self.powers = GauntPowers(lmax_in, correlation, lmax_out)
         self.weight = nn.Parameter(
             torch.randn(num_elements, correlation, lmax_out + 1, channels) / correlation
         )
@@ -251,5 +266,13 @@ class GauntManyBody(nn.Module):
             raise ValueError(f"z must lie in [0, num_elements={self.num_elements}), got "
                              f"[{int(z.min())}, {int(z.max())}]")
         w = self.weight[z.long()][:, :, self.degree]  # [N, nu, Ko, C]
-        powers = self.powers(a)  # [nu, N, Ko, C]
+        powers = self._chained(a) if self.mix else self.powers(a)  # [nu, N, Ko, C]
         return self.out(torch.einsum("vnkc,nvkc->nkc", powers, w))
+
+    def _chained(self, a: Tensor) -> Tensor:
+        """``[P_1, ..., P_correlation]`` with ``P_nu = prod_{k <= nu} (W_k a)`` on one grid."""
+        f = self.synth(torch.stack([w(a) for w in self.factors]))  # [n_p, n_t, nu, N, C]
+        products = [f[:, :, 0]]
+        for k in range(1, self.correlation):
+            products.append(products[-1] * f[:, :, k])
+        return self.analysis(torch.stack(products, dim=2))  # [nu, N, Ko, C]
