@@ -115,3 +115,15 @@ def test_dtype_round_trips_give_the_reference(name):
         moved = move(copy.deepcopy(module))
         errors[label] = _rel(call(moved, _cast(x64, dtype)).detach(), ref)
         assert errors[label] < budget, f"{name} after {label}: relative error {errors[label]:.3g}"
+
+
+@pytest.mark.parametrize("backend", ["dense", "grid", "fourier"])
+def test_input_on_another_device_than_the_tables_is_an_error(backend):
+    from equiscale.ops import CGOddPaths, GauntTensorProduct
+
+    tp = GauntTensorProduct(2, 2, 2, backend=backend)  # tables on the CPU
+    x = torch.randn(3, 9, 4, device="meta")  # any other device: meta needs no accelerator
+    with pytest.raises(ValueError, match=r"x is on meta.*tables .* are on cpu"):
+        tp(x, x)
+    with pytest.raises(ValueError, match="meta"):
+        CGOddPaths(2, 2, 2)(x, x)

@@ -59,6 +59,18 @@ def test_existing_run_is_not_overwritten_and_missing_checkpoint_is_named(tmp_pat
         fit(_cfg(tmp_path / "other", "max_epochs=1"), resume=str(tmp_path / "nothing.ckpt"))
     with pytest.raises(FileNotFoundError, match="last.ckpt"):
         fit(_cfg(tmp_path / "fresh", "max_epochs=1"), resume=True)
+    # --resume with another model: a one-line error naming the field, the checkpoint untouched
+    with pytest.raises(ValueError, match="resume.*model_args"):
+        fit(_cfg(tmp_path / "run", "max_epochs=2", "model_args.hidden=8"), resume=True)
+    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").read_bytes() == before
+    # eval --batch-size 0 is an error, not the config's batch size
+    with pytest.raises(ValueError, match="batch_size"):
+        evaluate(tmp_path / "run" / "checkpoints" / "last.ckpt", "test", batch_size=0)
+    # an n-body checkpoint is not a potential: the ASE calculator refuses it
+    from equiscale.train.ase_calculator import EquiscaleCalculator
+
+    with pytest.raises(ValueError, match="nbody.*potential energy"):
+        EquiscaleCalculator.from_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt")
 
 
 def test_init_from_starts_from_the_weights_and_rejects_a_mismatch(tmp_path):

@@ -25,6 +25,8 @@ class DenseGaunt(TableModule):
         self.register_table("values", values)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        self.check_device(x)
+        self.check_device(y, "y")
         shape = torch.broadcast_shapes(x.shape[:-2] + x.shape[-1:], y.shape[:-2] + y.shape[-1:])
         x = x.expand(*shape[:-1], x.shape[-2], shape[-1])
         y = y.expand(*shape[:-1], y.shape[-2], shape[-1])

@@ -36,6 +36,7 @@ class FourierSynthesis(TableModule):
         self.register_buffer("index", padded_sh_index(lmax), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_device(x)
         flat, rest = rows_first(x)
         m, u, lp = self.a.shape
         ctype = complex_dtype(x.dtype)
@@ -90,6 +91,7 @@ class FourierAnalysis(TableModule):
         self.register_buffer("slots", slots, persistent=False)
 
     def forward(self, z: torch.Tensor, real_dtype: torch.dtype) -> torch.Tensor:
+        self.check_device(z, "z")
         vi = (z.shape[-2] - 1) // 2
         lo = self.lmax
         if vi < lo:  # the product has fewer azimuthal orders than the output: pad with zeros

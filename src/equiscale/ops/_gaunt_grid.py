@@ -31,6 +31,7 @@ class GridSynthesis(TableModule):
         self.register_buffer("index", padded_sh_index(lmax), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_device(x)
         flat, rest = rows_first(x)  # [K, N]
         m, n_t, lp = self.theta.shape
         xp = gather_padded(flat, self.index, m, lp)  # [M, L+1, N]
@@ -56,6 +57,7 @@ class GridAnalysis(TableModule):
         self.register_buffer("slots", slots, persistent=False)  # row (l, m) -> padded slot
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
+        self.check_device(h, "h")
         n_p, n_t = h.shape[0], h.shape[1]
         rest = tuple(h.shape[2:])
         m, lp, _ = self.theta.shape

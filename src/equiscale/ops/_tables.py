@@ -7,7 +7,9 @@ complex128 table to float64 and drops its imaginary part (a silent wrong answer)
 rounds a float64 table to 3 digits for good, so a later ``.double()`` cannot restore it. A
 :class:`TableModule` registers such tables with :meth:`TableModule.register_table`; they move
 with ``.to(device)`` / ``.cuda()`` but keep the dtype they were built in (float64 or complex128).
-Forward passes cast them to the dtype of the inputs, as they always did.
+Forward passes cast them to the dtype of the inputs, as they always did, and call
+:meth:`TableModule.check_device` first: an input on another device than the tables is a clear
+error naming both devices (a mixed-device product must never run).
 """
 
 from __future__ import annotations
@@ -39,3 +41,13 @@ class TableModule(nn.Module):
         for n, old in kept.items():
             self._buffers[n] = old.to(self._buffers[n].device)  # new device, own dtype
         return self
+
+    def check_device(self, x: torch.Tensor, name: str = "x") -> None:
+        """Raise ``ValueError`` when ``x`` is not on the device of this module's tables."""
+        for n in self.__dict__.get("_table_names", ()):
+            table = self._buffers.get(n)
+            if table is not None and table.device != x.device:
+                raise ValueError(
+                    f"{name} is on {x.device} but the tables of {type(self).__name__} are on "
+                    f"{table.device}; move the module with .to({str(x.device)!r}) (or the input)")
+            return

@@ -423,5 +423,7 @@ class CGOddPaths(TableModule):
         _check_feature(x, self.lmax_in1, "x")
         _check_feature(y, self.lmax_in2, "y")
         _check_pair(x, y)
+        self.check_device(x)
+        self.check_device(y, "y")
         return torch.einsum("ijk,...ic,...jc->...kc", self.table.to(x.dtype), x, y)
 

@@ -20,6 +20,9 @@ from ase.calculators.calculator import Calculator, all_changes
 
 __all__ = ["EquiscaleCalculator"]
 
+# QM9 targets that are potential energies of the geometry (eV), so -dE/dr are forces
+POTENTIAL_ENERGY_TARGETS = frozenset({"U0"})
+
 
 class EquiscaleCalculator(Calculator):
     """ASE calculator wrapping an energy model (module docstring)."""
@@ -39,6 +42,12 @@ class EquiscaleCalculator(Calculator):
         from equiscale.train.trainer import build_task, load_checkpoint
 
         module, cfg = load_checkpoint(path)
+        target = (cfg.data_args or {}).get("target", "U0")
+        if cfg.task != "md" and not (cfg.task == "qm9" and target in POTENTIAL_ENERGY_TARGETS):
+            what = f"task {cfg.task!r}" + (f" (target {target!r})" if cfg.task == "qm9" else "")
+            raise ValueError(f"checkpoint {path} was trained on {what}, not on a potential energy: "
+                             "the calculator needs an 'md' checkpoint or a 'qm9' one with target "
+                             f"in {sorted(POTENTIAL_ENERGY_TARGETS)}")
         refs = getattr(build_task(cfg).train, "atom_refs", None)
         return cls(module.model, atom_refs=refs, **kwargs)
 

@@ -123,6 +123,7 @@ def fit(cfg: TrainConfig, resume: bool | str = False) -> dict[str, Any]:
         path = ckpt_dir / "last.ckpt" if resume is True else Path(resume)
         if not path.is_file():
             raise FileNotFoundError(f"checkpoint to resume from not found: {path}")
+        _check_resume_config(path, cfg)
         ckpt_path = str(path)
     elif (ckpt_dir / "last.ckpt").exists() or (out / "results.json").exists():
         held = "checkpoints/last.ckpt" if (ckpt_dir / "last.ckpt").exists() else "results.json"
@@ -231,6 +232,21 @@ def _read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str,
         raise ValueError(f"checkpoint {p} is not an equiscale checkpoint (no config/state_dict)") from None
 
 
+_RESUME_FIELDS = ("task", "model", "model_args", "data_args")
+
+
+def _check_resume_config(path: Path, cfg: TrainConfig) -> None:
+    """A resumed run must train the same model on the same data as the checkpoint's run."""
+    saved, _ = _read_checkpoint(path)
+    own = cfg.to_dict()
+    for field in _RESUME_FIELDS:
+        if saved.get(field) != own.get(field):
+            raise ValueError(
+                f"--resume: {path} was trained with {field}={saved.get(field)!r}, this config has "
+                f"{field}={own.get(field)!r}; resume with the checkpoint's {field} (or start a new "
+                "out_dir, with init_from to reuse the weights)")
+
+
 def init_weights(module: TaskModule, path: str | os.PathLike) -> None:
     """Load a checkpoint's model weights into ``module`` (strictly): the ``init_from`` start."""
     config, state = _read_checkpoint(path)
@@ -260,12 +276,16 @@ def evaluate(checkpoint: str | os.PathLike, split: str = "test", batch_size: int
     """Evaluate a checkpoint on a split (``train``, ``val`` or ``test``) of its own task."""
     if split not in ("train", "val", "test"):
         raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
+                                   or batch_size < 1):
+        raise ValueError(f"batch_size must be an int >= 1 (or None for the config's "
+                         f"eval_batch_size), got {batch_size!r}")
     module, cfg = load_checkpoint(checkpoint)
     task = build_task(cfg)
     module.task = task
     dataset = {"train": task.train, "val": task.val, "test": task.test}[split]
-    loader = DataLoader(dataset, batch_size=batch_size or cfg.eval_batch_size, shuffle=False,
-                        collate_fn=task.collate)
+    size = cfg.eval_batch_size if batch_size is None else batch_size
+    loader = DataLoader(dataset, batch_size=size, shuffle=False, collate_fn=task.collate)
     trainer = L.Trainer(accelerator="cpu" if not torch.cuda.is_available() else "auto", devices=1,
                         logger=False, enable_progress_bar=progress, enable_model_summary=False,
                         inference_mode=False, precision=cfg.precision)
