@@ -25,7 +25,7 @@ def check_atoms_batch(batch: dict[str, Tensor], embed: nn.Embedding) -> tuple[Te
     if pos.dtype != weight.dtype and not torch.is_autocast_enabled(pos.device.type):
         raise TypeError(f"pos must have the model's dtype {weight.dtype}, got {pos.dtype}")
     n_el = embed.num_embeddings
-    if z.numel() and (int(z.min()) < 0 or int(z.max()) >= n_el):
+    if z.numel() and not torch.compiler.is_compiling() and (int(z.min()) < 0 or int(z.max()) >= n_el):
         raise ValueError(f"z must lie in [0, num_elements={n_el}), got [{int(z.min())}, {int(z.max())}]")
     return pos, z
 
@@ -34,7 +34,9 @@ def structure_index(batch: dict[str, Tensor], pos: Tensor) -> tuple[Tensor, int]
     """``(batch["batch"] as int64 [n_atoms] (zeros for one structure), number of structures)``."""
     index = batch.get("batch")
     n = pos.shape[0]
-    idx = index.long() if index is not None else torch.zeros(n, dtype=torch.long, device=pos.device)
+    if index is None:  # one structure: no data-dependent count (torch.export traces this)
+        return torch.zeros(n, dtype=torch.long, device=pos.device), (1 if n else 0)
+    idx = index.long()
     return idx, (int(idx.max()) + 1 if n else 0)
 
 

@@ -87,6 +87,7 @@ class GauntNet(nn.Module):
             nn.Parameter(torch.eye(channels).expand(num_elements, lmax + 1, channels, channels).clone())
             for _ in range(num_layers)
         ) if self_connection else None
+        self.register_buffer("degree", sh_degrees(lmax), persistent=False)
         self.readouts = nn.ModuleList(
             nn.Sequential(nn.Linear(channels, channels), nn.SiLU(), nn.Linear(channels, 1))
             for _ in range(num_layers)
@@ -105,12 +106,11 @@ class GauntNet(nn.Module):
             h = self.embed(z)[:, None, :]  # [N, 1, C]
             h = torch.cat([h, h.new_zeros(n, (self.lmax + 1) ** 2 - 1, self.channels)], dim=1)
             e_atom = self.atom_ref(z).squeeze(-1)  # [N]
-            degree = sh_degrees(self.lmax).to(z.device)
             for t, (conv, many_body, readout) in enumerate(zip(self.convs, self.many_body,
                                                                self.readouts)):
                 a = conv(h, pos, edge_index, shifts)  # [N, K, C]
                 if self.self_connection is not None:
-                    w = self.self_connection[t][z][:, degree]  # [N, K, C, C]
+                    w = self.self_connection[t][z][:, self.degree]  # [N, K, C, C]
                     h = torch.einsum("nkc,nkcd->nkd", h, w)
                 h = h + many_body(a, z)
                 e_atom = e_atom + readout(h[:, 0]).squeeze(-1) * self.energy_scale

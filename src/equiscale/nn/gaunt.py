@@ -173,7 +173,8 @@ class GauntConv(TableModule):
             raise ValueError(f"edge_index must have shape [2, E], got {tuple(edge_index.shape)}")
         if edge_index.dtype not in (torch.int32, torch.int64):
             raise TypeError(f"edge_index must be an integer tensor, got {edge_index.dtype}")
-        if edge_index.numel() and (int(edge_index.min()) < 0 or int(edge_index.max()) >= x.shape[0]):
+        if (edge_index.numel() and not torch.compiler.is_compiling()
+                and (int(edge_index.min()) < 0 or int(edge_index.max()) >= x.shape[0])):
             raise ValueError(f"edge_index entries must lie in [0, N={x.shape[0]}), got "
                              f"[{int(edge_index.min())}, {int(edge_index.max())}]")
         if shifts is not None and shifts.shape != (edge_index.shape[1], 3):
@@ -262,7 +263,8 @@ class GauntManyBody(nn.Module):
         if z.shape != (a.shape[0],) or z.dtype not in (torch.int32, torch.int64):
             raise ValueError(f"z must be an integer tensor of shape [{a.shape[0]}], got "
                              f"{tuple(z.shape)} {z.dtype}")
-        if z.numel() and (int(z.min()) < 0 or int(z.max()) >= self.num_elements):
+        if (z.numel() and not torch.compiler.is_compiling()
+                and (int(z.min()) < 0 or int(z.max()) >= self.num_elements)):
             raise ValueError(f"z must lie in [0, num_elements={self.num_elements}), got "
                              f"[{int(z.min())}, {int(z.max())}]")
         w = self.weight[z.long()][:, :, self.degree]  # [N, nu, Ko, C]

@@ -57,8 +57,9 @@ from collections.abc import Sequence
 
 import torch
 from e3nn import o3
-from torch import Tensor, nn
+from torch import Tensor
 
+from equiscale.ops._tables import TableModule
 from equiscale.so3.solid_harmonics import solid_harmonics
 from equiscale.so3.wigner6j import wigner6j_conv_weights
 
@@ -167,7 +168,8 @@ def _check_inputs(
     if edge_index.dtype not in (torch.int64, torch.int32):
         raise TypeError(f"edge_index must be an integer tensor, got {edge_index.dtype}")
     e = edge_index.shape[1]
-    if e and (int(edge_index.min()) < 0 or int(edge_index.max()) >= n):
+    if e and not torch.compiler.is_compiling() and (int(edge_index.min()) < 0
+                                                   or int(edge_index.max()) >= n):
         raise ValueError(f"edge_index entries must lie in [0, N={n}), got "
                          f"[{int(edge_index.min())}, {int(edge_index.max())}]")
     if alpha.shape not in ((e,), (e, c)):
@@ -175,7 +177,7 @@ def _check_inputs(
     if batch is not None and (batch.shape != (n,) or batch.dtype not in (torch.int64, torch.int32)):
         raise ValueError(f"batch must be an integer tensor of shape [N={n}], got "
                          f"{tuple(batch.shape)} {batch.dtype}")
-    if batch is not None and n and int(batch.min()) < 0:
+    if batch is not None and n and not torch.compiler.is_compiling() and int(batch.min()) < 0:
         raise ValueError(f"batch must hold structure indices >= 0, got a minimum of {int(batch.min())}")
     if shifts is not None and shifts.shape != (e, 3):
         raise ValueError(f"shifts must have shape [E={e}, 3], got {tuple(shifts.shape)}")
@@ -245,13 +247,14 @@ def _padded_neighbours(dst: Tensor, n: int) -> tuple[Tensor, Tensor, int]:
     e = dst.numel()
     order = torch.argsort(dst, stable=True)
     counts = torch.bincount(dst, minlength=n)
-    k = int(counts.max()) if e else 0
+    k = counts.max().clamp(min=1).item() if e else 1  # slots per node, >= 1
+    torch._check(k >= 1)  # lets torch.compile / torch.export use the data-dependent k as a size
     ptr = torch.cumsum(counts, 0) - counts
     sorted_dst = dst[order]
     rank = torch.arange(e, device=dst.device) - ptr[sorted_dst]
-    slot_edge = torch.full((n * max(k, 1),), e, dtype=torch.long, device=dst.device)
-    slot_edge[sorted_dst * max(k, 1) + rank] = order
-    return slot_edge, order, max(k, 1)
+    slot_edge = torch.full((n * k,), e, dtype=torch.long, device=dst.device)
+    slot_edge[sorted_dst * k + rank] = order
+    return slot_edge, order, k
 
 
 def wigner6j_conv(
@@ -269,11 +272,15 @@ def wigner6j_conv(
     shifts: Tensor | None = None,
     normalization: str = "component",
     centring: str = "target",
+    tables: dict[int, tuple[Tensor, Tensor]] | None = None,
 ) -> Tensor:
     """The convolution of the module docstring by the node-level (Wigner 6j) factorisation.
 
     Same arguments and result as :func:`edge_reference`, plus ``batch`` [N] (structure of each
     node, for ``centring="structure"``) and ``centring`` ("structure" | "target" | "none").
+    ``tables`` (from :func:`outer_tables` with the same settings; :class:`Wigner6jConv` keeps them
+    as buffers) skips the table look-up, so the function traces without Python-side work
+    (``torch.compile(fullgraph=True)``, ``torch.export``).
     """
     if centring not in _CENTRINGS:
         raise ValueError(f"centring must be one of {_CENTRINGS}, got {centring!r}")
@@ -348,13 +355,34 @@ def wigner6j_conv(
         es = tuple((a, e) for (a, ll, e) in paths if ll == l)
         if not es:
             continue
-        table = _outer_table(lmax_in, l, lmax_out, es, bs_of[l], normalization)
+        if tables is not None:
+            table, path_index = tables[l]
+        else:
+            table = _outer_table(lmax_in, l, lmax_out, es, bs_of[l], normalization)
+            path_index = _path_index_table(tuple(paths), l, lmax_in, lmax_out)
         table = table.to(device=h.device, dtype=dtype)  # [A, B, G, M]
         s_l = torch.bmm(omega_pad[:, row_slices[l]], feat).view(n, -1, a_dim, c)  # [N, B, A, C]
         u = torch.einsum("ig,abgm->iabm", rt[:, : (l + 1) ** 2], table)  # [N, A, B, M]
         q = torch.einsum("iabm,ibac->iamc", u, s_l)  # [N, A, M, C]
-        w_l = w[_path_index_table(tuple(paths), l, lmax_in, lmax_out).to(h.device)]  # [A, M, C]
+        w_l = w[path_index.to(h.device)]  # [A, M, C]
         out = out + (q * w_l).sum(1)
+    return out
+
+
+def outer_tables(lmax_in: int, l_filter: Sequence[int], lmax_out: int, parity: str = "all",
+                 normalization: str = "component",
+                 centring: str = "target") -> dict[int, tuple[Tensor, Tensor]]:
+    """``{l: (T_l [A, B, G, M] float64, path index [A, M])}`` for :func:`wigner6j_conv`'s
+    ``tables``: the filter degrees ``l`` that have paths, with the settings of the call."""
+    l_values = sorted(set(l_filter))
+    paths = conv_paths(lmax_in, l_values, lmax_out, parity)
+    out = {}
+    for l in l_values:
+        es = tuple((a, e) for (a, ll, e) in paths if ll == l)
+        if es:
+            bs = (l,) if centring == "target" else tuple(range(l + 1))
+            out[l] = (_outer_table(lmax_in, l, lmax_out, es, bs, normalization).clone(),
+                      _path_index_table(tuple(paths), l, lmax_in, lmax_out).clone())
     return out
 
 
@@ -373,7 +401,7 @@ def _deg(m: int) -> int:
     return math.isqrt(m)
 
 
-class Wigner6jConv(nn.Module):
+class Wigner6jConv(TableModule):
     """Module form of :func:`wigner6j_conv` (no learnable parameters; weights come as inputs).
 
     ``forward(h, pos, edge_index, alpha, *, batch=None, shifts=None, path_weights=None)`` ->
@@ -408,6 +436,14 @@ class Wigner6jConv(nn.Module):
         self.lmax_in, self.lmax_out, self.l_filter = lmax_in, lmax_out, sorted(set(ls))
         self.parity, self.normalization, self.centring = parity, normalization, centring
         self.paths = conv_paths(lmax_in, self.l_filter, lmax_out, parity)
+        # the exact tables as buffers (device moves, dtype kept): forward is pure tensor code
+        self._table_degrees = []
+        self._table_key = (parity, normalization, centring == "target")
+        for l, (table, path_index) in outer_tables(lmax_in, self.l_filter, lmax_out, parity,
+                                                   normalization, centring).items():
+            self.register_table(f"table_{l}", table)
+            self.register_buffer(f"path_index_{l}", path_index, persistent=False)
+            self._table_degrees.append(l)
 
     def forward(
         self,
@@ -427,7 +463,15 @@ class Wigner6jConv(nn.Module):
             h, pos, edge_index, alpha, lmax_in=self.lmax_in, l_filter=self.l_filter,
             lmax_out=self.lmax_out, parity=self.parity, path_weights=path_weights, batch=batch,
             shifts=shifts, normalization=self.normalization, centring=self.centring,
+            tables=self._tables(),
         )
+
+    def _tables(self) -> dict[int, tuple[Tensor, Tensor]] | None:
+        """The stored tables, or None (look-up per call) if settings changed since __init__."""
+        if self._table_key != (self.parity, self.normalization, self.centring == "target"):
+            return None
+        return {l: (getattr(self, f"table_{l}"), getattr(self, f"path_index_{l}"))
+                for l in self._table_degrees}
 
     def reference(self, h: Tensor, pos: Tensor, edge_index: Tensor, alpha: Tensor, *,
                   batch: Tensor | None = None, shifts: Tensor | None = None,
