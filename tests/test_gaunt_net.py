@@ -80,3 +80,18 @@ def test_batched_equals_separate_and_training_grads():
     assert model.convs[0].radial[0].weight.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="z must lie"):
         model({"pos": p1, "z": z1 + 10})
+
+
+@pytest.mark.parametrize("build", ["gauntnet", "e2former", "egnn_energy"])
+@pytest.mark.parametrize("z", [torch.tensor([1.7, 1.0, 2.0]), torch.tensor([True, False, True])])
+def test_non_integer_atomic_numbers_are_an_error(build, z):
+    """A float 1.7 was truncated to element 1 (and bools read as 0/1): silent wrong answers."""
+    from equiscale.models.e2former import E2Former
+    from equiscale.models.egnn_energy import EGNNEnergy
+
+    model = {"gauntnet": lambda: GauntNet(num_elements=4, channels=4, lmax=1, lmax_sh=1,
+                                          num_layers=1),
+             "e2former": lambda: E2Former(num_elements=4),
+             "egnn_energy": lambda: EGNNEnergy(num_elements=4)}[build]()
+    with pytest.raises(TypeError, match=r"batch\['z'\] must be an integer tensor"):
+        model({"pos": torch.randn(3, 3), "z": z})

@@ -15,7 +15,13 @@ def check_atoms_batch(batch: dict[str, Tensor], embed: nn.Embedding) -> tuple[Te
     for key in ("pos", "z"):
         if key not in batch:
             raise ValueError(f"batch must contain {key!r}; got keys {sorted(batch)}")
-    pos, z = batch["pos"], batch["z"].long()
+    pos, z = batch["pos"], batch["z"]
+    if not isinstance(z, Tensor) or z.dtype not in (torch.int64, torch.int32, torch.int16, torch.int8,
+                                                     torch.uint8):
+        # a float 1.7 would be truncated to element 1, a bool to 0/1: both silent wrong answers
+        raise TypeError(f"batch['z'] must be an integer tensor of element indices, got "
+                        f"{getattr(z, 'dtype', type(z).__name__)}")
+    z = z.long()
     if pos.dim() != 2 or pos.shape[1] != 3 or z.shape != (pos.shape[0],):
         raise ValueError(f"pos must be [n_atoms, 3] and z [n_atoms], got {tuple(pos.shape)} "
                          f"and {tuple(z.shape)}")
