@@ -1,13 +1,15 @@
 """Absurd command-line values give a one-line error naming the option (exit code 2) and write
 nothing; before, they gave tracebacks or, for `bench tp --lmax -1`, overwrote a record with an
-empty one."""
+empty one. Every option of `bench NAME` and `data NAME` has a help line that shows its default, and
+the results printed by `train` say when max_time stopped the run before max_epochs."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from equiscale.cli import main
+from equiscale import registry
+from equiscale.cli import _sub_parser, format_results, main
 
 
 @pytest.mark.parametrize("argv,match", [
@@ -43,3 +45,32 @@ def test_cuda_without_cuda(tmp_path, capsys):
 def test_help_of_the_groups(capsys, kind):
     assert main([kind, "--help"]) == 0
     assert f"equiscale {kind}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("kind,name", [("bench", n) for n in sorted(registry.BENCHES)]
+                         + [("data", n) for n in sorted(registry.DATASETS)])
+def test_every_option_has_help(kind, name):
+    parser, _ = _sub_parser(kind, name)
+    missing = [a.option_strings or a.dest for a in parser._actions  # noqa: SLF001
+               if "-h" not in a.option_strings and not (a.help or "").strip()]
+    assert not missing, f"equiscale {kind} {name}: options without help: {missing}"
+
+
+def test_option_help_shows_defaults():
+    text = _sub_parser("bench", "tp")[0].format_help()
+    assert "(default:" in text and "(default: 12)" in " ".join(text.split())
+
+
+_RESULTS = {"task": "nbody", "model": "egnn", "n_parameters": 1000, "test": {"mse": 0.02},
+            "config": {"max_epochs": 150, "max_time": "00:05:00"}}
+
+
+def test_results_say_when_max_time_stopped_the_run():
+    text = format_results({**_RESULTS, "epochs_run": 12})
+    assert "stopped early by max_time (00:05:00) after 12 of 150 epochs" in text
+    assert text.index("stopped early") < text.index("test mse")  # the warning comes before the metrics
+
+
+def test_results_of_a_complete_run_have_no_warning():
+    assert "stopped early" not in format_results({**_RESULTS, "epochs_run": 150})
+    assert "stopped early" not in format_results({**_RESULTS, "epochs_run": 150, "config": {}})

@@ -88,7 +88,8 @@ def _sub_parser(kind: str, name: str) -> tuple[argparse.ArgumentParser, Any]:
     table = registry.BENCHES if kind == "bench" else registry.DATASETS
     module = registry.load(table, name, "benchmark" if kind == "bench" else "data set")
     parser = argparse.ArgumentParser(prog=f"equiscale {kind} {name}",
-                                     description=(module.__doc__ or "").strip().split("\n\n")[0])
+                                     description=(module.__doc__ or "").strip().split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     module.add_arguments(parser)
     return parser, module
 
@@ -97,6 +98,9 @@ def format_results(results: dict[str, Any]) -> str:
     """Test metrics and, for tasks with published numbers, the table beside them."""
     lines = [f"task {results['task']}, model {results['model']}, "
              f"{results.get('epochs_run', '?')} epochs, {results.get('n_parameters', '?')} parameters"]
+    early = _early_stop_note(results)
+    if early:
+        lines.append(early)
     test = results.get("test", {})
     lines += [f"  test {k:<20s} {v:.6g}" for k, v in sorted(test.items())]
     monitor = results.get("monitor", "mse")
@@ -111,6 +115,19 @@ def format_results(results: dict[str, Any]) -> str:
             mark = "  <--" if k.startswith("equiscale") else ""
             lines.append(f"  {k:<48s} {v:>14.4g}{mark}")
     return "\n".join(lines)
+
+
+def _early_stop_note(results: dict[str, Any]) -> str | None:
+    """A warning when the run did fewer epochs than its config asks for (``max_time`` reached), else
+    None."""
+    config = results.get("config") or {}
+    done, planned = results.get("epochs_run"), config.get("max_epochs")
+    if not isinstance(done, int) or not isinstance(planned, int) or done >= planned:
+        return None
+    limit = config.get("max_time")
+    return (f"  WARNING: stopped early {f'by max_time ({limit}) ' if limit else ''}after {done} of "
+            f"{planned} epochs: the metrics below are from a shorter run than the config asks for"
+            + ("; rerun on a less busy machine or raise max_time" if limit else ""))
 
 
 def _run(argv: list[str]) -> int:

@@ -58,32 +58,38 @@ ARMS = ("se3hyena", "se3hyena_ckpt", "transformer", "transformer_ckpt")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default="cpu", help="torch device: cpu, cuda or cuda:k")
     parser.add_argument("--tokens", type=int, nargs="+", default=[1024, 2048, 4096, 8192, 16384],
-                        help="sequence lengths (default 1k..16k; --full adds 32k and 64k)")
-    parser.add_argument("--full", action="store_true", help="tokens 1k..64k")
-    parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS)
-    parser.add_argument("--scalar-channels", type=int, default=32)
-    parser.add_argument("--vector-channels", type=int, default=8)
-    parser.add_argument("--depth", type=int, default=4)
-    parser.add_argument("--heads", type=int, default=4)
-    parser.add_argument("--batch", type=int, default=1)
-    parser.add_argument("--causal", action="store_true", help="causal mixers (default bidirectional)")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--warmup", type=int, default=1)
+                        help="sequence lengths N (--full adds 32k and 64k)")
+    parser.add_argument("--full", action="store_true", help="also run N = 32768 and 65536 tokens")
+    parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS,
+                        help="networks to compare (_ckpt: checkpointed token mixer)")
+    parser.add_argument("--scalar-channels", type=int, default=32, help="scalar channels of both networks")
+    parser.add_argument("--vector-channels", type=int, default=8, help="vector channels of both networks")
+    parser.add_argument("--depth", type=int, default=4, help="layers of both networks")
+    parser.add_argument("--heads", type=int, default=4, help="attention heads (transformer arms)")
+    parser.add_argument("--batch", type=int, default=1, help="sequences per batch")
+    parser.add_argument("--causal", action="store_true", help="causal token mixers (else bidirectional)")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="timed calls per measurement (best and median reported)")
+    parser.add_argument("--warmup", type=int, default=1,
+                        help="untimed calls before timing, the first (sizing) call included")
     parser.add_argument("--long-call-s", type=float, default=3.0,
-                        help="calls longer than this get --long-repeats timed repeats")
-    parser.add_argument("--long-repeats", type=int, default=1)
-    parser.add_argument("--memory-budget-mb", type=float, default=1024.0)
+                        help="calls longer than this (s) get --long-repeats timed repeats, no warm-up")
+    parser.add_argument("--long-repeats", type=int, default=1, help="timed repeats of a long call")
+    parser.add_argument("--memory-budget-mb", type=float, default=1024.0,
+                        help="memory budget (MiB) for the largest N each arm fits")
     parser.add_argument("--fft-tokens", type=int, nargs="+",
-                        default=[8192, 16384, 32768, 65536, 131072])
-    parser.add_argument("--fft-channels", type=int, default=64)
+                        default=[8192, 16384, 32768, 65536, 131072],
+                        help="sequence lengths of the FFT long-convolution scaling")
+    parser.add_argument("--fft-channels", type=int, default=64,
+                        help="channels C of the FFT long-convolution scaling")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (1 keeps timings stable on a shared machine)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs and weights")
     parser.add_argument("--out", default=None,
-                        help="JSON path (default results/bench_context_<device>.json)")
-    parser.add_argument("--no-plot", action="store_true")
+                        help="JSON path (results/bench_context_<device>.json when not given)")
+    parser.add_argument("--no-plot", action="store_true", help="write no PNG beside the JSON")
 
 
 # ---------------------------------------------------------------------------------------------------

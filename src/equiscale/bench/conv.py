@@ -48,34 +48,46 @@ __all__ = ["add_arguments", "run", "lattice_system"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    parser.add_argument("--device", default="cpu", help="torch device: cpu, cuda or cuda:k")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"],
+                        help="floating-point type of the timed runs (precision compares both)")
     parser.add_argument("--lmax", type=int, default=2, help="input, filter and output degree L")
-    parser.add_argument("--channels", type=int, default=64)
-    parser.add_argument("--cutoff", type=float, default=5.0)
+    parser.add_argument("--channels", type=int, default=64,
+                        help="feature channels C in the neighbour and atoms scans")
+    parser.add_argument("--cutoff", type=float, default=5.0,
+                        help="neighbour cutoff radius (A); the lattice spacing follows from it")
     parser.add_argument("--atoms", type=int, default=512,
-                        help="atoms for the neighbour scan (rounded to a cube m^3)")
-    parser.add_argument("--neighbors", type=int, nargs="+", default=[8, 16, 32, 64, 128])
-    parser.add_argument("--atoms-scan", type=int, nargs="+", default=[216, 512, 1000, 2197, 4096])
-    parser.add_argument("--scan-neighbors", type=int, default=32)
+                        help="atoms for the neighbour and L scans (rounded to a cube m^3)")
+    parser.add_argument("--neighbors", type=int, nargs="+", default=[8, 16, 32, 64, 128],
+                        help="mean neighbour counts of the neighbour scan")
+    parser.add_argument("--atoms-scan", type=int, nargs="+", default=[216, 512, 1000, 2197, 4096],
+                        help="atom counts of the atoms scan (each rounded to a cube m^3)")
+    parser.add_argument("--scan-neighbors", type=int, default=32,
+                        help="mean neighbours in the atoms scan and the model comparison")
     parser.add_argument("--reference-max-edges", type=int, default=70_000,
                         help="skip edge_reference above this many edges in the atoms scan")
-    parser.add_argument("--model-atoms", type=int, default=216)
-    parser.add_argument("--model-channels", type=int, default=64)
-    parser.add_argument("--model-layers", type=int, default=3)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--check-tol", type=float, default=1e-4)
-    parser.add_argument("--out", default=None, help="JSON path (default results/bench_conv_<device>.json)")
+    parser.add_argument("--model-atoms", type=int, default=216,
+                        help="atoms in the model comparison (rounded to a cube m^3)")
+    parser.add_argument("--model-channels", type=int, default=64,
+                        help="E2Former channels in the model comparison")
+    parser.add_argument("--model-layers", type=int, default=3,
+                        help="E2Former layers in the model comparison")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="timed calls per measurement (median reported)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed calls before each measurement")
+    parser.add_argument("--check-tol", type=float, default=1e-4,
+                        help="largest relative difference from edge_reference (the run fails above it)")
+    parser.add_argument("--out", default=None,
+                        help="JSON path (results/bench_conv_<device>.json when not given)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (1 keeps timings stable on a shared machine)")
-    parser.add_argument("--no-plot", action="store_true")
+    parser.add_argument("--no-plot", action="store_true", help="write no PNG beside the JSON")
     parser.add_argument("--lmax-scan", type=int, nargs="+", default=[1, 2, 3, 4, 5, 6],
                         help="degrees L of the scan against e3nn's edge convolution")
     parser.add_argument("--lscan-channels", type=int, default=32, help="channels in the L scan")
     parser.add_argument("--lscan-neighbors", type=int, default=32, help="mean neighbours in the L scan")
     parser.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=list(SECTIONS),
-                        help="parts to run (default all)")
+                        help="parts to run")
 
 
 SECTIONS = ("neighbors", "lmax", "atoms", "model", "precision")

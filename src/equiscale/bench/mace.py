@@ -35,20 +35,23 @@ __all__ = ["add_arguments", "run", "mace_train_command"]
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default="data/md_CH3CH2OH_xtb.extxyz",
                         help="extxyz with energies and forces")
-    parser.add_argument("--n-train", type=int, default=1000)
-    parser.add_argument("--n-val", type=int, default=100)
-    parser.add_argument("--n-test", type=int, default=300)
+    parser.add_argument("--n-train", type=int, default=1000, help="training frames (the md task's split)")
+    parser.add_argument("--n-val", type=int, default=100, help="validation frames")
+    parser.add_argument("--n-test", type=int, default=300, help="test frames")
     parser.add_argument("--seed", type=int, default=0, help="split seed (as the md task's) and MACE's seed")
     parser.add_argument("--epochs", type=int, default=30, help="MACE max_num_epochs (sets the budget)")
-    parser.add_argument("--channels", type=int, default=32)
-    parser.add_argument("--max-L", type=int, default=1)
-    parser.add_argument("--correlation", type=int, default=3)
-    parser.add_argument("--r-max", type=float, default=5.0)
-    parser.add_argument("--batch-size", type=int, default=10)
+    parser.add_argument("--channels", type=int, default=32, help="MACE --num_channels")
+    parser.add_argument("--max-L", type=int, default=1, help="MACE --max_L (largest degree of the messages)")
+    parser.add_argument("--correlation", type=int, default=3,
+                        help="MACE --correlation (order of the many-body product)")
+    parser.add_argument("--r-max", type=float, default=5.0, help="MACE --r_max: cutoff radius (A)")
+    parser.add_argument("--batch-size", type=int, default=10,
+                        help="MACE --batch_size (training frames per step)")
     parser.add_argument("--threads", type=int, default=1, help="OMP/torch threads for MACE")
     parser.add_argument("--peers-python", default=".venv-peers/bin/python",
                         help="python of the venv with mace-torch (make peers)")
-    parser.add_argument("--out", default="results/mlip/mace_ethanol", help="run folder")
+    parser.add_argument("--out", default="results/mlip/mace_ethanol",
+                        help="run folder (must not hold a results.json yet)")
 
 
 def mace_train_command(args: argparse.Namespace, files: dict[str, str], work: Path) -> list[str]:

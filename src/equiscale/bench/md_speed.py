@@ -24,14 +24,18 @@ __all__ = ["add_arguments", "run", "molecule_cluster"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoints", nargs="*", default=[], help="our trained md checkpoints")
-    parser.add_argument("--mace-model", default=None, help="MACE .model file (bench mace writes one)")
-    parser.add_argument("--peers-python", default=".venv-peers/bin/python")
-    parser.add_argument("--molecule", default="CH3CH2OH")
+    parser.add_argument("--checkpoints", nargs="*", default=[], help="our trained md checkpoints to time")
+    parser.add_argument("--mace-model", default=None,
+                        help="MACE .model file to time (bench mace writes one); MACE is skipped without it")
+    parser.add_argument("--peers-python", default=".venv-peers/bin/python",
+                        help="python of the venv with mace-torch (make peers)")
+    parser.add_argument("--molecule", default="CH3CH2OH",
+                        help="ase.build.molecule name; the cluster is made of copies of it")
     parser.add_argument("--big-atoms", type=int, default=1000, help="atoms in the cluster (about)")
     parser.add_argument("--spacing", type=float, default=5.0, help="A between molecule centres")
-    parser.add_argument("--steps", type=int, default=20, help="timed MD steps")
-    parser.add_argument("--out", default="results/mlip/md_speed_cpu.json")
+    parser.add_argument("--steps", type=int, default=20,
+                        help="timed MD steps (median reported, after 3 warm-up steps)")
+    parser.add_argument("--out", default="results/mlip/md_speed_cpu.json", help="JSON record")
 
 
 def molecule_cluster(name: str, n_atoms: int, spacing: float, seed: int = 0):

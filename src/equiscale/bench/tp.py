@@ -58,35 +58,43 @@ __all__ = ["add_arguments", "run", "e3nn_gaunt_paths_tp", "cueq_gaunt_paths_tp"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
-    parser.add_argument("--lmin", type=int, default=1)
-    parser.add_argument("--lmax", type=int, default=12)
-    parser.add_argument("--fit-lmin", type=int, default=8, help="fit exponents over fit-lmin..lmax")
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--channels", type=int, default=16)
-    parser.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=list(BACKENDS))
+    parser.add_argument("--device", default="cpu", help="torch device: cpu, cuda or cuda:k")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"],
+                        help="floating-point type of the features")
+    parser.add_argument("--lmin", type=int, default=1,
+                        help="smallest degree L timed (both inputs and the output of degree L)")
+    parser.add_argument("--lmax", type=int, default=12, help="largest degree L timed")
+    parser.add_argument("--fit-lmin", type=int, default=8,
+                        help="fit the log-log exponents over L = fit-lmin..lmax")
+    parser.add_argument("--batch", type=int, default=64,
+                        help="batch size of the features [batch, (L+1)^2, C]")
+    parser.add_argument("--channels", type=int, default=16, help="channels C of the features")
+    parser.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=list(BACKENDS),
+                        help="Gaunt tensor product back ends to time")
     parser.add_argument("--dense-lmax", type=int, default=8,
                         help="largest L for the dense back end (its memory grows like L^5 N)")
     parser.add_argument("--dense-max-gb", type=float, default=2.0,
-                        help="skip the dense back end where its [nnz, N] intermediate exceeds this")
+                        help="skip the dense back end where its [nnz, N] intermediate exceeds this (GB)")
     parser.add_argument("--e3nn-lmax", type=int, default=12, help="largest L for e3nn (slow to build)")
-    parser.add_argument("--no-e3nn", action="store_true")
+    parser.add_argument("--no-e3nn", action="store_true", help="do not time e3nn")
     parser.add_argument("--cueq", action="store_true",
                         help="time cuEquivariance on the CPU too (its slow reference fallback; on "
                              "CUDA it is timed whenever cuequivariance_torch is installed)")
     parser.add_argument("--repeats", type=int, default=10, help="timed calls per round")
     parser.add_argument("--rounds", type=int, default=3,
                         help="interleaved rounds over all methods (median of the round medians)")
-    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--warmup", type=int, default=2,
+                        help="warm-up calls in the first round, after the one that sizes the repeats "
+                             "(1 in later rounds)")
     parser.add_argument("--slow-ms", type=float, default=500.0,
-                        help="calls slower than this get 3 repeats and 1 warm-up")
+                        help="calls slower than this (ms) get 3 repeats and 1 warm-up")
     parser.add_argument("--no-heap-reuse", action="store_true",
                         help="keep glibc's default malloc policy (fresh pages for large tensors)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (1 keeps timings stable on a shared machine)")
-    parser.add_argument("--out", default=None, help="JSON path (default results/bench_tp_<device>.json)")
-    parser.add_argument("--no-plot", action="store_true")
+    parser.add_argument("--out", default=None,
+                        help="JSON path (results/bench_tp_<device>.json when not given)")
+    parser.add_argument("--no-plot", action="store_true", help="write no PNG beside the JSON")
 
 
 def e3nn_gaunt_paths_tp(lmax: int, channels: int, device: str | torch.device = "cpu"):

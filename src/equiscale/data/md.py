@@ -42,16 +42,20 @@ METALS = ("Cu", "Al", "Ni", "Pd", "Ag", "Pt", "Au")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--system", default="CH3CH2OH",
                         help="ase.build.molecule name (xtb) or fcc metal symbol (emt)")
-    parser.add_argument("--calculator", default="xtb", choices=["xtb", "emt"])
-    parser.add_argument("--frames", type=int, default=2000)
+    parser.add_argument("--calculator", default="xtb", choices=["xtb", "emt"],
+                        help="labels: xtb (GFN2-xTB, molecules) or emt (ASE's EMT, fcc metals)")
+    parser.add_argument("--frames", type=int, default=2000, help="frames to store")
     parser.add_argument("--interval", type=int, default=10, help="MD steps between stored frames")
-    parser.add_argument("--equilibrate", type=int, default=200, help="steps before storing")
-    parser.add_argument("--temperature", type=float, default=500.0, help="K")
-    parser.add_argument("--timestep", type=float, default=0.5, help="fs")
-    parser.add_argument("--friction", type=float, default=0.01, help="1/fs")
-    parser.add_argument("--repeat", type=int, default=2, help="supercell repeats (emt)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default=None)
+    parser.add_argument("--equilibrate", type=int, default=200, help="MD steps before the first stored frame")
+    parser.add_argument("--temperature", type=float, default=500.0, help="Langevin temperature (K)")
+    parser.add_argument("--timestep", type=float, default=0.5, help="MD time step (fs)")
+    parser.add_argument("--friction", type=float, default=0.01, help="Langevin friction (1/fs)")
+    parser.add_argument("--repeat", type=int, default=2,
+                        help="cubic cells per side of the fcc supercell (emt)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the velocities, the Langevin noise and the finite-difference frames")
+    parser.add_argument("--out", default=None,
+                        help="extxyz path (data/md_<system>_<calculator>.extxyz when not given)")
 
 
 def build_system(system: str, calculator: str, repeat: int = 2):

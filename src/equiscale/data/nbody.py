@@ -452,12 +452,12 @@ def nbody_baselines(
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``equiscale data nbody``."""
     parser.add_argument("--out", type=Path, default=Path("data/nbody"),
-                        help="folder for the .npz files, one per split (default: data/nbody)")
+                        help="folder for the .npz files, one per split")
     parser.add_argument("--splits", nargs="+", default=list(SPLITS), choices=list(SPLITS),
                         metavar="SPLIT",
-                        help="splits to write, any of: train valid test (default: all three)")
+                        help="splits to write, any of: train valid test")
     parser.add_argument("--cache-dir", type=Path, default=None,
-                        help="cache folder (default: $EQUISCALE_CACHE or ~/.cache/equiscale)")
+                        help="cache folder ($EQUISCALE_CACHE or ~/.cache/equiscale when not given)")
 
 
 def run(args: argparse.Namespace) -> dict:
