@@ -196,6 +196,25 @@ def test_non_contiguous_inputs(centring):
     torch.testing.assert_close(conv(h_nc, pos_nc, nb.edge_index, alpha_nc), ref, rtol=0, atol=1e-13)
 
 
+def test_stored_tables_follow_settings_changed_after_init():
+    """The module keeps its exact tables as buffers (traceable forward); a user who changes
+    ``centring`` (or ``normalization``) after construction must still get the right answer, not
+    the tables of the old setting."""
+    g = torch.Generator().manual_seed(4)
+    pos = 1.5 * torch.randn(10, 3, generator=g, dtype=torch.float64)
+    nb = neighbor_list(pos, 3.0)
+    h = torch.randn(10, 9, 4, generator=g, dtype=torch.float64)
+    alpha = torch.rand(nb.edge_index.shape[1], 4, generator=g, dtype=torch.float64)
+    conv = Wigner6jConv(2, 2, 2, centring="target")
+    assert conv._tables() is not None
+    for centring, normalization in (("structure", "component"), ("none", "integral")):
+        conv.centring, conv.normalization = centring, normalization
+        assert conv._tables() is None  # per-call look-up for settings the buffers were not made for
+        ref = edge_reference(h, pos, nb.edge_index, alpha, lmax_in=2, l_filter=[0, 1, 2], lmax_out=2,
+                             normalization=normalization)
+        torch.testing.assert_close(conv(h, pos, nb.edge_index, alpha), ref, rtol=1e-10, atol=1e-12)
+
+
 def test_errors_name_the_argument():
     """Inputs that once failed deep inside e3nn or bincount get errors naming the argument."""
     with pytest.raises(ValueError, match="l_filter must be <= 12"):

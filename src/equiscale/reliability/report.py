@@ -40,6 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--ddp-kills", type=int, default=3, help="SIGKILL/resume cycles under DDP (2 CPU procs)"
     )
     parser.add_argument("--no-faults", action="store_true", help="skip the kill/resume runs")
+    parser.add_argument("--no-classes", action="store_true",
+                        help="skip the tests of the failure classes (they need a source checkout)")
     parser.add_argument(
         "--examples-scale",
         type=float,
@@ -294,7 +296,7 @@ def _markdown(rec: dict[str, Any]) -> str:
     from equiscale.reliability.memory import format_bytes
 
     L = [
-        "# Reliability report (issue 6)",
+        "# Reliability report (issues 6 and 11)",
         "",
         f"- command: `{rec['command']}`",
         f"- git commit: `{rec['git_commit']}`",
@@ -334,6 +336,7 @@ def _markdown(rec: dict[str, Any]) -> str:
     total_ex = sum(p["examples"] for p in rec["properties"].values())
     L.append(f"| property-test examples run (all operators) | {total_ex} |")
     L += _status(rec, ok, tried, do, dt, total_ex)
+    L += _classes_section(rec.get("classes"))
     L += [
         "",
         "## Bad inputs per entry point",
@@ -477,6 +480,29 @@ def _markdown(rec: dict[str, Any]) -> str:
     return "\n".join(L) + "\n"
 
 
+def _classes_section(classes: dict[str, Any] | None) -> list[str]:
+    """Issue 11's classes and our own finds: per class, the tests that pin it and how many pass."""
+    if not classes:
+        return []
+    out = ["", "## Classes of failure beyond the catalogue (issue 11 and our own search)", ""]
+    if classes.get("error"):
+        return out + [f"Not run: {classes['error']}"]
+    rows = classes["rows"]
+    fixed = sum(r["tried"] > 0 and r["passed"] == r["tried"] for r in rows)
+    own = [r for r in rows if r["origin"] == "own search"]
+    out += [f"{fixed} of {len(rows)} classes pass all their tests ({sum(r['tried'] for r in rows)} "
+            f"tests, {sum(r['passed'] for r in rows)} passed); {len(own)} classes come from our own "
+            "adversarial search. Each class's tests fail on the defect.", "",
+            "| kind | origin | class | tests | passed |", "|---|---|---|---|---|"]
+    for r in rows:
+        sel = "<br>".join(f"`{t}`" for t in r["tests"])
+        out.append(f"| {r['kind']} | {r['origin']} | {r['what']} | {sel} | {r['passed']}/{r['tried']} |")
+    failed = [f for r in rows for f in r["failed"]]
+    if failed:
+        out += ["", "Failing:", ""] + [f"- {f}" for f in failed]
+    return out
+
+
 def _status(rec: dict[str, Any], ok: int, tried: int, do: int, dt: int, examples: int) -> list[str]:
     """Issue 6's points, each with the figure reached in this run."""
     files = rec["files"]
@@ -550,6 +576,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         rec["autocast"] = _autocast()
         rec["memory"] = _memory()
         rec["profiler_check"] = _profiler_check()
+        if not args.no_classes:
+            from equiscale.reliability.classes import run_classes
+
+            rec["classes"] = run_classes()
         if not args.no_faults:
             rec["faults"] = _faults(args.kills, args.ddp_kills, tmp)
     rec["wall_time_s"] = round(time.time() - t0, 1)
