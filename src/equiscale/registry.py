@@ -27,6 +27,7 @@ MODELS: dict[str, str] = {
     "hyena": "equiscale.models.se3_hyena:HyenaNet",
     "eq_transformer": "equiscale.models.equivariant_transformer:EquivariantTransformer",
     "frame_averaging": "equiscale.models.frame_averaging:FrameAveraging",
+    "canonicalize": "equiscale.models.canonicalize:Canonicalize",
 }
 
 TASKS: dict[str, str] = {
@@ -44,6 +45,7 @@ BENCHES: dict[str, str] = {
     "mace": "equiscale.bench.mace",
     "mlip": "equiscale.bench.mlip_table",
     "md-speed": "equiscale.bench.md_speed",
+    "symmetry": "equiscale.bench.symmetry",
 }
 
 DATASETS: dict[str, str] = {

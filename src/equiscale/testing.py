@@ -19,6 +19,19 @@ type                 shape                     transformation
 ``D(R)`` is the block-diagonal real Wigner matrix of e3nn (``Irrep.D_from_matrix``), so for e3nn's
 spherical harmonics ``Y(x @ R.T) = Y(x) @ D(R).T``.
 
+Two measures of (non-)equivariance:
+
+- :func:`equivariance_error` / :func:`assert_equivariant`: the *largest* relative error over a few
+  group elements, for checking that a model is exactly equivariant (errors near round-off).
+- :func:`relative_equivariance_error`: the *mean* relative equivariance error of Kim et al.
+  ("Regularizing Towards Soft Equivariance Under Mixed Symmetries", ICML 2023, after the
+  ``rel_err`` of Finzi et al.'s EMLP), for comparing models that are only approximately
+  equivariant, reported per symmetry (rotation, reflection, translation, permutation):
+
+      E_g [ ||f(g x) - g f(x)|| / (||f(g x)|| + ||g f(x)||) ],
+
+  which lies in [0, 1] (triangle inequality) and is 0 exactly when ``f(g x) = g f(x)``.
+
 Example::
 
     >>> import torch, e3nn.o3 as o3
@@ -39,12 +52,19 @@ from e3nn import o3
 TypeSpec = Any  # str or (str, int)
 
 __all__ = [
+    "SYMMETRIES",
     "random_rotation",
     "wigner_D",
     "transform",
     "equivariance_error",
     "assert_equivariant",
+    "relative_error",
+    "group_error",
+    "relative_equivariance_error",
 ]
+
+#: The symmetries :func:`relative_equivariance_error` can sample, in its reporting order.
+SYMMETRIES = ("rotation", "reflection", "translation", "permutation")
 
 _TOL = {torch.float64: 1e-9, torch.float32: 1e-4}
 
@@ -233,4 +253,178 @@ def assert_equivariant(*args: Any, tol: float | None = None, **kwargs: Any) -> d
     tol = _TOL.get(dtype, 1e-4) if tol is None else tol
     bad = {k: v for k, v in errors.items() if not v < tol}
     assert not bad, f"equivariance errors above {tol:g}: {bad}"
+    return errors
+
+
+# ----------------------------------------------------------------------------- relative error
+
+
+def relative_error(a: torch.Tensor | Sequence[torch.Tensor], b: torch.Tensor | Sequence[torch.Tensor],
+                   batch_dim: int | None = None) -> torch.Tensor:
+    """``||a - b|| / (||a|| + ||b||)`` with Frobenius norms over all entries (of all tensors).
+
+    With ``batch_dim`` the ratio is taken per sample (the norms run over the other axes) and a
+    tensor ``[B]`` is returned, else a scalar tensor. In [0, 1]; 0 when ``a == b`` (also when both
+    are zero: 0 / 0 is read as 0). Computed in float64.
+    """
+    a_list = list(a) if isinstance(a, (list, tuple)) else [a]
+    b_list = list(b) if isinstance(b, (list, tuple)) else [b]
+    if len(a_list) != len(b_list):
+        raise ValueError(f"a and b must hold as many tensors, got {len(a_list)} and {len(b_list)}")
+
+    def sq(x: torch.Tensor) -> torch.Tensor:
+        x = x.to(torch.float64)
+        if batch_dim is None:
+            return x.pow(2).sum()
+        return x.movedim(batch_dim, 0).reshape(x.shape[batch_dim], -1).pow(2).sum(-1)
+
+    for x, y in zip(a_list, b_list):
+        if x.shape != y.shape:
+            raise ValueError(f"a and b must have equal shapes, got {tuple(x.shape)} and {tuple(y.shape)}")
+    diff = sum(sq(x - y) for x, y in zip(a_list, b_list)).sqrt()
+    norm = sum(sq(x) for x in a_list).sqrt() + sum(sq(y) for y in b_list).sqrt()
+    return torch.where(norm > 0, diff / norm.clamp_min(1e-300), torch.zeros_like(diff))
+
+
+def _prepare(inputs: Any, in_types: Any, node_dims: Any):
+    """Inputs as (keys, tensors, types, node dims, rebuild): a sequence of tensors or a dict (whose
+    untyped entries pass through unchanged)."""
+    if isinstance(inputs, dict):
+        if not isinstance(in_types, dict):
+            raise TypeError("in_types must be a dict (key -> type) when inputs is a dict")
+        unknown = sorted(set(in_types) - set(inputs))
+        if unknown:
+            raise ValueError(f"in_types names keys {unknown} that inputs does not hold")
+        keys = list(inputs)
+        types = [in_types.get(k, "scalar") for k in keys]
+        if isinstance(node_dims, dict):
+            nds = [node_dims.get(k) for k in keys]
+        else:
+            nds = [node_dims if k in in_types else None for k in keys]
+
+        def rebuild(xs: list) -> Any:
+            return [dict(zip(keys, xs))]
+        return keys, [inputs[k] for k in keys], types, nds, rebuild
+    xs = list(inputs)
+    if isinstance(in_types, dict) or len(in_types) != len(xs):
+        raise ValueError(f"in_types must list one type per input ({len(xs)} inputs)")
+    nds = list(node_dims) if node_dims is not None else [None] * len(xs)
+    if len(nds) != len(xs):
+        raise ValueError(f"node_dims has {len(nds)} entries for {len(xs)} inputs")
+    return None, xs, list(in_types), nds, lambda ys: ys
+
+
+def group_error(
+    fn: Callable[..., Any],
+    inputs: Sequence[torch.Tensor] | dict[str, torch.Tensor],
+    in_types: Sequence[TypeSpec] | dict[str, TypeSpec],
+    out_types: Sequence[TypeSpec],
+    *,
+    R: torch.Tensor | None = None,
+    t: torch.Tensor | None = None,
+    perm: torch.Tensor | None = None,
+    node_dims: Sequence[int | None] | dict[str, int] | int | None = None,
+    out_node_dims: Sequence[int | None] | None = None,
+    batch_dim: int | None = None,
+) -> torch.Tensor:
+    """Relative equivariance error of ``fn`` for one given group element ``g = (R, t, perm)``:
+    ``||f(g x) - g f(x)|| / (||f(g x)|| + ||g f(x)||)`` (:func:`relative_error`).
+
+    ``inputs`` is a sequence of tensors (``fn(*inputs)``) or a dict (``fn(inputs)``, e.g. our
+    models' batches; ``in_types`` then maps keys to types and other keys pass unchanged).
+    ``node_dims`` / ``out_node_dims``: the node axis of each input / output (a dict or one int for
+    dict inputs), needed when ``perm`` is given. ``batch_dim``: per-sample errors ``[B]``.
+    Returns a float64 tensor (scalar, or ``[B]``).
+    """
+    keys, xs, types, nds, rebuild = _prepare(inputs, in_types, node_dims)
+    if perm is not None and all(d is None for d in nds):
+        raise ValueError("perm was given but node_dims names no node axis")
+    base = _as_tuple(fn(*rebuild(xs)))
+    if len(base) != len(out_types):
+        raise ValueError(f"out_types has {len(out_types)} entries for {len(base)} outputs")
+    ond = list(out_node_dims) if out_node_dims is not None else [None] * len(base)
+    if perm is not None and all(d is None for d in ond):
+        raise ValueError("perm was given but out_node_dims names no node axis")
+    moved = [transform(x, k, R, t, perm, d) for x, k, d in zip(xs, types, nds)]
+    out_moved = _as_tuple(fn(*rebuild(moved)))
+    expected = [transform(y, k, R, t, perm, d) for y, k, d in zip(base, out_types, ond)]
+    err = relative_error(list(out_moved), expected, batch_dim)
+    if not torch.isfinite(err).all():
+        raise AssertionError("fn returned non-finite values: the relative error is not defined")
+    return err
+
+
+def relative_equivariance_error(
+    fn: Callable[..., Any],
+    inputs: Sequence[torch.Tensor] | dict[str, torch.Tensor],
+    in_types: Sequence[TypeSpec] | dict[str, TypeSpec],
+    out_types: Sequence[TypeSpec],
+    *,
+    symmetries: Sequence[str] = SYMMETRIES,
+    node_dims: Sequence[int | None] | dict[str, int] | int | None = None,
+    out_node_dims: Sequence[int | None] | None = None,
+    batch_dim: int | None = None,
+    trials: int = 4,
+    translation_scale: float = 1.0,
+    seed: int = 0,
+    dtype: torch.dtype | None = torch.float64,
+) -> dict[str, float]:
+    """Relative equivariance error (Kim et al. 2023) of ``fn``, one number per symmetry.
+
+    For each symmetry ``s`` in ``symmetries`` the mean over ``trials`` random group elements ``g``
+    (and over samples, with ``batch_dim``) of
+
+        err_s = ||f(g x) - g f(x)|| / (||f(g x)|| + ||g f(x)||)
+
+    with ``g`` a Haar-random rotation (``"rotation"``, det +1), a Haar-random improper rotation
+    (``"reflection"``, det -1), a translation ``t ~ N(0, translation_scale^2 I)``
+    (``"translation"``; it moves only ``"position"`` types) or a uniformly random permutation of
+    the nodes (``"permutation"``). Each error lies in [0, 1] and is 0 for an exactly equivariant
+    ``fn`` (round-off: ~1e-16 in float64).
+
+    Args:
+        fn, inputs, in_types, out_types, node_dims, out_node_dims, batch_dim: as in
+            :func:`group_error` (``inputs`` a sequence of tensors, or a dict batch).
+        symmetries: any of ``"rotation"``, ``"reflection"``, ``"translation"``, ``"permutation"``.
+        trials: group elements per symmetry.
+        seed: seeds the group elements (the same elements for every model given the same seed).
+        dtype: floating inputs are cast to it (float64 by default; ``None`` keeps them).
+    Returns:
+        ``{symmetry: mean relative error}`` in the order given.
+    """
+    unknown = [s for s in symmetries if s not in SYMMETRIES]
+    if unknown or not symmetries:
+        raise ValueError(f"symmetries must name some of {SYMMETRIES}, got {list(symmetries)}")
+    if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
+        raise ValueError(f"trials must be an int >= 1, got {trials!r}")
+    if not translation_scale > 0:
+        raise ValueError(f"translation_scale must be > 0, got {translation_scale!r}")
+    if isinstance(inputs, dict):
+        xs = {k: v.to(dtype) if (dtype is not None and v.is_floating_point()) else v
+              for k, v in inputs.items()}
+    else:
+        xs = [x.to(dtype) if (dtype is not None and x.is_floating_point()) else x for x in inputs]
+    _, tensors, _, nds, _ = _prepare(xs, in_types, node_dims)
+    gen = torch.Generator().manual_seed(seed)
+    errors: dict[str, float] = {}
+    for sym in symmetries:
+        total = 0.0
+        for _ in range(trials):
+            R = t = perm = None
+            if sym in ("rotation", "reflection"):
+                R = random_rotation(torch.float64, gen, reflection=sym == "reflection")
+            elif sym == "translation":
+                t = translation_scale * torch.randn(3, dtype=torch.float64, generator=gen)
+            else:
+                sizes = {x.shape[d] for x, d in zip(tensors, nds) if d is not None}
+                if len(sizes) != 1:
+                    raise ValueError("permutation needs node_dims naming inputs with one number "
+                                     f"of nodes, got sizes {sorted(sizes)}")
+                perm = torch.randperm(sizes.pop(), generator=gen)
+            err = group_error(fn, xs, in_types, out_types, R=R, t=t, perm=perm,
+                              node_dims=node_dims if sym == "permutation" else None,
+                              out_node_dims=out_node_dims if sym == "permutation" else None,
+                              batch_dim=batch_dim)
+            total += float(err.detach().mean())
+        errors[sym] = total / trials
     return errors

@@ -26,6 +26,13 @@ exactly (error-free transformations with a round-to-odd step, Boldo & Melquiond 
 vectorised generator equals the plain per-trajectory loop ``_reference_trajectory`` bit for
 bit wherever the local BLAS rounds that way.
 
+Symmetry-breaking variant (ours, not in the EGNN protocol): ``field=(E_x, E_y, E_z)`` adds a
+constant, uniform external electric field, the force ``q_i E`` on particle i, to the Coulomb forces
+before the clipping. It breaks rotation and reflection equivariance of the dynamics (the field
+picks a direction) and keeps translation and permutation symmetry. The draws are the same as the
+standard set's; only the forces differ. Such data is cached under its own name (the field enters
+the file name), and ``field=None`` (the default) runs exactly the standard arithmetic.
+
 Shapes: ``loc``, ``vel`` ``[n_traj, 49, 5, 3]`` float64 (EGNN's loader transposes the saved
 ``[n_traj, 49, 3, 5]`` to this), ``charges`` ``[n_traj, 5]`` (+-1.0).
 """
@@ -48,6 +55,7 @@ __all__ = [
     "SPLITS",
     "add_arguments",
     "charged_particles",
+    "field_tag",
     "nbody_baselines",
     "run",
 ]
@@ -265,9 +273,12 @@ _ORD_I = np.repeat(np.arange(N_BALLS)[:, None], N_BALLS - 1, axis=1)
 _ORD_PAIR = _PAIR_ID[_ORD_I, _ORD_J]
 
 
-def _forces(x: np.ndarray, qq: np.ndarray) -> np.ndarray:
+def _forces(x: np.ndarray, qq: np.ndarray, qfield: np.ndarray | None = None) -> np.ndarray:
     """Clipped forces ``[3, n, B]`` for positions ``x`` ``[3, n, B]``, charge products ``qq``
     ``[n_pairs, B]``; the same floating-point operations as ``_reference_forces``.
+
+    ``qfield`` ``[3, n, B]`` (``q_i E``, the external-field force) is added before the clipping;
+    ``None`` adds nothing (the standard protocol, bit for bit).
     """
     sq = x * x
     norm = sq[0] + sq[1]
@@ -284,6 +295,8 @@ def _forces(x: np.ndarray, qq: np.ndarray) -> np.ndarray:
     f = terms[:, :, 0] + terms[:, :, 1]
     for k in range(2, N_BALLS - 1):
         f += terms[:, :, k]
+    if qfield is not None:
+        f += qfield
     np.clip(f, -MAX_F, MAX_F, out=f)
     return f
 
@@ -308,6 +321,7 @@ def _initial_state(
 def _simulate(
     charges: np.ndarray, loc_draw: np.ndarray, vel_draw: np.ndarray,
     length: int = LENGTH, chunk: int = 2000, progress: bool = False,
+    field: tuple[float, float, float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Vectorised ``sample_trajectory`` over trajectories.
 
@@ -315,6 +329,7 @@ def _simulate(
         charges: ``[m, 5, 1]`` or ``[m, 5]``; loc_draw, vel_draw: ``[m, 3, 5]``.
         length: leapfrog steps (a multiple of ``SAMPLE_FREQ``; 5000 in the protocol).
         chunk: trajectories simulated together (bounds memory).
+        field: constant external field ``E`` (force ``q_i E``), or None (the standard protocol).
 
     Returns:
         loc, vel ``[m, length / 100 - 1, 5, 3]``.
@@ -340,7 +355,8 @@ def _simulate(
         v = np.ascontiguousarray(vel0[s:e].transpose(1, 2, 0))
         qt = q[s:e].T  # [n, B]
         qq = qt[_PAIR_I] * qt[_PAIR_J]  # edges q_i q_j, [P, B]
-        v += DT * _forces(x, qq)
+        qfield = None if field is None else np.asarray(field)[:, None, None] * qt[None]  # [3, n, B]
+        v += DT * _forces(x, qq, qfield)
         for step in range(1, last_step + 1):
             x += DT * v
             if step % SAMPLE_FREQ == 0:
@@ -349,7 +365,7 @@ def _simulate(
                 vel_out[s:e, k] = v.transpose(2, 1, 0)
                 if bar is not None:
                     bar.update((e - s) * SAMPLE_FREQ)
-            v += DT * _forces(x, qq)
+            v += DT * _forces(x, qq, qfield)
     if bar is not None:
         bar.close()
     return loc_out, vel_out
@@ -358,9 +374,34 @@ def _simulate(
 # ----------------------------------------------------------------------------- public API
 
 
-def _generate(split: str, progress: bool = False, stop: int | None = None) -> dict[str, np.ndarray]:
+def _check_field(field: object) -> tuple[float, float, float] | None:
+    """``None`` for no field (also for an all-zero one), else a tuple of three finite floats."""
+    if field is None:
+        return None
+    if isinstance(field, (str, bytes)) or not hasattr(field, "__len__") or len(field) != 3:
+        raise ValueError(f"field must be None or three numbers (E_x, E_y, E_z), got {field!r}")
+    if not all(isinstance(e, (int, float)) and not isinstance(e, bool) for e in field):
+        raise TypeError(f"field must hold three numbers, got {field!r}")
+    values = tuple(float(e) for e in field)
+    if not all(np.isfinite(values)):
+        raise ValueError(f"field must be finite, got {field!r}")
+    return None if values == (0.0, 0.0, 0.0) else values
+
+
+def field_tag(field: tuple[float, float, float] | None) -> str:
+    """The part of the cache name that names the field: ``""`` for none, else e.g.
+    ``"-field0.0_0.0_0.2"`` (``repr`` of each component, ``-`` written ``m``): distinct fields get
+    distinct files, and the standard files keep their names."""
+    field = _check_field(field)
+    if field is None:
+        return ""
+    return "-field" + "_".join(repr(e).replace("-", "m") for e in field)
+
+
+def _generate(split: str, progress: bool = False, stop: int | None = None,
+              field: tuple[float, float, float] | None = None) -> dict[str, np.ndarray]:
     charges, loc_draw, vel_draw = _split_draws(split, 0, stop)
-    loc, vel = _simulate(charges, loc_draw, vel_draw, progress=progress)
+    loc, vel = _simulate(charges, loc_draw, vel_draw, progress=progress, field=field)
     return {"loc": loc, "vel": vel, "charges": charges.reshape(-1, N_BALLS)}
 
 
@@ -371,6 +412,7 @@ def charged_particles(
     cache: bool = True,
     progress: bool = False,
     n: int | None = None,
+    field: tuple[float, float, float] | None = None,
 ) -> NBodyTrajectories:
     """The EGNN charged n-body split ``split`` ("train" 10000, "valid" 2000, "test" 2000).
 
@@ -382,6 +424,8 @@ def charged_particles(
         progress: show a progress bar while simulating.
         n: only the first ``n`` trajectories of the split (the same numbers as the full split's
             first ``n``: the draws of everything before them are consumed, not simulated).
+        field: constant external field ``(E_x, E_y, E_z)`` that breaks rotation symmetry (see the
+            module docstring), or None for the standard EGNN data. Cached under its own name.
 
     Returns:
         :class:`NBodyTrajectories` with ``loc``, ``vel`` ``[n, 49, 5, 3]``, ``charges [n, 5]``.
@@ -393,19 +437,20 @@ def charged_particles(
     if n is not None and (isinstance(n, bool) or not isinstance(n, int) or not 0 < n <= full):
         raise ValueError(f"n must be an int in 1..{full} for split {split!r}, got {n!r}")
     stop = None if n is None or n == full else n
+    field = _check_field(field)
     if cache:
         folder = _cache_dir(cache_dir) / "nbody"
-        path = folder / f"{PROTOCOL}-{split}.npz"
+        name = PROTOCOL + field_tag(field)
+        path = folder / f"{name}-{split}.npz"
         if stop is not None and not path.exists():
-            path = folder / f"{PROTOCOL}-{split}-first{stop}.npz"
+            path = folder / f"{name}-{split}-first{stop}.npz"
         subset = stop if "first" in path.name else None
-        arrays = cached_arrays(path, (lambda: _generate(split, progress)) if subset is None
-                               else (lambda: _generate(split, progress, subset)),
+        arrays = cached_arrays(path, lambda: _generate(split, progress, subset, field),
                                required=("loc", "vel", "charges"))
     else:
         if cache_dir is not None:
             raise ValueError("cache_dir was given but cache=False; pass one or the other")
-        arrays = _generate(split, progress, stop)
+        arrays = _generate(split, progress, stop, field)
     size = arrays["loc"].shape[0]
     if size not in (full, stop):
         raise ValueError(f"cached split {split!r} has {size} trajectories, expected {full}")

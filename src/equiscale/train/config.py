@@ -49,6 +49,11 @@ class TrainConfig:
             stage of a curriculum): weights only; epoch, optimiser and scheduler start afresh. The
             model and its arguments must match (the state dict is loaded strictly). Ignored when a
             run is resumed, since the resumed checkpoint holds the weights.
+        soft_equivariance: optional penalty on the model's equivariance error (Kim et al. 2023),
+            symmetry -> strength, e.g. ``{rotation: 0.1, permutation: 0.1}``, plus the options
+            ``schedule`` (``auto``, ``warmup``, ``constant``), ``warmup_steps``, ``ema``,
+            ``max_ratio``, ``translation_scale``; see ``equiscale.train.soft_equivariance``. The
+            task must declare its symmetry (n-body does). Empty: off.
     """
 
     task: str = "nbody"
@@ -79,6 +84,7 @@ class TrainConfig:
     tensorboard: bool = False
     progress: bool = True
     init_from: str | None = None
+    soft_equivariance: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -129,6 +135,11 @@ class TrainConfig:
             raise ValueError(
                 f"config field 'scheduler' must be 'none', 'cosine' or 'plateau', got {self.scheduler!r}"
             )
+        if self.soft_equivariance:
+            from equiscale.train.soft_equivariance import OPTION_KEYS, _check_strengths
+
+            _check_strengths({k: v for k, v in self.soft_equivariance.items()
+                              if k not in OPTION_KEYS})
         if self.init_from is not None and (not isinstance(self.init_from, str) or not self.init_from):
             raise ValueError(f"config field 'init_from' must be a checkpoint path, got {self.init_from!r}")
         if self.max_time is not None:

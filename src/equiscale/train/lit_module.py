@@ -35,6 +35,15 @@ class TaskModule(L.LightningModule):
         self.cfg = TrainConfig(**config)
         self.model = build_model(self.cfg.model, self.cfg.model_args)
         self.task = task
+        self.soft_equivariance = None
+        if self.cfg.soft_equivariance and task is not None:
+            from equiscale.train.soft_equivariance import SoftEquivarianceLoss
+
+            if task.symmetry is None:
+                raise ValueError(f"config field 'soft_equivariance': task {self.cfg.task!r} "
+                                 "declares no symmetry (TaskData.symmetry)")
+            self.soft_equivariance = SoftEquivarianceLoss.from_config(task.symmetry,
+                                                                      self.cfg.soft_equivariance)
 
     def forward(self, batch: Batch) -> Any:
         return self.model(batch)
@@ -53,8 +62,15 @@ class TaskModule(L.LightningModule):
                 f"training loss is {loss.item()} at epoch {self.current_epoch}, step {self.global_step}; "
                 "lower 'lr' or set 'grad_clip'"
             )
+        bs = self._batch_size(batch)
         self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True,
-                 batch_size=self._batch_size(batch), sync_dist=True)
+                 batch_size=bs, sync_dist=True)
+        if self.soft_equivariance is not None:
+            penalty, logs = self.soft_equivariance(self.model, batch, pred, loss, self.global_step)
+            for name, value in logs.items():
+                self.log(f"train/{name}", value, on_step=False, on_epoch=True, batch_size=bs,
+                         sync_dist=True)
+            loss = loss + penalty
         return loss
 
     def _eval_step(self, batch: Batch, stage: str) -> None:
@@ -97,8 +113,13 @@ class TaskModule(L.LightningModule):
             "numpy": [np_state[0], torch.from_numpy(np_state[1].copy()), *np_state[2:]],
             "python": _to_lists(random.getstate()),
         }
+        if self.soft_equivariance is not None:  # the "auto" schedule's moving averages
+            checkpoint["soft_equivariance_averages"] = dict(self.soft_equivariance.averages)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        averages = checkpoint.get("soft_equivariance_averages")
+        if averages is not None and self.soft_equivariance is not None:
+            self.soft_equivariance.averages = dict(averages)
         states = checkpoint.get("rng_states")
         if states is None:
             return

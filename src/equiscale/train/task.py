@@ -11,7 +11,24 @@ from torch.utils.data import Dataset
 
 Batch = dict[str, torch.Tensor]
 
-__all__ = ["TaskData", "Batch"]
+__all__ = ["TaskData", "Batch", "SymmetrySpec"]
+
+
+@dataclass(frozen=True)
+class SymmetrySpec:
+    """How a task's model inputs and prediction transform, in :mod:`equiscale.testing` types.
+
+    Attributes:
+        inputs: batch key -> type (``"position"``, ``"vector"``, ``"scalar"``, ...); keys not
+            listed (targets, indices) are passed to the model unchanged.
+        output: the type of the model's prediction.
+        node_dim: the axis of batch tensors and of the prediction that indexes nodes (permuted
+            under ``permutation``); the batch axis is 0.
+    """
+
+    inputs: dict[str, Any]
+    output: Any
+    node_dim: int = 1
 
 
 @dataclass
@@ -31,6 +48,8 @@ class TaskData:
         plot: optional ``plot(model, task, out_dir) -> list[path]`` for task-specific figures.
         baselines: optional ``baselines() -> {name: test metric}`` of untrained reference methods,
             printed beside the trained model.
+        symmetry: optional :class:`SymmetrySpec`; with it the trainer reports the model's relative
+            equivariance error on the test split and can train with ``soft_equivariance``.
     """
 
     train: Dataset
@@ -45,3 +64,4 @@ class TaskData:
     describe: str = ""
     plot: Callable[..., list[str]] | None = None
     baselines: Callable[[], dict[str, float]] | None = None
+    symmetry: SymmetrySpec | None = None

@@ -190,6 +190,14 @@ def fit(cfg: TrainConfig, resume: bool | str = False) -> dict[str, Any]:
         "baselines": task.baselines() if task.baselines is not None else {},
         "n_parameters": sum(p.numel() for p in module.model.parameters()),
     }
+    if task.symmetry is not None and trainer.is_global_zero:
+        from equiscale.train.equivariance_eval import equivariance_on_split
+
+        eq_started = time.time()
+        results["equivariance"] = equivariance_on_split(module.model, task.test, task.collate,
+                                                        task.symmetry,
+                                                        batch_size=cfg.eval_batch_size)
+        results["equivariance_time_s"] = round(time.time() - eq_started, 1)
     if trainer.is_global_zero:
         results.update(_provenance(cfg, started))
         write_json(out / "results.json", results)
@@ -272,8 +280,13 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[TaskModule, TrainConfig]:
 
 
 def evaluate(checkpoint: str | os.PathLike, split: str = "test", batch_size: int | None = None,
-             progress: bool = True) -> dict[str, float]:
-    """Evaluate a checkpoint on a split (``train``, ``val`` or ``test``) of its own task."""
+             progress: bool = True, equivariance: bool = True) -> dict[str, float]:
+    """Evaluate a checkpoint on a split (``train``, ``val`` or ``test``) of its own task.
+
+    With ``equivariance`` and a task that declares its symmetry, the metrics also hold the
+    relative equivariance error per symmetry (``equiv_rotation``, ...; see
+    :func:`equiscale.train.equivariance_eval.equivariance_on_split`).
+    """
     if split not in ("train", "val", "test"):
         raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
@@ -292,4 +305,11 @@ def evaluate(checkpoint: str | os.PathLike, split: str = "test", batch_size: int
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
         out = trainer.test(module, loader, verbose=False)[0]
-    return {k.removeprefix("test/"): float(v) for k, v in out.items()}
+    metrics = {k.removeprefix("test/"): float(v) for k, v in out.items()}
+    if equivariance and task.symmetry is not None:
+        from equiscale.train.equivariance_eval import equivariance_on_split
+
+        errs = equivariance_on_split(module.model, dataset, task.collate, task.symmetry,
+                                     batch_size=size)
+        metrics.update({f"equiv_{name}": value for name, value in errs.items()})
+    return metrics

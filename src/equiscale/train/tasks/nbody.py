@@ -9,9 +9,9 @@ import torch
 from torch.utils.data import Dataset, default_collate
 
 from equiscale.provenance import save_figure
-from equiscale.train.task import Batch, TaskData
+from equiscale.train.task import Batch, SymmetrySpec, TaskData
 
-__all__ = ["NBodyDataset", "nbody_task", "PUBLISHED_NBODY_MSE"]
+__all__ = ["NBodyDataset", "nbody_task", "PUBLISHED_NBODY_MSE", "NBODY_SYMMETRY"]
 
 #: Published test MSE on charged n-body (3000 training trajectories), DESIGN.md.
 PUBLISHED_NBODY_MSE: dict[str, float] = {
@@ -21,15 +21,21 @@ PUBLISHED_NBODY_MSE: dict[str, float] = {
 }
 
 
+#: How the model's inputs and its prediction transform (equiscale.testing types; particles on axis 1).
+NBODY_SYMMETRY = SymmetrySpec(inputs={"loc": "position", "vel": "vector", "charges": "scalar"},
+                              output="position", node_dim=1)
+
+
 class NBodyDataset(Dataset):
     """Samples ``{"loc", "vel", "charges", "target"}``: loc/vel ``[5, 3]`` at ``frame_in``,
     charges ``[5]``, target positions ``[5, 3]`` at ``frame_out``."""
 
     def __init__(self, split: str, n: int | None = None, frame_in: int = 30, frame_out: int = 40,
-                 cache_dir: str | None = None, dtype: torch.dtype = torch.float32) -> None:
+                 cache_dir: str | None = None, dtype: torch.dtype = torch.float32,
+                 field: list[float] | None = None) -> None:
         from equiscale.data.nbody import charged_particles
 
-        traj = charged_particles(split=split, cache_dir=cache_dir, n=n, progress=True)
+        traj = charged_particles(split=split, cache_dir=cache_dir, n=n, progress=True, field=field)
         total = traj.loc.shape[0]
         frames = traj.loc.shape[1]
         for name, f in (("frame_in", frame_in), ("frame_out", frame_out)):
@@ -66,18 +72,26 @@ def _mse(pred: torch.Tensor, batch: Batch) -> torch.Tensor:
 
 
 def nbody_task(n_train: int = 3000, n_val: int | None = None, n_test: int | None = None,
-               frame_in: int = 30, frame_out: int = 40, cache_dir: str | None = None) -> TaskData:
+               frame_in: int = 30, frame_out: int = 40, cache_dir: str | None = None,
+               field: list[float] | None = None) -> TaskData:
     """The EGNN n-body task: first ``n_train`` of the 10000 training trajectories (EGNN: 3000),
-    the 2000 validation and 2000 test trajectories (or their first ``n_val`` / ``n_test``)."""
-    kw = {"frame_in": frame_in, "frame_out": frame_out, "cache_dir": cache_dir}
+    the 2000 validation and 2000 test trajectories (or their first ``n_val`` / ``n_test``).
+
+    ``field``: a constant external field ``[E_x, E_y, E_z]`` in the simulation (the
+    symmetry-broken variant, see :mod:`equiscale.data.nbody`); None: the standard data.
+    The task declares its symmetry (:data:`NBODY_SYMMETRY`): positions and velocities in,
+    positions out, particles on axis 1.
+    """
+    kw = {"frame_in": frame_in, "frame_out": frame_out, "cache_dir": cache_dir, "field": field}
     train = NBodyDataset("train", n_train, **kw)
     val = NBodyDataset("valid", n_val, **kw)
     test = NBodyDataset("test", n_test, **kw)
+    broken = "" if field is None else f", external field {list(field)}"
     return TaskData(
-        train=train, val=val, test=test, collate=_collate, loss=_mse,
+        train=train, val=val, test=test, collate=_collate, loss=_mse, symmetry=NBODY_SYMMETRY,
         metrics=lambda pred, batch: {"mse": _mse(pred, batch)},
         monitor="mse", published=dict(PUBLISHED_NBODY_MSE),
-        describe=f"charged n-body, frame {frame_in} -> {frame_out}, "
+        describe=f"charged n-body{broken}, frame {frame_in} -> {frame_out}, "
                  f"{len(train)}/{len(val)}/{len(test)} train/val/test",
         plot=plot_nbody,
         baselines=lambda: _baselines(test),
