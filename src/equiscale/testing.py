@@ -283,7 +283,8 @@ def relative_error(a: torch.Tensor | Sequence[torch.Tensor], b: torch.Tensor | S
             raise ValueError(f"a and b must have equal shapes, got {tuple(x.shape)} and {tuple(y.shape)}")
     diff = sum(sq(x - y) for x, y in zip(a_list, b_list)).sqrt()
     norm = sum(sq(x) for x in a_list).sqrt() + sum(sq(y) for y in b_list).sqrt()
-    return torch.where(norm > 0, diff / norm.clamp_min(1e-300), torch.zeros_like(diff))
+    # 0 / 0 -> 0; NaN or inf anywhere stays non-finite (never silently 0)
+    return torch.where(norm == 0, torch.zeros_like(diff), diff / norm)
 
 
 def _prepare(inputs: Any, in_types: Any, node_dims: Any):

@@ -68,11 +68,13 @@ OUTPUTS = ("position", "vector", "invariant")
 def _fix_signs(coords: Tensor, axes: Tensor, sign_tol: float) -> tuple[Tensor, Tensor]:
     """Flip each column of ``axes [B, 3, 3]`` so the third moment of ``coords @ axes`` is >= 0.
 
-    Returns the axes and ``ambiguous [B, 3]`` (third moment below ``sign_tol`` of its scale).
+    Returns the axes and ``ambiguous [B, 3]``: ``|third moment| <= sign_tol (sum |x_n - t|^2)^(3/2)``
+    (relative to the whole set's spread, so an axis with no extent, as a planar set's normal, is
+    ambiguous).
     """
     proj = coords @ axes  # [B, N, 3]
     m3 = proj.pow(3).sum(1)  # [B, 3]
-    scale = proj.pow(2).sum(1).pow(1.5)  # [B, 3]
+    scale = proj.pow(2).sum((1, 2)).pow(1.5)[:, None]  # [B, 1]
     sign = torch.where(m3 < 0, -1.0, 1.0).to(axes.dtype)
     ambiguous = m3.abs() <= sign_tol * scale.clamp_min(1e-300)
     return axes * sign[:, None, :], ambiguous

@@ -135,11 +135,12 @@ class TrainConfig:
             raise ValueError(
                 f"config field 'scheduler' must be 'none', 'cosine' or 'plateau', got {self.scheduler!r}"
             )
-        if self.soft_equivariance:
-            from equiscale.train.soft_equivariance import OPTION_KEYS, _check_strengths
+        if self.soft_equivariance:  # strengths and options, checked on a stand-in symmetry
+            from equiscale.train.soft_equivariance import SoftEquivarianceLoss
+            from equiscale.train.task import SymmetrySpec
 
-            _check_strengths({k: v for k, v in self.soft_equivariance.items()
-                              if k not in OPTION_KEYS})
+            SoftEquivarianceLoss.from_config(SymmetrySpec({"x": "position"}, "position"),
+                                             self.soft_equivariance)
         if self.init_from is not None and (not isinstance(self.init_from, str) or not self.init_from):
             raise ValueError(f"config field 'init_from' must be a checkpoint path, got {self.init_from!r}")
         if self.max_time is not None:

@@ -147,15 +147,14 @@ class SoftEquivarianceLoss(nn.Module):
                 raise ValueError(f"spec type {kind!r} of {key!r} is not supported by the soft "
                                  f"penalty; use one of {_SUPPORTED_TYPES}")
         if schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
+            raise ValueError(f"soft_equivariance.schedule must be one of {SCHEDULES}, got {schedule!r}")
         if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 0:
-            raise ValueError(f"warmup_steps must be an int >= 0, got {warmup_steps!r}")
-        if not 0.0 <= ema < 1.0:
-            raise ValueError(f"ema must be in [0, 1), got {ema!r}")
-        if not max_ratio > 0:
-            raise ValueError(f"max_ratio must be > 0, got {max_ratio!r}")
-        if not translation_scale > 0:
-            raise ValueError(f"translation_scale must be > 0, got {translation_scale!r}")
+            raise ValueError(f"soft_equivariance.warmup_steps must be an int >= 0, got {warmup_steps!r}")
+        for name, value, ok in (("ema", ema, lambda v: 0.0 <= v < 1.0),
+                                ("max_ratio", max_ratio, lambda v: v > 0),
+                                ("translation_scale", translation_scale, lambda v: v > 0)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not ok(value):
+                raise ValueError(f"soft_equivariance.{name} out of range: {value!r}")
         self.spec = spec
         self.strengths = _check_strengths(strengths)
         self.schedule, self.warmup_steps = schedule, warmup_steps
