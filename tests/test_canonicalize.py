@@ -25,10 +25,16 @@ class FlatMLP(nn.Module):
         return self.net(batch["pos"].flatten(1))
 
 
-def _invariance(model: nn.Module, pos: torch.Tensor, symmetries=("rotation", "reflection",
-                                                                  "translation")):
-    return relative_equivariance_error(model.double(), {"pos": pos}, {"pos": "position"},
-                                       ["scalar"], symmetries=symmetries, batch_dim=0, trials=6)
+def _invariance(model: nn.Module, pos: torch.Tensor, symmetries=("rotation", "reflection", "translation")):
+    return relative_equivariance_error(
+        model.double(),
+        {"pos": pos},
+        {"pos": "position"},
+        ["scalar"],
+        symmetries=symmetries,
+        batch_dim=0,
+        trials=6,
+    )
 
 
 @pytest.mark.parametrize("method", ["pca", "distance"])
@@ -67,12 +73,20 @@ def test_canonicalised_gnn_is_e3_and_permutation_equivariant(method: str) -> Non
     torch.manual_seed(3)
     model = Canonicalize("gnn", {"hidden": 16, "layers": 2}, method=method).double()
     g = torch.Generator().manual_seed(3)
-    batch = {"loc": torch.randn(4, 5, 3, generator=g, dtype=torch.float64),
-             "vel": torch.randn(4, 5, 3, generator=g, dtype=torch.float64),
-             "charges": torch.tensor([1.0, -1.0, 1.0, -1.0, -1.0]).expand(4, 5).clone().double()}
-    errs = relative_equivariance_error(model, batch, {"loc": "position", "vel": "vector",
-                                                      "charges": "scalar"}, ["position"],
-                                       node_dims=1, out_node_dims=[1], batch_dim=0)
+    batch = {
+        "loc": torch.randn(4, 5, 3, generator=g, dtype=torch.float64),
+        "vel": torch.randn(4, 5, 3, generator=g, dtype=torch.float64),
+        "charges": torch.tensor([1.0, -1.0, 1.0, -1.0, -1.0]).expand(4, 5).clone().double(),
+    }
+    errs = relative_equivariance_error(
+        model,
+        batch,
+        {"loc": "position", "vel": "vector", "charges": "scalar"},
+        ["position"],
+        node_dims=1,
+        out_node_dims=[1],
+        batch_dim=0,
+    )
     assert max(errs.values()) < 1e-12, errs
 
 
@@ -86,8 +100,12 @@ def _degenerate_sets() -> dict[str, torch.Tensor]:
     tetra = torch.tensor([[1.0, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1]], dtype=torch.float64)
     tetra = torch.cat([tetra, tetra.new_zeros(N - 4, 3)])  # the centroid twice: still isotropic
     same = torch.full((N, 3), 0.7, dtype=torch.float64)
-    return {"collinear": line, "planar": plane @ random_rotation(torch.float64).T,
-            "tetrahedron": tetra, "coincident": same}
+    return {
+        "collinear": line,
+        "planar": plane @ random_rotation(torch.float64).T,
+        "tetrahedron": tetra,
+        "coincident": same,
+    }
 
 
 @pytest.mark.parametrize("method", ["pca", "distance"])
@@ -100,8 +118,11 @@ def test_degenerate_inputs_are_finite_and_flagged(kind: str, method: str) -> Non
     assert torch.allclose(f[0].T @ f[0], torch.eye(3, dtype=torch.float64), atol=1e-10)
     torch.manual_seed(5)
     model = Canonicalize("gnn", {"hidden": 16, "layers": 2}, method=method).double()
-    batch = {"loc": pos.clone().requires_grad_(True), "vel": torch.randn_like(pos),
-             "charges": torch.ones(1, N, dtype=torch.float64)}
+    batch = {
+        "loc": pos.clone().requires_grad_(True),
+        "vel": torch.randn_like(pos),
+        "charges": torch.ones(1, N, dtype=torch.float64),
+    }
     out = model(batch)
     assert torch.isfinite(out).all()
     out.sum().backward()

@@ -80,7 +80,12 @@ def test_task_and_bad_fields() -> None:
     assert "external field" in task.describe
     assert nb.field_tag(None) == nb.field_tag((0.0, 0.0, 0.0)) == ""
     assert nb.field_tag((0.0, -0.5, 1.0)) != nb.field_tag((0.0, 0.5, 1.0))
-    for bad, err in (((1.0, 2.0), ValueError), ("abc", ValueError), (0.2, ValueError),
-                     ((True, 0, 0), TypeError), ((float("nan"), 0.0, 0.0), ValueError)):
+    for bad, err in (
+        ((1.0, 2.0), ValueError),
+        ("abc", ValueError),
+        (0.2, ValueError),
+        ((True, 0, 0), TypeError),
+        ((float("nan"), 0.0, 0.0), ValueError),
+    ):
         with pytest.raises(err, match="field"):
             nb.charged_particles("test", n=2, cache=False, field=bad)

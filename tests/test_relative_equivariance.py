@@ -17,14 +17,17 @@ TYPES = {"loc": "position", "vel": "vector", "charges": "scalar"}
 
 def _batch(b: int = 6, n: int = 5, seed: int = 0) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
-    return {"loc": torch.randn(b, n, 3, generator=g, dtype=torch.float64),
-            "vel": torch.randn(b, n, 3, generator=g, dtype=torch.float64),
-            "charges": torch.randint(0, 2, (b, n), generator=g).double() * 2 - 1}
+    return {
+        "loc": torch.randn(b, n, 3, generator=g, dtype=torch.float64),
+        "vel": torch.randn(b, n, 3, generator=g, dtype=torch.float64),
+        "charges": torch.randint(0, 2, (b, n), generator=g).double() * 2 - 1,
+    }
 
 
 def _errors(model: torch.nn.Module, **kw) -> dict[str, float]:
-    return relative_equivariance_error(model.double(), _batch(), TYPES, ["position"], node_dims=1,
-                                       out_node_dims=[1], batch_dim=0, **kw)
+    return relative_equivariance_error(
+        model.double(), _batch(), TYPES, ["position"], node_dims=1, out_node_dims=[1], batch_dim=0, **kw
+    )
 
 
 def test_zero_for_an_exactly_equivariant_model() -> None:
@@ -61,8 +64,15 @@ def test_hand_computed_translation_and_permutation_errors() -> None:
     assert err.item() == pytest.approx(expected, abs=1e-15)
     # f = cumulative sum over nodes, x = [1, 2], swap: f(gx) = [2, 3], g f(x) = [3, 1]
     s = torch.tensor([[1.0], [2.0]], dtype=torch.float64)
-    err = group_error(lambda v: v.cumsum(0), [s], ["scalar"], ["scalar"],
-                      perm=torch.tensor([1, 0]), node_dims=[0], out_node_dims=[0])
+    err = group_error(
+        lambda v: v.cumsum(0),
+        [s],
+        ["scalar"],
+        ["scalar"],
+        perm=torch.tensor([1, 0]),
+        node_dims=[0],
+        out_node_dims=[0],
+    )
     assert err.item() == pytest.approx(math.sqrt(5) / (math.sqrt(13) + math.sqrt(10)), abs=1e-15)
 
 
@@ -73,15 +83,19 @@ def test_mean_over_trials_matches_the_hand_formula() -> None:
 
     c = torch.tensor([0.5, -1.0, 2.0], dtype=torch.float64)
     x = torch.tensor([[0.3, 0.1, -0.7]], dtype=torch.float64)
-    errs = relative_equivariance_error(lambda v: v + c, [x], ["vector"], ["vector"],
-                                       symmetries=["rotation"], trials=5, seed=3)
+    errs = relative_equivariance_error(
+        lambda v: v + c, [x], ["vector"], ["vector"], symmetries=["rotation"], trials=5, seed=3
+    )
     gen = torch.Generator().manual_seed(3)
     by_hand = []
     for _ in range(5):
         R = random_rotation(torch.float64, gen)
         rx = x @ R.T
-        by_hand.append((torch.linalg.norm(c - R @ c) /
-                        (torch.linalg.norm(rx + c) + torch.linalg.norm(rx + R @ c))).item())
+        by_hand.append(
+            (
+                torch.linalg.norm(c - R @ c) / (torch.linalg.norm(rx + c) + torch.linalg.norm(rx + R @ c))
+            ).item()
+        )
     assert errs["rotation"] == pytest.approx(sum(by_hand) / 5, rel=1e-12)
 
 
@@ -113,5 +127,4 @@ def test_bad_arguments() -> None:
     with pytest.raises(ValueError, match="shapes"):
         relative_error(torch.zeros(3), torch.zeros(4))
     with pytest.raises(AssertionError, match="non-finite"):
-        group_error(lambda v: v / 0.0, x, ["vector"], ["vector"],
-                    R=torch.eye(3, dtype=torch.float32))
+        group_error(lambda v: v / 0.0, x, ["vector"], ["vector"], R=torch.eye(3, dtype=torch.float32))

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from equiscale.cli import format_results
 from equiscale.models.baselines import GNNBaseline
 from equiscale.models.egnn import EGNN
 from equiscale.testing import random_rotation, relative_equivariance_error, transform
-from equiscale.train import fit, load_config
+from equiscale.train import evaluate, fit, load_config
 from equiscale.train.lit_module import TaskModule
 from equiscale.train.soft_equivariance import SoftEquivarianceLoss, act, random_rotations
 from equiscale.train.task import SymmetrySpec, TaskData
@@ -23,10 +24,12 @@ ALL = {"rotation": 1.0, "reflection": 1.0, "translation": 1.0, "permutation": 1.
 
 def _batch(b: int = 4, n: int = 5, dtype=torch.float64) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(0)
-    return {"loc": torch.randn(b, n, 3, generator=g, dtype=dtype),
-            "vel": torch.randn(b, n, 3, generator=g, dtype=dtype),
-            "charges": torch.randint(0, 2, (b, n), generator=g).to(dtype) * 2 - 1,
-            "target": torch.randn(b, n, 3, generator=g, dtype=dtype)}
+    return {
+        "loc": torch.randn(b, n, 3, generator=g, dtype=dtype),
+        "vel": torch.randn(b, n, 3, generator=g, dtype=dtype),
+        "charges": torch.randint(0, 2, (b, n), generator=g).to(dtype) * 2 - 1,
+        "target": torch.randn(b, n, 3, generator=g, dtype=dtype),
+    }
 
 
 def test_batched_action_matches_testing_transform() -> None:
@@ -59,7 +62,8 @@ def test_penalty_is_zero_for_egnn_and_positive_for_gnn() -> None:
     for s in ("rotation", "reflection", "translation"):
         assert logs[f"equiv_{s}"] > 1e-6
     assert penalty.requires_grad and penalty.item() == pytest.approx(
-        sum(logs[f"equiv_{s}"] for s in ALL), rel=1e-9)
+        sum(logs[f"equiv_{s}"] for s in ALL), rel=1e-9
+    )
 
 
 def test_schedules() -> None:
@@ -68,8 +72,9 @@ def test_schedules() -> None:
     assert const.strength("rotation", 0) == const.strength("rotation", 10**6) == 0.5
     warm = SoftEquivarianceLoss(spec, {"rotation": 0.5}, schedule="warmup", warmup_steps=100)
     assert [warm.strength("rotation", s) for s in (0, 50, 100, 400)] == [0.0, 0.25, 0.5, 0.5]
-    auto = SoftEquivarianceLoss(spec, {"rotation": 0.5}, schedule="auto", warmup_steps=0,
-                                ema=0.5, max_ratio=10.0)
+    auto = SoftEquivarianceLoss(
+        spec, {"rotation": 0.5}, schedule="auto", warmup_steps=0, ema=0.5, max_ratio=10.0
+    )
     auto._update("task", 2.0)
     auto._update("rotation", 8.0)
     assert auto.strength("rotation", 1) == pytest.approx(0.5 * 2.0 / 8.0)  # s * Lbar / Pbar
@@ -103,23 +108,39 @@ def test_soft_penalty_lowers_the_equivariance_error_of_a_trained_gnn() -> None:
     test = {k: v for k, v in test.items() if k != "target"}
 
     def errors(model: torch.nn.Module) -> dict[str, float]:
-        return relative_equivariance_error(model.double(), test, NBODY_SYMMETRY.inputs,
-                                           ["position"], node_dims=1, out_node_dims=[1],
-                                           batch_dim=0, trials=4)
+        return relative_equivariance_error(
+            model.double(),
+            test,
+            NBODY_SYMMETRY.inputs,
+            ["position"],
+            node_dims=1,
+            out_node_dims=[1],
+            batch_dim=0,
+            trials=4,
+        )
 
     plain = errors(_train(None, task))
     strengths = {"rotation": 1.0, "reflection": 1.0, "translation": 1.0}
-    soft = errors(_train(SoftEquivarianceLoss(NBODY_SYMMETRY, strengths, schedule="constant"),
-                         task))
+    soft = errors(_train(SoftEquivarianceLoss(NBODY_SYMMETRY, strengths, schedule="constant"), task))
     for s in strengths:
         assert soft[s] < 0.5 * plain[s], (s, soft, plain)
 
 
 def test_trainer_takes_soft_equivariance_from_the_config(tmp_path: Path) -> None:
-    sets = ["data_args.n_train=200", "data_args.n_val=100", "data_args.n_test=100",
-            "model=gnn", "model_args.hidden=16", "model_args.layers=2", "batch_size=50",
-            "eval_batch_size=100", "progress=false", "max_epochs=2", f"out_dir={tmp_path / 'run'}",
-            "soft_equivariance={rotation: 0.5, permutation: 0.5, schedule: warmup, warmup_steps: 4}"]
+    sets = [
+        "data_args.n_train=200",
+        "data_args.n_val=100",
+        "data_args.n_test=100",
+        "model=gnn",
+        "model_args.hidden=16",
+        "model_args.layers=2",
+        "batch_size=50",
+        "eval_batch_size=100",
+        "progress=false",
+        "max_epochs=2",
+        f"out_dir={tmp_path / 'run'}",
+        "soft_equivariance={rotation: 0.5, permutation: 0.5, schedule: warmup, warmup_steps: 4}",
+    ]
     res = fit(load_config(None, sets))
     assert set(res["equivariance"]) == {"rotation", "reflection", "translation", "permutation"}
     assert res["equivariance"]["permutation"] < 1e-12 < res["equivariance"]["rotation"]
@@ -130,6 +151,11 @@ def test_trainer_takes_soft_equivariance_from_the_config(tmp_path: Path) -> None
         assert column in header
     ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
     assert set(ckpt["soft_equivariance_averages"]) == {"task", "rotation", "permutation"}
+    # eval reports the same equivariance errors (same split, seeds and weights)
+    metrics = evaluate(res["best_checkpoint"], "test", progress=False)
+    for name, value in res["equivariance"].items():
+        assert metrics[f"equiv_{name}"] == pytest.approx(value, rel=1e-6, abs=1e-15)
+    assert "relative equivariance error: rotation" in format_results(res)
 
 
 def test_bad_configs_name_the_field() -> None:

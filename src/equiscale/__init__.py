@@ -13,6 +13,7 @@ Feature layout: ``[..., (L+1)^2, C]`` (e3nn real spherical harmonics, e3nn m-ord
 
 __version__ = "0.1.0"
 
+from equiscale.models.canonicalize import Canonicalize  # noqa: E402
 from equiscale.models.e2former import E2Former  # noqa: E402
 from equiscale.models.egnn import EGNN  # noqa: E402
 from equiscale.models.equivariant_transformer import EquivariantTransformer  # noqa: E402
@@ -38,4 +39,4 @@ __all__ = ["__version__", "GauntTensorProduct", "gaunt_power", "gaunt_reference"
            "E2Former", "Wigner6jConv", "edge_reference", "neighbor_list", "wigner_6j",
            "fft_conv", "fft_cross_conv", "fft_cross_dot_conv", "fft_dot_conv",
            "SE3HyenaOperator", "EquivariantAttention", "SE3HyenaNet", "HyenaNet",
-           "EquivariantTransformer", "FrameAveraging", "EGNN", "GauntNet"]
+           "EquivariantTransformer", "FrameAveraging", "Canonicalize", "EGNN", "GauntNet"]

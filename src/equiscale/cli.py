@@ -103,6 +103,10 @@ def format_results(results: dict[str, Any]) -> str:
         lines.append(early)
     test = results.get("test", {})
     lines += [f"  test {k:<20s} {v:.6g}" for k, v in sorted(test.items())]
+    equivariance = results.get("equivariance") or {}
+    if equivariance:
+        lines.append("  test relative equivariance error: " +
+                     ", ".join(f"{k} {v:.2g}" for k, v in equivariance.items()))
     monitor = results.get("monitor", "mse")
     published = results.get("published") or {}
     baselines = {k: v for k, v in (results.get("baselines") or {}).items()

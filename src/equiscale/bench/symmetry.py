@@ -37,8 +37,7 @@ VARIANTS: dict[str, tuple[str, list[str], str]] = {
     "gnn_soft": ("configs/soft_gnn_nbody.yaml", [], "GNN + soft equivariance"),
     "gnn_canon": ("configs/canon_gnn_nbody.yaml", [], "GNN canonicalised (PCA)"),
     "gnn_fa8": ("configs/fa_nbody.yaml", ["model_args.frames=all"], "GNN + FA, 8 frames"),
-    "gnn_fa1": ("configs/fa_nbody.yaml", ["model_args.frames=sampled"],
-                "GNN + FA, 1 sampled frame"),
+    "gnn_fa1": ("configs/fa_nbody.yaml", ["model_args.frames=sampled"], "GNN + FA, 1 sampled frame"),
     "egnn": ("configs/egnn_nbody.yaml", [], "EGNN"),
 }
 DATASETS = ("standard", "broken")
@@ -47,30 +46,68 @@ SYMS = ("rotation", "reflection", "translation", "permutation")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="results/symmetry_nbody", help="output folder")
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS),
-                        metavar="VARIANT", help=f"any of: {' '.join(VARIANTS)}")
-    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS),
-                        metavar="DATA", help="standard and/or broken (external field)")
-    parser.add_argument("--field", nargs=3, type=float, default=[0.0, 0.0, 0.2],
-                        metavar=("EX", "EY", "EZ"), help="external field of the broken data")
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        default=list(VARIANTS),
+        choices=list(VARIANTS),
+        metavar="VARIANT",
+        help=f"any of: {' '.join(VARIANTS)}",
+    )
+    parser.add_argument(
+        "--datasets",
+        nargs="+",
+        default=list(DATASETS),
+        choices=list(DATASETS),
+        metavar="DATA",
+        help="standard and/or broken (external field)",
+    )
+    parser.add_argument(
+        "--field",
+        nargs=3,
+        type=float,
+        default=[0.0, 0.0, 0.2],
+        metavar=("EX", "EY", "EZ"),
+        help="external field of the broken data",
+    )
     parser.add_argument("--epochs", type=int, default=30, help="epochs per run")
     parser.add_argument("--max-time", default="00:10:00", help="wall-clock cap per run, HH:MM:SS")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
-    parser.add_argument("--set", dest="overrides", action="append", default=[],
-                        metavar="KEY=VALUE", help="config override for every run (repeatable)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config override for every run (repeatable)",
+    )
     parser.add_argument("--repeats", type=int, default=5, help="repeats of the inference timing")
 
 
-COMMON = ["scheduler=cosine", "grad_clip=1.0", "lr=5.0e-4", "batch_size=100",
-          "eval_batch_size=2000", "seed=1", "progress=false", "data_args.n_train=3000"]
+COMMON = [
+    "scheduler=cosine",
+    "grad_clip=1.0",
+    "lr=5.0e-4",
+    "batch_size=100",
+    "eval_batch_size=2000",
+    "seed=1",
+    "progress=false",
+    "data_args.n_train=3000",
+]
 
 
 def _config(variant: str, dataset: str, args: argparse.Namespace, out: Path):
     from equiscale.train import load_config
 
     path, extra, _ = VARIANTS[variant]
-    sets = [*COMMON, *extra, *args.overrides, f"max_epochs={args.epochs}",
-            f"max_time={args.max_time}", f"out_dir={out.as_posix()}"]
+    sets = [
+        *COMMON,
+        *extra,
+        *args.overrides,
+        f"max_epochs={args.epochs}",
+        f"max_time={args.max_time}",
+        f"out_dir={out.as_posix()}",
+    ]
     if dataset == "broken":
         sets.append("data_args.field=[" + ", ".join(repr(float(e)) for e in args.field) + "]")
     return load_config(path, sets), sets
@@ -98,31 +135,40 @@ def _row(variant: str, dataset: str, run_dir: Path, inference_ms: float) -> dict
     res = json.loads((run_dir / "results.json").read_text())
     steps = res.get("train_steps") or 0
     return {
-        "variant": variant, "label": VARIANTS[variant][2], "data": dataset,
-        "model": res["model"], "run": run_dir.as_posix(),
+        "variant": variant,
+        "label": VARIANTS[variant][2],
+        "data": dataset,
+        "model": res["model"],
+        "run": run_dir.as_posix(),
         "test_mse": res["test"]["mse"],
         "equivariance": res.get("equivariance", {}),
-        "n_parameters": res["n_parameters"], "epochs": res["epochs_run"],
+        "n_parameters": res["n_parameters"],
+        "epochs": res["epochs_run"],
         "fit_time_s": res["fit_time_s"],
         "ms_per_step": round(1000 * res["fit_time_s"] / steps, 2) if steps else None,
         "inference_ms_per_1000": round(inference_ms, 2),
         "field": res["config"]["data_args"].get("field"),
-        "command": res.get("command"), "git_commit": res.get("git_commit"),
+        "command": res.get("command"),
+        "git_commit": res.get("git_commit"),
     }
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     """Rows as a markdown table, one per variant and data set."""
-    head = ("| data | variant | test MSE | rel. equiv. error: rotation | reflection | translation | "
-            "permutation | parameters | epochs | training (s) | ms / step | inference (ms / 1000) "
-            "|\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+    head = (
+        "| data | variant | test MSE | rel. equiv. error: rotation | reflection | translation | "
+        "permutation | parameters | epochs | training (s) | ms / step | inference (ms / 1000) "
+        "|\n|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+    )
     lines = []
     for r in rows:
         eq = r["equivariance"]
         errs = " | ".join(f"{eq[s]:.1e}" if s in eq else "-" for s in SYMS)
-        lines.append(f"| {r['data']} | {r['label']} | {r['test_mse']:.4f} | {errs} | "
-                     f"{r['n_parameters']:,} | {r['epochs']} | {r['fit_time_s']:.1f} | "
-                     f"{r['ms_per_step']} | {r['inference_ms_per_1000']:.1f} |\n")
+        lines.append(
+            f"| {r['data']} | {r['label']} | {r['test_mse']:.4f} | {errs} | "
+            f"{r['n_parameters']:,} | {r['epochs']} | {r['fit_time_s']:.1f} | "
+            f"{r['ms_per_step']} | {r['inference_ms_per_1000']:.1f} |\n"
+        )
     return head + "".join(lines)
 
 
@@ -140,10 +186,15 @@ def plot(rows: list[dict[str, Any]], path: Path) -> Path:
     by = {(r["variant"], r["data"]): r for r in rows}
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     width = 0.8 / max(len(datasets), 1)
-    panels = [("test MSE", lambda r: r["test_mse"], False),
-              ("relative equivariance error, rotation", lambda r: max(
-                  r["equivariance"].get("rotation", float("nan")), 1e-17), True),
-              ("training wall time (s, 1 thread)", lambda r: r["fit_time_s"], False)]
+    panels = [
+        ("test MSE", lambda r: r["test_mse"], False),
+        (
+            "relative equivariance error, rotation",
+            lambda r: max(r["equivariance"].get("rotation", float("nan")), 1e-17),
+            True,
+        ),
+        ("training wall time (s, 1 thread)", lambda r: r["fit_time_s"], False),
+    ]
     for ax, (title, get, log) in zip(axes, panels):
         for k, data in enumerate(datasets):
             xs = [i + (k - (len(datasets) - 1) / 2) * width for i in range(len(variants))]
@@ -182,25 +233,39 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             row = _row(variant, dataset, run_dir, _inference_ms(run_dir, args.repeats))
             row["config"] = {"file": VARIANTS[variant][0], "overrides": sets[:-1]}
             rows.append(row)
-            print(f"  {dataset:>8s} {variant:<10s} test MSE {row['test_mse']:.4f}  equivariance "
-                  + " ".join(f"{s[:3]} {row['equivariance'].get(s, float('nan')):.1e}" for s in SYMS),
-                  flush=True)
+            print(
+                f"  {dataset:>8s} {variant:<10s} test MSE {row['test_mse']:.4f}  equivariance "
+                + " ".join(f"{s[:3]} {row['equivariance'].get(s, float('nan')):.1e}" for s in SYMS),
+                flush=True,
+            )
     table = markdown_table(rows)
     field = list(args.field)
-    text = (f"# Symmetry tools on charged n-body\n\nEGNN protocol (3000/2000/2000 trajectories, frame "
-            f"30 -> 40); *broken*: the same initial states simulated with a constant external field "
-            f"E = {field} (force q E). {args.epochs} epochs per run, 1 torch thread, Adam lr 5e-4 with a "
-            "cosine schedule, gradient clip 1, batch 100, seed 1; the best-validation checkpoint is "
-            "tested. Relative equivariance error: mean ||f(gx) - g f(x)|| / (||f(gx)|| + ||g f(x)||) "
-            "on the test set (8 group elements per symmetry, float64 copy of the model).\n\n"
-            f"{table}\nCommand: `{_command()}`\n\nRuns (config file + shared overrides, commit):\n\n" +
-            "".join(f"- {r['data']} {r['variant']}: `{r['config']['file']}` (commit {r['git_commit']})\n"
-                    for r in rows))
+    text = (
+        f"# Symmetry tools on charged n-body\n\nEGNN protocol (3000/2000/2000 trajectories, frame "
+        f"30 -> 40); *broken*: the same initial states simulated with a constant external field "
+        f"E = {field} (force q E). {args.epochs} epochs per run, 1 torch thread, Adam lr 5e-4 with a "
+        "cosine schedule, gradient clip 1, batch 100, seed 1; the best-validation checkpoint is "
+        "tested. Relative equivariance error: mean ||f(gx) - g f(x)|| / (||f(gx)|| + ||g f(x)||) "
+        "on the test set (8 group elements per symmetry, float64 copy of the model).\n\n"
+        f"{table}\nCommand: `{_command()}`\n\nRuns (config file + shared overrides, commit):\n\n"
+        + "".join(
+            f"- {r['data']} {r['variant']}: `{r['config']['file']}` (commit {r['git_commit']})\n"
+            for r in rows
+        )
+    )
     atomic_write_bytes(out / "table.md", text.encode())
     plot(rows, out / "symmetry_nbody.png")
-    return write_record(out / "table.json", {"benchmark": "symmetry_nbody", "field": field,
-                                             "epochs": args.epochs, "threads": args.threads,
-                                             "rows": rows}, started=started)
+    return write_record(
+        out / "table.json",
+        {
+            "benchmark": "symmetry_nbody",
+            "field": field,
+            "epochs": args.epochs,
+            "threads": args.threads,
+            "rows": rows,
+        },
+        started=started,
+    )
 
 
 def _command() -> str:

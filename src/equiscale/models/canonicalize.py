@@ -80,8 +80,9 @@ def _fix_signs(coords: Tensor, axes: Tensor, sign_tol: float) -> tuple[Tensor, T
     return axes * sign[:, None, :], ambiguous
 
 
-def canonical_frames(pos: Tensor, method: str = "pca", group: str = "e3", gap_tol: float = 1e-6,
-                     sign_tol: float = 1e-6) -> tuple[Tensor, Tensor, Tensor]:
+def canonical_frames(
+    pos: Tensor, method: str = "pca", group: str = "e3", gap_tol: float = 1e-6, sign_tol: float = 1e-6
+) -> tuple[Tensor, Tensor, Tensor]:
     """Canonical frames of point sets ``pos [B, N, 3]`` (see the module docstring).
 
     Returns:
@@ -118,8 +119,7 @@ def canonical_frames(pos: Tensor, method: str = "pca", group: str = "e3", gap_to
         axes = a @ bt
     axes, ambiguous = _fix_signs(xc, axes, sign_tol)
     if group == "se3":
-        axes = torch.cat([axes[..., :2], torch.linalg.cross(axes[..., 0], axes[..., 1])[..., None]],
-                         dim=-1)
+        axes = torch.cat([axes[..., :2], torch.linalg.cross(axes[..., 0], axes[..., 1])[..., None]], dim=-1)
         ambiguous = ambiguous[:, :2]
     scale = evals[:, 0].abs().clamp_min(1e-300)
     gaps = (evals[:, :-1] - evals[:, 1:]).amin(-1)
@@ -144,9 +144,17 @@ class Canonicalize(nn.Module):
     or [B, N, ..., 3]); other entries pass unchanged.
     """
 
-    def __init__(self, backbone: str | nn.Module = "gnn", backbone_args: dict[str, Any] | None = None,
-                 *, method: str = "pca", group: str = "e3", output: str = "position",
-                 gap_tol: float = 1e-6, sign_tol: float = 1e-6) -> None:
+    def __init__(
+        self,
+        backbone: str | nn.Module = "gnn",
+        backbone_args: dict[str, Any] | None = None,
+        *,
+        method: str = "pca",
+        group: str = "e3",
+        output: str = "position",
+        gap_tol: float = 1e-6,
+        sign_tol: float = 1e-6,
+    ) -> None:
         super().__init__()
         if method not in ("pca", "distance"):
             raise ValueError(f"method must be 'pca' or 'distance', got {method!r}")

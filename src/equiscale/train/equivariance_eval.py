@@ -21,10 +21,17 @@ from equiscale.train.task import Batch, SymmetrySpec
 __all__ = ["equivariance_on_split"]
 
 
-def equivariance_on_split(model: torch.nn.Module, dataset: Dataset,
-                          collate: Callable[[list], Batch], spec: SymmetrySpec, *,
-                          symmetries: Sequence[str] = SYMMETRIES, trials: int = 8,
-                          batch_size: int = 500, seed: int = 0) -> dict[str, float]:
+def equivariance_on_split(
+    model: torch.nn.Module,
+    dataset: Dataset,
+    collate: Callable[[list], Batch],
+    spec: SymmetrySpec,
+    *,
+    symmetries: Sequence[str] = SYMMETRIES,
+    trials: int = 8,
+    batch_size: int = 500,
+    seed: int = 0,
+) -> dict[str, float]:
     """``{symmetry: relative equivariance error}`` of ``model`` on ``dataset`` (sample mean).
 
     Batch ``k`` uses the group elements of seed ``seed + k``, so models compared on one split see
@@ -43,9 +50,18 @@ def equivariance_on_split(model: torch.nn.Module, dataset: Dataset,
             inputs = {key: val.cpu() for key, val in batch.items()}
             n = next(iter(inputs.values())).shape[0]
             errs = relative_equivariance_error(
-                ref, inputs, spec.inputs, [spec.output], symmetries=symmetries,
-                node_dims=spec.node_dim, out_node_dims=[spec.node_dim], batch_dim=0,
-                trials=trials, seed=seed + k, dtype=torch.float64)
+                ref,
+                inputs,
+                spec.inputs,
+                [spec.output],
+                symmetries=symmetries,
+                node_dims=spec.node_dim,
+                out_node_dims=[spec.node_dim],
+                batch_dim=0,
+                trials=trials,
+                seed=seed + k,
+                dtype=torch.float64,
+            )
             for name, value in errs.items():
                 sums[name] += value * n
             count += n

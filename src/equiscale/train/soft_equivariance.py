@@ -54,9 +54,13 @@ _SUPPORTED_TYPES = ("scalar", "pseudoscalar", "vector", "pseudovector", "positio
 OPTION_KEYS = ("schedule", "warmup_steps", "ema", "max_ratio", "translation_scale")
 
 
-def random_rotations(n: int, reflection: bool = False, dtype: torch.dtype = torch.float32,
-                     device: torch.device | str | None = None,
-                     generator: torch.Generator | None = None) -> Tensor:
+def random_rotations(
+    n: int,
+    reflection: bool = False,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
     """``n`` Haar-random rotations ``[n, 3, 3]`` (det +1), or improper ones (det -1), built in
     float64 from the QR decomposition of Gaussian matrices."""
     a = torch.randn(n, 3, 3, dtype=torch.float64, generator=generator)
@@ -69,8 +73,14 @@ def random_rotations(n: int, reflection: bool = False, dtype: torch.dtype = torc
     return q.to(dtype=dtype, device=device)
 
 
-def act(x: Tensor, kind: str, R: Tensor | None = None, t: Tensor | None = None,
-        perm: Tensor | None = None, node_dim: int = 1) -> Tensor:
+def act(
+    x: Tensor,
+    kind: str,
+    R: Tensor | None = None,
+    t: Tensor | None = None,
+    perm: Tensor | None = None,
+    node_dim: int = 1,
+) -> Tensor:
     """Per-sample group action on a batched tensor ``x [B, ...]`` of type ``kind``.
 
     ``R [B, 3, 3]`` acts as ``x_b R_b^T`` on vectors and positions (times ``det R_b`` on pseudo
@@ -82,8 +92,9 @@ def act(x: Tensor, kind: str, R: Tensor | None = None, t: Tensor | None = None,
     if perm is not None:
         shape = [1] * x.dim()
         shape[0], shape[node_dim] = perm.shape
-        idx = perm.reshape(shape).expand(*[x.shape[d] if d != node_dim else perm.shape[1]
-                                           for d in range(x.dim())])
+        idx = perm.reshape(shape).expand(
+            *[x.shape[d] if d != node_dim else perm.shape[1] for d in range(x.dim())]
+        )
         x = torch.gather(x, node_dim, idx)
     if R is not None and kind != "scalar":
         R = R.to(x.dtype)
@@ -102,15 +113,22 @@ def act(x: Tensor, kind: str, R: Tensor | None = None, t: Tensor | None = None,
 
 def _check_strengths(strengths: dict[str, Any]) -> dict[str, float]:
     if not isinstance(strengths, dict):
-        raise TypeError(f"soft_equivariance must be a mapping symmetry -> strength, got "
-                        f"{type(strengths).__name__}")
+        raise TypeError(
+            f"soft_equivariance must be a mapping symmetry -> strength, got {type(strengths).__name__}"
+        )
     out: dict[str, float] = {}
     for name, value in strengths.items():
         if name not in SYMMETRIES:
-            raise ValueError(f"soft_equivariance: unknown symmetry {name!r}; choose from "
-                             f"{SYMMETRIES} (options: {OPTION_KEYS})")
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or \
-                not math.isfinite(value) or value < 0:
+            raise ValueError(
+                f"soft_equivariance: unknown symmetry {name!r}; choose from "
+                f"{SYMMETRIES} (options: {OPTION_KEYS})"
+            )
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+            or value < 0
+        ):
             raise ValueError(f"soft_equivariance.{name} must be a finite number >= 0, got {value!r}")
         out[name] = float(value)
     if not out:
@@ -136,23 +154,35 @@ class SoftEquivarianceLoss(nn.Module):
     sum to add to the loss and ``{"equiv_<s>": P_s, "lambda_<s>": lambda_s}`` (detached).
     """
 
-    def __init__(self, spec: SymmetrySpec, strengths: dict[str, Any], *, schedule: str = "auto",
-                 warmup_steps: int = 300, ema: float = 0.98, max_ratio: float = 10.0,
-                 translation_scale: float = 1.0) -> None:
+    def __init__(
+        self,
+        spec: SymmetrySpec,
+        strengths: dict[str, Any],
+        *,
+        schedule: str = "auto",
+        warmup_steps: int = 300,
+        ema: float = 0.98,
+        max_ratio: float = 10.0,
+        translation_scale: float = 1.0,
+    ) -> None:
         super().__init__()
         if not isinstance(spec, SymmetrySpec):
             raise TypeError(f"spec must be a SymmetrySpec, got {type(spec).__name__}")
         for key, kind in [*spec.inputs.items(), ("output", spec.output)]:
             if kind not in _SUPPORTED_TYPES:
-                raise ValueError(f"spec type {kind!r} of {key!r} is not supported by the soft "
-                                 f"penalty; use one of {_SUPPORTED_TYPES}")
+                raise ValueError(
+                    f"spec type {kind!r} of {key!r} is not supported by the soft "
+                    f"penalty; use one of {_SUPPORTED_TYPES}"
+                )
         if schedule not in SCHEDULES:
             raise ValueError(f"soft_equivariance.schedule must be one of {SCHEDULES}, got {schedule!r}")
         if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 0:
             raise ValueError(f"soft_equivariance.warmup_steps must be an int >= 0, got {warmup_steps!r}")
-        for name, value, ok in (("ema", ema, lambda v: 0.0 <= v < 1.0),
-                                ("max_ratio", max_ratio, lambda v: v > 0),
-                                ("translation_scale", translation_scale, lambda v: v > 0)):
+        for name, value, ok in (
+            ("ema", ema, lambda v: 0.0 <= v < 1.0),
+            ("max_ratio", max_ratio, lambda v: v > 0),
+            ("translation_scale", translation_scale, lambda v: v > 0),
+        ):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not ok(value):
                 raise ValueError(f"soft_equivariance.{name} out of range: {value!r}")
         self.spec = spec
@@ -187,8 +217,10 @@ class SoftEquivarianceLoss(nn.Module):
 
     def transform_batch(self, batch: Batch, g: dict[str, Tensor | None]) -> Batch:
         """The batch with every typed input moved by ``g`` (other entries unchanged)."""
-        return {k: act(v, self.spec.inputs[k], **g, node_dim=self.spec.node_dim)
-                if k in self.spec.inputs else v for k, v in batch.items()}
+        return {
+            k: act(v, self.spec.inputs[k], **g, node_dim=self.spec.node_dim) if k in self.spec.inputs else v
+            for k, v in batch.items()
+        }
 
     def strength(self, name: str, step: int) -> float:
         """``lambda_s`` at optimiser step ``step`` (after this step's averages are updated)."""
@@ -206,8 +238,9 @@ class SoftEquivarianceLoss(nn.Module):
         old = self.averages.get(name)
         self.averages[name] = value if old is None else self.ema * old + (1 - self.ema) * value
 
-    def forward(self, model: Callable[[Batch], Tensor], batch: Batch, pred: Tensor,
-                task_loss: Tensor, step: int) -> tuple[Tensor, dict[str, float]]:
+    def forward(
+        self, model: Callable[[Batch], Tensor], batch: Batch, pred: Tensor, task_loss: Tensor, step: int
+    ) -> tuple[Tensor, dict[str, float]]:
         total = pred.new_zeros(())
         logs: dict[str, float] = {}
         self._update("task", float(task_loss.detach()))
