@@ -152,6 +152,7 @@ def _row(variant: str, dataset: str, run_dir: Path, inference_ms: float) -> dict
         "n_parameters": res["n_parameters"],
         "epochs": res["epochs_run"],
         "fit_time_s": res["fit_time_s"],
+        "run_wall_time_s": res.get("wall_time_s"),  # data, training, test and equivariance
         "ms_per_step": round(1000 * res["fit_time_s"] / steps, 2) if steps else None,
         "inference_ms_per_1000": round(inference_ms, 2),
         "field": res["config"]["data_args"].get("field"),
@@ -234,10 +235,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for variant in args.variants:
             run_dir = out / "runs" / f"{dataset}_{variant}"
             cfg, sets = _config(variant, dataset, args, run_dir)
-            if not (run_dir / "results.json").is_file():
+            reused = (run_dir / "results.json").is_file()
+            if not reused:
                 print(f"training {variant} on {dataset} n-body -> {run_dir}", flush=True)
                 fit(cfg)
             row = _row(variant, dataset, run_dir, _inference_ms(run_dir, args.repeats))
+            row["reused"] = reused  # trained by an earlier invocation (its own command and commit)
             row["config"] = {"file": VARIANTS[variant][0], "overrides": sets[:-1]}
             rows.append(row)
             print(
@@ -269,6 +272,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "field": field,
             "epochs": args.epochs,
             "threads": args.threads,
+            # wall_time_s (added by write_record) is this invocation's; the runs' own add up to:
+            "runs_wall_time_s": round(sum(r["run_wall_time_s"] or 0.0 for r in rows), 1),
             "rows": rows,
         },
         started=started,
