@@ -445,7 +445,9 @@ def charged_particles(
         if stop is not None and not path.exists():
             path = folder / f"{name}-{split}-first{stop}.npz"
         subset = stop if "first" in path.name else None
-        arrays = cached_arrays(path, lambda: _generate(split, progress, subset, field),
+        extra = {} if field is None else {"field": field}  # the standard call, as it always was
+        arrays = cached_arrays(path, (lambda: _generate(split, progress, **extra)) if subset is None
+                               else (lambda: _generate(split, progress, subset, **extra)),
                                required=("loc", "vel", "charges"))
     else:
         if cache_dir is not None:
