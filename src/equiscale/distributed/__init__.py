@@ -8,8 +8,22 @@ from equiscale.distributed.long_conv import (
     sharded_fft_cross_dot_conv,
     sharded_fft_dot_conv,
 )
+from equiscale.distributed.shard import (
+    Shard,
+    all_reduce_gradients,
+    all_reduce_max,
+    all_reduce_sum,
+    fetch_windows,
+    gather_rows,
+)
 
 __all__ = [
+    "Shard",
+    "all_reduce_gradients",
+    "all_reduce_max",
+    "all_reduce_sum",
+    "fetch_windows",
+    "gather_rows",
     "shard_bounds",
     "sharded_fft_conv",
     "sharded_fft_cross_conv",
