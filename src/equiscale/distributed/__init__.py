@@ -2,6 +2,7 @@
 group (context parallelism), exactly equal to the single-process result."""
 
 from equiscale.distributed.long_conv import (
+    communication_bytes,
     shard_bounds,
     sharded_fft_conv,
     sharded_fft_cross_conv,
@@ -18,6 +19,7 @@ from equiscale.distributed.shard import (
 )
 
 __all__ = [
+    "communication_bytes",
     "Shard",
     "all_reduce_gradients",
     "all_reduce_max",

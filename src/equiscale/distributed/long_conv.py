@@ -26,7 +26,8 @@ and the block pair ``(r, q)`` only needs the lag window ``m in [s_r - e_q + 1 + 
 (length ``|r| + |q| - 1``, zero outside ``[0, M)``). At step ``k = 0 .. P-1`` rank ``r`` receives
 block ``q = (r - k) mod P`` of ``a`` and its lag window of ``b`` (one ``all_to_all`` each, pieces of
 any length, none where the window is empty: the causal mode skips every ``q > r``) and adds the
-exact linear convolution of the two, by FFT of length ``next_fast_size(2|q| + |r| - 2)``.
+exact linear convolution of the two, by FFT of length ``next_fast_size(|q| + |r| - 1)``
+(overlap-save: the wrapped part of the circular convolution falls on outputs that are cropped).
 Backward runs the same steps: it fetches the operands again, takes the block convolution's
 gradients, and returns them to their owners with the reverse ``all_to_all`` (a fetch's adjoint is
 a scatter-add). Only the local blocks are saved for backward.
@@ -35,7 +36,7 @@ Cost per rank, with ``B = N / P`` tokens per block and ``S`` numbers per token (
 components; bytes = numbers x itemsize, 8 in float64):
 
 - memory: the own blocks of ``a``, ``b`` (``B S`` each; ``M S`` for a replicated ``b``) and, one step at
-  a time, a fetched block (``B S``), a window (``2 B S``) and their spectra (``~3 B S`` complex):
+  a time, a fetched block (``B S``), a window (``2 B S``) and their spectra (``~2 B S`` complex):
   ``O(N S / P)``, where one process needs ``O(N S)``. That is the point: one device's memory caps the
   context, not its arithmetic.
 - communication: forward sends each own block of ``a`` to the ranks that need it (all ``P - 1``
@@ -43,7 +44,7 @@ components; bytes = numbers x itemsize, 8 in float64):
   ``2 N S`` numbers; none for a replicated ``b``): at most ``~3 N S`` numbers per rank per call,
   about 3x an all-gather of ``a`` (which would need ``O(N S)`` memory). Backward sends twice that
   (the operands again and the gradients back).
-- arithmetic: ``P`` block FFTs of length ``~3B`` (about half of them skipped in the causal mode),
+- arithmetic: ``P`` block FFTs of length ``~2B`` (about half of them skipped in the causal mode),
   ``O(N S log B)`` per rank: the same order as one process's ``O(N S log N)``, not ``1/P`` of it. A
   distributed FFT (all-to-all transposes) would also divide the arithmetic, at the cost of
   transposes of the whole padded spectrum; it is not implemented.
@@ -79,9 +80,25 @@ __all__ = [
     "sharded_fft_dot_conv",
     "sharded_fft_cross_dot_conv",
     "shard_bounds",
+    "communication_bytes",
 ]
 
 _META = 10  # numbers exchanged per rank to check the layout: 2 lengths + up to 8 other dims
+_SENT = [0]  # bytes this process sent to other ranks through the functions of this package
+
+
+def communication_bytes(reset: bool = False) -> int:
+    """Bytes this process has sent to other ranks through :mod:`equiscale.distributed` (token
+    exchanges: their exact payload; all-reduces: the payload, which a ring all-reduce sends about
+    twice); ``reset=True`` starts the count again from zero."""
+    sent = _SENT[0]
+    if reset:
+        _SENT[0] = 0
+    return sent
+
+
+def _count(numbers: int, x: Tensor) -> None:
+    _SENT[0] += int(numbers) * x.element_size()
 
 
 def shard_bounds(n: int, parts: int) -> list[tuple[int, int]]:
@@ -197,6 +214,8 @@ def _exchange(x: Tensor, d: int, send: list[tuple[int, int]], recv: list[int],
     dev = _comm_device(x, group)
     inp = inp.to(dev).contiguous()
     out = torch.empty(sum(recv), width, dtype=x.dtype, device=dev)
+    me = dist.get_rank(group)
+    _count(sum(n for p, (_, n) in enumerate(send) if p != me) * width, x)
     dist.all_to_all_single(out, inp, output_split_sizes=recv,
                            input_split_sizes=[n for _, n in send], group=group)
     out = out.to(x.device)
@@ -211,9 +230,13 @@ def _pad_tokens(x: Tensor, d: int, before: int, after: int) -> Tensor:
 
 def _window_conv(a_q: Tensor, w: Tensor, kind: str, d: int, v: int, length: int) -> Tensor:
     """``y[i'] = sum_j' a_q[j'] (op) w[i' - j' + |q| - 1]`` for ``i' < length``: the exact linear
-    convolution of a block with its lag window, by FFT."""
+    convolution of a block with its lag window, by FFT.
+
+    A circular convolution of size ``S >= |w| = length + |q| - 1`` suffices (overlap-save): the
+    wrapped tail of the full linear convolution (length ``|q| + |w| - 1``) lands on indices below
+    ``|q| - 1``, which are cropped, so the FFTs are ``~2B`` long, not ``~3B``."""
     lq = a_q.shape[d]
-    size = next_fast_size(lq + w.shape[d] - 1)
+    size = next_fast_size(w.shape[d])
     spec = _combine(kind, _rfft(a_q, size, d), _rfft(w, size, d), v)
     d_out = d + 1 if kind == "dot" else d
     return torch.fft.irfft(spec, n=size, dim=d_out).narrow(d_out, lq - 1, length)

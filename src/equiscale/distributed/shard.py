@@ -19,7 +19,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from equiscale.distributed.long_conv import _comm_device, _exchange, _pad_tokens
+from equiscale.distributed.long_conv import _comm_device, _count, _exchange, _pad_tokens
 
 __all__ = ["Shard", "all_reduce_sum", "all_reduce_max", "all_reduce_gradients", "gather_rows",
            "fetch_windows"]
@@ -78,6 +78,7 @@ class _AllReduceSum(torch.autograd.Function):
     def forward(ctx, x: Tensor, group: dist.ProcessGroup | None) -> Tensor:  # type: ignore[override]
         ctx.group = group
         y = x.detach().to(_comm_device(x, group)).clone().contiguous()
+        _count(y.numel(), y)
         dist.all_reduce(y, group=group)
         return y.to(x.device)
 
@@ -94,6 +95,7 @@ def all_reduce_sum(x: Tensor, shard: Shard) -> Tensor:
 def all_reduce_max(x: Tensor, shard: Shard) -> Tensor:
     """Elementwise ``max_p x_p`` on every rank, without gradient (for shifts that cancel)."""
     y = x.detach().to(_comm_device(x, shard.group)).clone().contiguous()
+    _count(y.numel(), y)
     dist.all_reduce(y, op=dist.ReduceOp.MAX, group=shard.group)
     return y.to(x.device)
 
@@ -179,6 +181,7 @@ def all_reduce_gradients(module: torch.nn.Module, group: dist.ProcessGroup | Non
     flat = torch.cat([g.reshape(-1) for g in grads])
     dev = _comm_device(flat, group)
     buf = flat.to(dev)
+    _count(buf.numel(), buf)
     dist.all_reduce(buf, group=group)
     buf = buf.to(flat.device)
     i = 0

@@ -74,7 +74,11 @@ import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from equiscale.distributed.long_conv import sharded_fft_conv, sharded_fft_cross_dot_conv
+from equiscale.distributed.long_conv import (
+    shard_bounds,
+    sharded_fft_conv,
+    sharded_fft_cross_dot_conv,
+)
 from equiscale.distributed.shard import Shard, all_reduce_max, fetch_windows
 from equiscale.ops.long_conv import fft_conv, fft_cross_dot_conv
 
@@ -136,11 +140,17 @@ class ImplicitFilter(nn.Module):
         self.register_buffer("alpha", alpha, persistent=False)
         self._cache: dict[tuple, tuple[Tensor, Tensor]] = {}
 
-    def forward(self, n: int) -> Tensor:
-        """The filter ``[N, C]`` (causal) or ``[2N - 1, C]`` (bidirectional), in the module's dtype."""
+    def forward(self, n: int, rows: tuple[int, int] | None = None) -> Tensor:
+        """The filter ``[N, C]`` (causal) or ``[2N - 1, C]`` (bidirectional), in the module's dtype;
+        with ``rows = (lo, hi)`` only its rows ``lo .. hi-1`` (each rank of a context-parallel run
+        makes its own block of the filter)."""
         if n < 0:
             raise ValueError(f"n must be >= 0, got {n}")
-        pe, x = self._encoding(n)
+        m = n if self.causal else max(2 * n - 1, 0)
+        lo, hi = (0, m) if rows is None else rows
+        if not 0 <= lo <= hi <= m:
+            raise ValueError(f"rows must satisfy 0 <= lo <= hi <= {m}, got {rows}")
+        pe, x = self._encoding(n, lo, hi)
         if (n >= RECOMPUTE_MIN_TOKENS and torch.is_grad_enabled()
                 and any(p.requires_grad for p in self.parameters())):
             # the MLP's hidden activations ([M, hidden] per layer) would dominate memory at long N
@@ -148,14 +158,15 @@ class ImplicitFilter(nn.Module):
             return checkpoint(self._shape, pe, x, use_reentrant=False)
         return self._shape(pe, x)
 
-    def _encoding(self, n: int) -> tuple[Tensor, Tensor]:
-        """``(PE [M, 1 + 2 bands], t / N [M])``, cached for the last few ``n`` (no parameters)."""
+    def _encoding(self, n: int, lo: int, hi: int) -> tuple[Tensor, Tensor]:
+        """``(PE [M, 1 + 2 bands], t / N [M])`` for rows ``lo .. hi-1``, cached for the last few
+        ``(n, lo, hi)`` (no parameters)."""
         dtype, device = self.mlp[0].weight.dtype, self.mlp[0].weight.device
-        key = (n, dtype, device)
+        key = (n, lo, hi, dtype, device)
         if key not in self._cache:
             with torch.no_grad():
-                lags = torch.arange(0 if self.causal else -max(n - 1, 0), n, device=device,
-                                    dtype=dtype)
+                first = 0 if self.causal else -max(n - 1, 0)
+                lags = torch.arange(first + lo, first + hi, device=device, dtype=dtype)
                 x = lags / max(n, 1)  # [M]
                 angle = 2 * math.pi * x[:, None] * self.freqs.to(dtype)  # [M, bands]
                 pe = torch.cat([x[:, None], torch.cos(angle), torch.sin(angle)], dim=-1)
@@ -336,18 +347,24 @@ class SE3HyenaOperator(nn.Module):
         the result is this rank's block of the single-process result. Every global operation runs
         across the ranks: the long convolutions (:mod:`equiscale.distributed.long_conv`), the short
         convolutions' halos, the normalised convolution's shift, the filters' length ``N``, the
-        term counts. The filters are computed whole on every rank (``[M, C]``, from shared
-        parameters): their parameters' gradients are each rank's share, to be summed over the
-        ranks (as DDP does).
+        term counts. Each rank makes one block of the filters' rows (``shard_bounds(M, P)``), so
+        the filters are split like the tokens; parameter gradients are each rank's share, to be
+        summed over the ranks (as DDP does).
         """
         _check_streams(s, v, self.cs, self.cv)
         n = s.shape[-2] if shard is None else shard.total
         cs, cv = self.cs, self.cv
         if shard is None:
             conv, cross_dot = fft_conv, fft_cross_dot_conv
+            rows = None
         else:
+            # each rank makes its block of the filters' rows and the convolution fetches the lags
+            # it needs from their owners, so no rank holds a whole [M, C] filter
+            m = n if self.causal else max(2 * n - 1, 0)
+            rows = shard_bounds(m, shard.world)[shard.rank]
+
             def conv(x: Tensor, h: Tensor, causal: bool, dim: int = -2) -> Tensor:
-                return sharded_fft_conv(x, h, causal, dim, group=shard.group)
+                return sharded_fft_conv(x, h, causal, dim, h_sharded=True, group=shard.group)
 
             def cross_dot(q: Tensor, k: Tensor, causal: bool, dim: int, vector_dim: int):
                 return sharded_fft_cross_dot_conv(q, k, causal, dim, vector_dim, group=shard.group)
@@ -364,10 +381,10 @@ class SE3HyenaOperator(nn.Module):
         # 2. global context: implicit-filter long convolutions (Hyena order 2 with skip)
         scale = 1.0 / max(n, 1) if self.length_norm else 1.0
         x_s = s_k * s_v  # [..., N, Cs]
-        a = conv(x_s, scale * self.filter_s(n), self.causal) + self.skip_s * x_s
+        a = conv(x_s, scale * self.filter_s(n, rows), self.causal) + self.skip_s * x_s
         s_1 = s_q * a
         x_v = g_k * v_v  # [..., N, 3, Cv], invariant gate times vector
-        z = conv(x_v, scale * self.filter_v(n)[:, None, :], self.causal, dim=-3)
+        z = conv(x_v, scale * self.filter_v(n, rows)[:, None, :], self.causal, dim=-3)
         z = z + self.skip_v * x_v
         v_1 = g_q * z  # [..., N, 3, Cv]
         # normalised long convolution: a positional weighted average of the value vectors,
@@ -389,7 +406,7 @@ class SE3HyenaOperator(nn.Module):
                      else logits.new_full((*logits.shape[:-3], 1, *logits.shape[-2:]), -1e300))
             shift = all_reduce_max(local, shard)
         w = torch.exp(logits - shift)  # (0, 1]
-        h_a = torch.nn.functional.softplus(self.filter_a(n).to(work))  # [M, Cv]
+        h_a = torch.nn.functional.softplus(self.filter_a(n, rows).to(work))  # [M, Cv]
         nd = conv(torch.cat([w * v_v.to(work), w], dim=-2), h_a[:, None, :], self.causal, dim=-3)
         m = (nd[..., :3, :] / nd[..., 3:, :].clamp_min(torch.finfo(work).tiny)).to(v_v.dtype)
         # 3. geometric long convolution of queries with keys (averaged over the summed pairs)
