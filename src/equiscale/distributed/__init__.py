@@ -1,6 +1,7 @@
 """equiscale.distributed: one sequence or structure split over the processes of a torch.distributed
 group (context parallelism), exactly equal to the single-process result."""
 
+from equiscale.distributed.halo import halo_exchange, sharded_local_block
 from equiscale.distributed.long_conv import (
     communication_bytes,
     shard_bounds,
@@ -26,6 +27,8 @@ __all__ = [
     "all_reduce_sum",
     "fetch_windows",
     "gather_rows",
+    "halo_exchange",
+    "sharded_local_block",
     "shard_bounds",
     "sharded_fft_conv",
     "sharded_fft_cross_conv",
