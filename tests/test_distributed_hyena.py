@@ -67,9 +67,17 @@ def _check_recall(rank: int, world: int, n: int) -> None:
     pos = torch.randn(3, n, 3, generator=g, dtype=torch.float64)
     types = torch.randn(3, n, 2, generator=g, dtype=torch.float64)
     full = model({"pos": pos, "token_type": types})
+    grads = torch.autograd.grad(full.square().sum(), list(model.parameters()), allow_unused=True)
     s, e = shard_bounds(n, world)[rank]
     got = model({"pos": pos[:, s:e], "token_type": types[:, s:e]}, shard=Shard.gather(e - s))
     _close(got, full.detach(), f"recall read-out N={n} P={world} rank={rank}")
+    # every rank runs backward (a rank left out of the graph would leave the others waiting in
+    # its collectives) and the summed parameter gradients are the single-process ones
+    model.zero_grad()
+    (got.square().sum() / world).backward()  # each rank holds the whole loss: its share is 1/P
+    all_reduce_gradients(model)
+    for (name, p), gp in zip(model.named_parameters(), grads):
+        _close(p.grad, torch.zeros_like(p) if gp is None else gp, f"recall grad {name} rank={rank}")
 
 
 def _worker(rank: int, world: int, init: str, cases: list[tuple]) -> None:

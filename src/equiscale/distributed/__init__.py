@@ -15,6 +15,7 @@ from equiscale.distributed.shard import (
     all_reduce_gradients,
     all_reduce_max,
     all_reduce_sum,
+    connect,
     fetch_windows,
     gather_rows,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "all_reduce_gradients",
     "all_reduce_max",
     "all_reduce_sum",
+    "connect",
     "fetch_windows",
     "gather_rows",
     "halo_exchange",

@@ -21,7 +21,7 @@ from torch import Tensor
 
 from equiscale.distributed.long_conv import _comm_device, _count, _exchange, _pad_tokens
 
-__all__ = ["Shard", "all_reduce_sum", "all_reduce_max", "all_reduce_gradients", "gather_rows",
+__all__ = ["Shard", "connect", "all_reduce_sum", "all_reduce_max", "all_reduce_gradients", "gather_rows",
            "fetch_windows"]
 
 Windows = tuple[tuple[int, int], ...]
@@ -98,6 +98,26 @@ def all_reduce_max(x: Tensor, shard: Shard) -> Tensor:
     _count(y.numel(), y)
     dist.all_reduce(y, op=dist.ReduceOp.MAX, group=shard.group)
     return y.to(x.device)
+
+
+class _Connect(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor, *refs: Tensor) -> Tensor:  # type: ignore[override]
+        ctx.refs = [(r.shape, r.dtype, r.device) for r in refs]
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, g: Tensor):  # type: ignore[override]
+        return (g, *(torch.zeros(s, dtype=d, device=v) for s, d, v in ctx.refs))
+
+
+def connect(x: Tensor, *refs: Tensor) -> Tensor:
+    """``x``, tied to ``refs`` in the autograd graph with zero gradient. A rank whose result does not
+    depend on its own computation (say, the prediction at the last token, held by another rank) must
+    still run backward through it: its part of the graph holds collectives the other ranks wait
+    for. ``connect(zeros, own_outputs)`` keeps it in the graph (no ``0 * x``, which is NaN for
+    infinite ``x``)."""
+    return _Connect.apply(x, *refs)
 
 
 def gather_rows(x: Tensor, shard: Shard) -> Tensor:

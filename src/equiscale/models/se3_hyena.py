@@ -29,7 +29,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from equiscale.distributed.shard import Shard, all_reduce_sum, gather_rows
+from equiscale.distributed.shard import Shard, all_reduce_sum, connect, gather_rows
 from equiscale.nn.hyena import HyenaOperator, SE3HyenaBlock, VectorLinear
 
 Batch = dict[str, Tensor]
@@ -80,6 +80,9 @@ def _tokens(batch: Batch) -> tuple[Tensor | None, Tensor | None, Tensor | None, 
 class SE3HyenaNet(nn.Module):
     """SE(3)-Hyena network (module docstring).
 
+    ``context_parallel_keys``: the batch entries whose axis 1 is the token axis, split over the
+    processes of a context-parallel run (the recall layout: one prediction per sequence).
+
     Args:
         scalar_channels, vector_channels, depth: width and depth.
         scalar_in, vector_in: number of input scalars per token and input vector channels (besides
@@ -93,6 +96,8 @@ class SE3HyenaNet(nn.Module):
         length_norm: divide the summing long convolutions by ``N`` so that a model trained at one
             length runs at another (:class:`~equiscale.nn.hyena.SE3HyenaOperator`, Length).
     """
+
+    context_parallel_keys = ("pos", "vec", "token_type")
 
     def __init__(self, scalar_channels: int = 64, vector_channels: int = 16, depth: int = 4, *,
                  scalar_in: int = 3, vector_in: int = 0, scalar_out: int = 0, vector_out: int = 1,
@@ -190,8 +195,9 @@ class SE3HyenaNet(nn.Module):
         if shard is None:
             return centre[:, -1] + v_out[:, -1, 0]
         last = max(p for p, m in enumerate(shard.sizes) if m > 0)  # the rank with the last token
+        # every rank stays in the graph: its backward holds collectives the others wait for
         mine = (centre[:, -1] + v_out[:, -1, 0] if shard.rank == last
-                else centre.new_zeros(centre.shape[0], 3))
+                else connect(centre.new_zeros(centre.shape[0], 3), v_out, centre))
         return gather_rows(mine, shard)[last]
 
 
