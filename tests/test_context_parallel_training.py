@@ -55,3 +55,14 @@ def test_context_parallel_needs_a_model_that_splits_sequences():
     cfg = TrainConfig(task="nbody", model="egnn", context_parallel=2, strategy="ddp", devices=2)
     with pytest.raises(ValueError, match="se3hyena"):
         TaskModule(cfg.to_dict())
+
+
+def test_memory_check_estimates_one_rank_of_a_context_parallel_run():
+    from equiscale.reliability.memory import check_config_memory
+
+    kw = dict(task="recall", model="se3hyena", data_args={"length": 65536}, batch_size=1,
+              accelerator="cpu", model_args={"scalar_channels": 8, "vector_channels": 4, "depth": 1})
+    one = check_config_memory(TrainConfig(**kw))
+    four = check_config_memory(TrainConfig(**kw, context_parallel=4, strategy="ddp", devices=4))
+    assert one is not None and four is not None
+    assert 0.3 * one < four < 0.5 * one  # ~1.4 / 4 of one process, plus what does not scale
