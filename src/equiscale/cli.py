@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--devices", type=int, help="devices (processes) per node")
     t.add_argument("--strategy", help="auto, or ddp for data parallel (gloo backend on CPU)")
     t.add_argument("--num-nodes", type=int, dest="num_nodes", help="nodes for multi-node DDP")
+    t.add_argument("--context-parallel", type=int, dest="context_parallel", metavar="P",
+                   help="split each sequence over P processes (with --strategy ddp; the other "
+                        "factor of the process count is data parallel)")
     t.add_argument("--precision", help="32-true, 64-true, bf16-mixed, 16-mixed")
     t.add_argument("--resume", nargs="?", const=True, default=False, metavar="CKPT",
                    help="continue a stopped run from OUT/checkpoints/last.ckpt, or from CKPT")
@@ -146,7 +149,7 @@ def _run(argv: list[str]) -> int:
         fields = {k: getattr(args, k) for k in ("task", "model", "max_epochs", "max_time", "lr",
                                                 "batch_size", "seed", "out_dir", "accelerator",
                                                 "devices", "strategy", "num_nodes", "precision",
-                                                "init_from")}
+                                                "init_from", "context_parallel")}
         if args.no_progress:
             fields["progress"] = False
         cfg = load_config(args.config, args.overrides, **fields)

@@ -42,6 +42,7 @@ BENCHES: dict[str, str] = {
     "reliability": "equiscale.reliability.report",
     "conv": "equiscale.bench.conv",
     "context": "equiscale.bench.context",
+    "context-parallel": "equiscale.bench.context_parallel",
     "mace": "equiscale.bench.mace",
     "mlip": "equiscale.bench.mlip_table",
     "md-speed": "equiscale.bench.md_speed",

@@ -20,8 +20,9 @@ its CPU/GPU kernels are flash-style, O(N) memory). One run measures, on the same
 Peak CPU memory is the resident-set high-water mark: the kernel's ``VmHWM`` is reset
 (``/proc/self/clear_refs``) before the call and compared with ``VmRSS`` before it; glibc's mmap
 threshold is set to 64 KiB (``mallopt``) during the memory pass so every tensor of 64 KiB or more is
-its own mapping and is returned on free; the timing pass runs afterwards with the threshold at 1 GiB
-(heap reused, no page faults charged to allocation-heavy code). On CUDA it is
+its own mapping and is returned on free; the timing pass runs afterwards with the threshold at 32 MiB
+(heap reused for smaller blocks; long-N activations are still returned on free, so the timing pass
+does not keep freed memory and grow until a 1M-token run is killed). On CUDA it is
 ``torch.cuda.max_memory_allocated``. The record names the method.
 
 Writes JSON (default ``results/bench_context_<device>.json``) and a PNG beside it.
@@ -121,7 +122,7 @@ def memory_method(device: str) -> str:
         return "torch.cuda.max_memory_allocated - memory_allocated before"
     if os.path.exists("/proc/self/clear_refs") and os.access("/proc/self/clear_refs", os.W_OK):
         return ("Linux VmHWM after - VmRSS before (clear_refs reset; glibc mmap threshold 64 KiB "
-                "in the memory pass, 1 GiB in the timing pass that follows it)")
+                "in the memory pass, 32 MiB in the timing pass that follows it)")
     raise RuntimeError("CPU peak memory needs Linux /proc/self/clear_refs (writable); not available")
 
 
@@ -139,12 +140,21 @@ def peak_bytes(fn: Callable[[], Any], device: str) -> int:
     return max(0, _status("VmHWM:") - before)
 
 
+#: the "fast" mmap threshold: blocks below it reuse the heap; larger ones (at long N, every
+#: activation) are mappings returned on free. A 1 GiB threshold kept every freed activation of
+#: the timing pass in a fragmented heap, and the resident set grew until a 1M-token run was killed.
+FAST_MMAP_THRESHOLD = 32 << 20
+
+
 def set_allocator_mode(mode: str) -> None:
     """glibc on the CPU: ``"measure"`` makes every block >= 64 KiB its own mapping, returned on
-    free (RSS follows the live tensors); ``"fast"`` (1 GiB threshold) reuses the heap, so timed
-    code is not charged page faults for every fresh tensor. Measuring after "fast" is unreliable
-    (the heap keeps freed blocks), so all memory probes run first."""
-    _libc().mallopt(_M_MMAP_THRESHOLD, 65536 if mode == "measure" else 1 << 30)
+    free (RSS follows the live tensors); ``"fast"`` (32 MiB threshold, glibc's largest dynamic
+    one) reuses the heap for smaller blocks, so timed code at moderate N is not charged page
+    faults for every fresh tensor, while long-N activations are still returned on free.
+    Measuring after "fast" is unreliable (the heap keeps freed blocks), so all memory probes run
+    first."""
+    _libc().mallopt(_M_MMAP_THRESHOLD, 65536 if mode == "measure" else FAST_MMAP_THRESHOLD)
+    _libc().malloc_trim(0)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from equiscale.distributed.shard import Shard, all_reduce_sum, connect, gather_rows
 from equiscale.nn.hyena import HyenaOperator, SE3HyenaBlock, VectorLinear
 
 Batch = dict[str, Tensor]
@@ -36,14 +37,26 @@ Batch = dict[str, Tensor]
 __all__ = ["SE3HyenaNet", "HyenaNet", "centre_positions", "gram_invariants"]
 
 
-def centre_positions(pos: Tensor, causal: bool) -> tuple[Tensor, Tensor]:
-    """``(pos - c, c)`` with ``c [..., N, 3]`` the mean (or running prefix mean) over tokens."""
+def centre_positions(pos: Tensor, causal: bool, shard: Shard | None = None) -> tuple[Tensor, Tensor]:
+    """``(pos - c, c)`` with ``c [..., N, 3]`` the mean (or running prefix mean) over tokens.
+
+    With ``shard``, ``pos`` is this rank's block of the tokens and the means run over the whole
+    sequence: the prefix sums add the totals of the blocks before this one, the mean divides the
+    sum over all ranks by the total length.
+    """
     n = pos.shape[-2]
+    start, total = (0, n) if shard is None else (shard.start, shard.total)
     if causal:
-        count = torch.arange(1, n + 1, device=pos.device, dtype=pos.dtype)[:, None]
-        c = pos.cumsum(-2) / count
-    else:
+        count = torch.arange(start + 1, start + n + 1, device=pos.device, dtype=pos.dtype)[:, None]
+        csum = pos.cumsum(-2)
+        if shard is not None:
+            before = gather_rows(pos.sum(-2), shard)[:shard.rank].sum(0)  # [..., 3]
+            csum = csum + before.unsqueeze(-2)
+        c = csum / count
+    elif shard is None:
         c = pos.mean(-2, keepdim=True).expand_as(pos)
+    else:
+        c = (all_reduce_sum(pos.sum(-2, keepdim=True), shard) / max(total, 1)).expand_as(pos)
     return pos - c, c
 
 
@@ -67,6 +80,9 @@ def _tokens(batch: Batch) -> tuple[Tensor | None, Tensor | None, Tensor | None, 
 class SE3HyenaNet(nn.Module):
     """SE(3)-Hyena network (module docstring).
 
+    ``context_parallel_keys``: the batch entries whose axis 1 is the token axis, split over the
+    processes of a context-parallel run (the recall layout: one prediction per sequence).
+
     Args:
         scalar_channels, vector_channels, depth: width and depth.
         scalar_in, vector_in: number of input scalars per token and input vector channels (besides
@@ -80,6 +96,8 @@ class SE3HyenaNet(nn.Module):
         length_norm: divide the summing long convolutions by ``N`` so that a model trained at one
             length runs at another (:class:`~equiscale.nn.hyena.SE3HyenaOperator`, Length).
     """
+
+    context_parallel_keys = ("pos", "vec", "token_type")
 
     def __init__(self, scalar_channels: int = 64, vector_channels: int = 16, depth: int = 4, *,
                  scalar_in: int = 3, vector_in: int = 0, scalar_out: int = 0, vector_out: int = 1,
@@ -114,11 +132,16 @@ class SE3HyenaNet(nn.Module):
                              length_norm=self.length_norm)
 
     def forward_tokens(self, pos: Tensor | None = None, vec: Tensor | None = None,
-                       sca: Tensor | None = None) -> tuple[Tensor | None, Tensor | None, Tensor]:
+                       sca: Tensor | None = None, shard: Shard | None = None,
+                       ) -> tuple[Tensor | None, Tensor | None, Tensor]:
         """``(scalars [B, N, scalar_out], vectors [B, N, vector_out, 3], centres [B, N, 3])``.
 
         ``vec`` is ``[B, N, Vin, 3]`` (vectors last, as data comes); inside, vector features are
-        channels-last ``[B, N, 3, Cv]``.
+        channels-last ``[B, N, 3, Cv]``. ``shard`` (context parallelism): the inputs are this
+        rank's block of the tokens of a sequence split over ranks
+        (:class:`~equiscale.distributed.Shard`), the outputs this rank's block of the
+        single-process outputs; parameter gradients are each rank's share, summed over the ranks
+        by DDP or :func:`~equiscale.distributed.all_reduce_gradients`.
         """
         ref = next(t for t in (pos, vec, sca) if t is not None)
         shape = ref.shape[:2]
@@ -131,7 +154,7 @@ class SE3HyenaNet(nn.Module):
                              f"got {pos.device}")
         if pos.dtype != self.embed_s.weight.dtype and not torch.is_autocast_enabled(pos.device.type):
             raise TypeError(f"pos must have the model's dtype {self.embed_s.weight.dtype}, got {pos.dtype}")
-        x, centre = centre_positions(pos, self.causal)
+        x, centre = centre_positions(pos, self.causal, shard)
         vecs = [x[..., None]]  # [B, N, 3, 1]
         if self.vector_in:
             if vec is None or vec.shape != (*shape, self.vector_in, 3):
@@ -148,23 +171,34 @@ class SE3HyenaNet(nn.Module):
         s = self.embed_s(torch.cat(feats, dim=-1))  # [B, N, Cs]
         v = self.embed_v(u)  # [B, N, 3, Cv]
         for block in self.blocks:
-            s, v = block(s, v)
+            s, v = block(s, v) if shard is None else block(s, v, shard=shard)
         s_out = self.head_s(s) if self.head_s is not None else None
         v_out = self.head_v(v).transpose(-1, -2) if self.head_v is not None else None
         return s_out, v_out, centre
 
-    def forward(self, batch: Batch) -> Tensor:
+    def forward(self, batch: Batch, shard: Shard | None = None) -> Tensor:
+        """Predicted points (module docstring). With ``shard`` the tokens are this rank's block:
+        n-body gives this rank's block of the positions; recall gives the point read at the
+        sequence's last token on every rank."""
         pos, vec, sca, layout = _tokens(batch)
-        if layout == "recall" and pos.shape[-2] == 0:
+        total = pos.shape[-2] if shard is None else shard.total
+        if layout == "recall" and total == 0:
             raise ValueError(f"pos must hold at least 1 token (the prediction is read at the last), "
                              f"got shape {tuple(pos.shape)} with 0 tokens")
-        _, v_out, centre = self.forward_tokens(pos, vec if self.vector_in else None,
-                                               sca if self.scalar_in else None)
-        if v_out is None:
+        if self.head_v is None:
             raise ValueError("forward(batch) predicts points: build the model with vector_out >= 1")
+        _, v_out, centre = self.forward_tokens(pos, vec if self.vector_in else None,
+                                               sca if self.scalar_in else None, shard)
+        assert v_out is not None
         if layout == "nbody":
             return batch["loc"] + v_out[..., 0, :]
-        return centre[:, -1] + v_out[:, -1, 0]
+        if shard is None:
+            return centre[:, -1] + v_out[:, -1, 0]
+        last = max(p for p, m in enumerate(shard.sizes) if m > 0)  # the rank with the last token
+        # every rank stays in the graph: its backward holds collectives the others wait for
+        mine = (centre[:, -1] + v_out[:, -1, 0] if shard.rank == last
+                else connect(centre.new_zeros(centre.shape[0], 3), v_out, centre))
+        return gather_rows(mine, shard)[last]
 
 
 class HyenaNet(nn.Module):

@@ -74,6 +74,12 @@ import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
+from equiscale.distributed.long_conv import (
+    shard_bounds,
+    sharded_fft_conv,
+    sharded_fft_cross_dot_conv,
+)
+from equiscale.distributed.shard import Shard, all_reduce_max, fetch_windows
 from equiscale.ops.long_conv import fft_conv, fft_cross_dot_conv
 
 __all__ = [
@@ -134,11 +140,17 @@ class ImplicitFilter(nn.Module):
         self.register_buffer("alpha", alpha, persistent=False)
         self._cache: dict[tuple, tuple[Tensor, Tensor]] = {}
 
-    def forward(self, n: int) -> Tensor:
-        """The filter ``[N, C]`` (causal) or ``[2N - 1, C]`` (bidirectional), in the module's dtype."""
+    def forward(self, n: int, rows: tuple[int, int] | None = None) -> Tensor:
+        """The filter ``[N, C]`` (causal) or ``[2N - 1, C]`` (bidirectional), in the module's dtype;
+        with ``rows = (lo, hi)`` only its rows ``lo .. hi-1`` (each rank of a context-parallel run
+        makes its own block of the filter)."""
         if n < 0:
             raise ValueError(f"n must be >= 0, got {n}")
-        pe, x = self._encoding(n)
+        m = n if self.causal else max(2 * n - 1, 0)
+        lo, hi = (0, m) if rows is None else rows
+        if not 0 <= lo <= hi <= m:
+            raise ValueError(f"rows must satisfy 0 <= lo <= hi <= {m}, got {rows}")
+        pe, x = self._encoding(n, lo, hi)
         if (n >= RECOMPUTE_MIN_TOKENS and torch.is_grad_enabled()
                 and any(p.requires_grad for p in self.parameters())):
             # the MLP's hidden activations ([M, hidden] per layer) would dominate memory at long N
@@ -146,14 +158,15 @@ class ImplicitFilter(nn.Module):
             return checkpoint(self._shape, pe, x, use_reentrant=False)
         return self._shape(pe, x)
 
-    def _encoding(self, n: int) -> tuple[Tensor, Tensor]:
-        """``(PE [M, 1 + 2 bands], t / N [M])``, cached for the last few ``n`` (no parameters)."""
+    def _encoding(self, n: int, lo: int, hi: int) -> tuple[Tensor, Tensor]:
+        """``(PE [M, 1 + 2 bands], t / N [M])`` for rows ``lo .. hi-1``, cached for the last few
+        ``(n, lo, hi)`` (no parameters)."""
         dtype, device = self.mlp[0].weight.dtype, self.mlp[0].weight.device
-        key = (n, dtype, device)
+        key = (n, lo, hi, dtype, device)
         if key not in self._cache:
             with torch.no_grad():
-                lags = torch.arange(0 if self.causal else -max(n - 1, 0), n, device=device,
-                                    dtype=dtype)
+                first = 0 if self.causal else -max(n - 1, 0)
+                lags = torch.arange(first + lo, first + hi, device=device, dtype=dtype)
                 x = lags / max(n, 1)  # [M]
                 angle = 2 * math.pi * x[:, None] * self.freqs.to(dtype)  # [M, bands]
                 pe = torch.cat([x[:, None], torch.cos(angle), torch.sin(angle)], dim=-1)
@@ -186,17 +199,26 @@ class ShortConv(nn.Module):
         w[0 if causal else kernel // 2] = 1.0  # starts as the identity
         self.weight = nn.Parameter(w + 0.1 * torch.randn(kernel, channels) / math.sqrt(kernel))
 
-    def forward(self, x: Tensor, dim: int = -2) -> Tensor:
+    def forward(self, x: Tensor, dim: int = -2, shard: Shard | None = None) -> Tensor:
+        """``shard``: ``x`` is this rank's block of a sequence split over ranks; the ``k - 1`` halo
+        tokens next to the block come from the neighbouring ranks (zero beyond the sequence)."""
         n = x.shape[dim]
         k = self.kernel
         left = k - 1 if self.causal else k // 2
         right = k - 1 - left
-        pad_shape = list(x.shape)
-        pad_shape[dim] = left
-        parts = [x.new_zeros(pad_shape), x]
-        if right:
-            pad_shape[dim] = right
-            parts.append(x.new_zeros(pad_shape))
+        if shard is not None:
+            starts = shard.starts
+            ends = [s + m for s, m in zip(starts, shard.sizes)]
+            parts = [fetch_windows(x, dim, shard, [(s - left, s) for s in starts]), x]
+            if right:
+                parts.append(fetch_windows(x, dim, shard, [(e, e + right) for e in ends]))
+        else:
+            pad_shape = list(x.shape)
+            pad_shape[dim] = left
+            parts = [x.new_zeros(pad_shape), x]
+            if right:
+                pad_shape[dim] = right
+                parts.append(x.new_zeros(pad_shape))
         xp = torch.cat(parts, dim=dim)  # [..., N + k - 1, ..., C]
         w = self.weight.to(x.dtype)  # [k, C], broadcast over the trailing channel axis
         offset = 0 if self.causal else k // 2
@@ -252,10 +274,12 @@ def _check_streams(s: Tensor, v: Tensor, cs: int, cv: int) -> None:
                          "batch and token axes")
 
 
-def _term_count(n: int, causal: bool, device: torch.device, dtype: torch.dtype) -> Tensor:
+def _term_count(n: int, causal: bool, device: torch.device, dtype: torch.dtype, start: int = 0,
+                stop: int | None = None) -> Tensor:
     """Number of (j, i - j) pairs summed at output i by a data-data convolution of two length-N
-    sequences: ``i + 1`` (causal) or the 'same'-mode count (bidirectional)."""
-    i = torch.arange(n, device=device)
+    sequences: ``i + 1`` (causal) or the 'same'-mode count (bidirectional), for ``i`` in
+    ``[start, stop)`` (default: all ``N``)."""
+    i = torch.arange(start, n if stop is None else stop, device=device)
     if causal:
         return (i + 1).to(dtype)
     o = (n - 1) // 2
@@ -312,31 +336,55 @@ class SE3HyenaOperator(nn.Module):
         self.scalar_out = nn.Linear(cs + 3 * cv, cs)
         self.vector_out = VectorLinear(4 * cv, cv)
 
-    def _project(self, inv: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+    def _project(self, inv: Tensor, v: Tensor, shard: Shard | None = None) -> tuple[Tensor, Tensor]:
         """Projections and short convolutions: ``[..., N, 3 Cs]`` and ``[..., N, 3, n_vec Cv]``."""
-        return self.short_s(self.scalar_in(inv)), self.short_v(self.vector_in(v), dim=-3)
+        return (self.short_s(self.scalar_in(inv), shard=shard),
+                self.short_v(self.vector_in(v), dim=-3, shard=shard))
 
-    def forward(self, s: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, s: Tensor, v: Tensor, shard: Shard | None = None) -> tuple[Tensor, Tensor]:
+        """``shard`` (context parallelism): ``s``, ``v`` hold this rank's block of the tokens of a
+        sequence split over the ranks of ``shard.group`` (:class:`~equiscale.distributed.Shard`);
+        the result is this rank's block of the single-process result. Every global operation runs
+        across the ranks: the long convolutions (:mod:`equiscale.distributed.long_conv`), the short
+        convolutions' halos, the normalised convolution's shift, the filters' length ``N``, the
+        term counts. Each rank makes one block of the filters' rows (``shard_bounds(M, P)``), so
+        the filters are split like the tokens; parameter gradients are each rank's share, to be
+        summed over the ranks (as DDP does).
+        """
         _check_streams(s, v, self.cs, self.cv)
-        n = s.shape[-2]
+        n = s.shape[-2] if shard is None else shard.total
         cs, cv = self.cs, self.cv
+        if shard is None:
+            conv, cross_dot = fft_conv, fft_cross_dot_conv
+            rows = None
+        else:
+            # each rank makes its block of the filters' rows and the convolution fetches the lags
+            # it needs from their owners, so no rank holds a whole [M, C] filter
+            m = n if self.causal else max(2 * n - 1, 0)
+            rows = shard_bounds(m, shard.world)[shard.rank]
+
+            def conv(x: Tensor, h: Tensor, causal: bool, dim: int = -2) -> Tensor:
+                return sharded_fft_conv(x, h, causal, dim, h_sharded=True, group=shard.group)
+
+            def cross_dot(q: Tensor, k: Tensor, causal: bool, dim: int, vector_dim: int):
+                return sharded_fft_cross_dot_conv(q, k, causal, dim, vector_dim, group=shard.group)
         # 1. projections (+ short convolutions, recomputed in backward: they are cheap and their
         #    padded inputs would otherwise be stored)
         inv = torch.cat([s, (v * self.dot_proj(v)).sum(-2)], dim=-1)  # [..., N, Cs + Cv]
         if n >= RECOMPUTE_MIN_TOKENS and torch.is_grad_enabled():
-            sp, vp = checkpoint(self._project, inv, v, use_reentrant=False)
+            sp, vp = checkpoint(self._project, inv, v, shard, use_reentrant=False)
         else:
-            sp, vp = self._project(inv, v)
+            sp, vp = self._project(inv, v, shard)
         s_q, s_k, s_v = sp.split(cs, dim=-1)  # 3 x [..., N, Cs]
         v_q, v_k, v_v = vp[..., :cv], vp[..., cv:2 * cv], vp[..., 2 * cv:3 * cv]  # [..., N, 3, Cv]
         g_q, g_k, g_w = self.gate_in(inv).unsqueeze(-2).split(cv, dim=-1)  # 3 x [..., N, 1, Cv]
         # 2. global context: implicit-filter long convolutions (Hyena order 2 with skip)
         scale = 1.0 / max(n, 1) if self.length_norm else 1.0
         x_s = s_k * s_v  # [..., N, Cs]
-        a = fft_conv(x_s, scale * self.filter_s(n), self.causal) + self.skip_s * x_s
+        a = conv(x_s, scale * self.filter_s(n, rows), self.causal) + self.skip_s * x_s
         s_1 = s_q * a
         x_v = g_k * v_v  # [..., N, 3, Cv], invariant gate times vector
-        z = fft_conv(x_v, scale * self.filter_v(n)[:, None, :], self.causal, dim=-3)
+        z = conv(x_v, scale * self.filter_v(n, rows)[:, None, :], self.causal, dim=-3)
         z = z + self.skip_v * x_v
         v_1 = g_q * z  # [..., N, 3, Cv]
         # normalised long convolution: a positional weighted average of the value vectors,
@@ -351,14 +399,20 @@ class SE3HyenaOperator(nn.Module):
         # later tokens leaked into earlier ones. In float64 the error is < ~1e-7 relative.
         work = torch.promote_types(v_v.dtype, torch.float64)
         logits = _LOGIT_BOUND * torch.tanh(g_w.to(work) / _LOGIT_BOUND)  # [..., N, 1, Cv]
-        shift = logits.amax(dim=-3, keepdim=True).detach() if n else 0.0
+        if shard is None:
+            shift = logits.amax(dim=-3, keepdim=True).detach() if n else 0.0
+        else:  # one shift for the whole sequence (it cancels in the ratio only if shared)
+            local = (logits.amax(dim=-3, keepdim=True).detach() if logits.shape[-3]
+                     else logits.new_full((*logits.shape[:-3], 1, *logits.shape[-2:]), -1e300))
+            shift = all_reduce_max(local, shard)
         w = torch.exp(logits - shift)  # (0, 1]
-        h_a = torch.nn.functional.softplus(self.filter_a(n).to(work))  # [M, Cv]
-        nd = fft_conv(torch.cat([w * v_v.to(work), w], dim=-2), h_a[:, None, :], self.causal, dim=-3)
+        h_a = torch.nn.functional.softplus(self.filter_a(n, rows).to(work))  # [M, Cv]
+        nd = conv(torch.cat([w * v_v.to(work), w], dim=-2), h_a[:, None, :], self.causal, dim=-3)
         m = (nd[..., :3, :] / nd[..., 3:, :].clamp_min(torch.finfo(work).tiny)).to(v_v.dtype)
         # 3. geometric long convolution of queries with keys (averaged over the summed pairs)
-        count = _term_count(n, self.causal, s.device, s.dtype)  # [N]
-        c, e = fft_cross_dot_conv(v_q, v_k, self.causal, dim=-3, vector_dim=-2)
+        span = (0, n) if shard is None else (shard.start, shard.stop)
+        count = _term_count(n, self.causal, s.device, s.dtype, *span)  # [N]
+        c, e = cross_dot(v_q, v_k, self.causal, dim=-3, vector_dim=-2)
         c = c / count[:, None, None]  # [..., N, 3, Cv] pseudovector
         e = e / count[:, None]  # [..., N, Cv] invariant
         qz_dot = (v_q * z).sum(-2)  # [..., N, Cv]
@@ -407,12 +461,15 @@ class SE3HyenaBlock(nn.Module):
         self.mlp_g = nn.Linear(hidden, cv)
         self.mlp_v = VectorLinear(cv, cv)
 
-    def forward(self, s: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, s: Tensor, v: Tensor, shard: Shard | None = None) -> tuple[Tensor, Tensor]:
+        """``shard``: context parallelism (see :meth:`SE3HyenaOperator.forward`); everything else in
+        the block acts token by token."""
         sn, vn = self.norm_s1(s), self.norm_v1(v)
+        kw = {} if shard is None else {"shard": shard}
         if self.checkpoint_mixer and torch.is_grad_enabled():
-            ds, dv = checkpoint(self.op, sn, vn, use_reentrant=False)
+            ds, dv = checkpoint(self.op, sn, vn, use_reentrant=False, **kw)
         else:
-            ds, dv = self.op(sn, vn)
+            ds, dv = self.op(sn, vn, **kw)
         s, v = s + ds, v + dv
         sn, vn = self.norm_s2(s), self.norm_v2(v)
         norms = torch.sqrt(vn.pow(2).sum(-2) + 1e-8)  # [..., N, Cv]

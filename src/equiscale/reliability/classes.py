@@ -54,6 +54,12 @@ CLASSES: tuple[FailureClass, ...] = (
     FailureClass(W, OWN, "Wigner6jConv settings changed after construction used with the tables "
                  "built for the old settings",
                  ("tests/test_wigner6j_conv.py -k settings_changed",)),
+    FailureClass(W, OWN, "a float64 (64-true) DDP run resumed from its checkpoint drifts from an "
+                 "unbroken one by float32 rounding (~5e-8 relative after one epoch)",
+                 ("tests/test_context_parallel_training.py -k killed_and_resumed",)),
+    FailureClass(C, OWN, "a context-parallel rank whose own output is not the prediction skipped "
+                 "backward, leaving the other ranks waiting in collectives",
+                 ("tests/test_distributed_hyena.py",)),
     FailureClass(C, I11, "Wigner6jConv on non-contiguous features",
                  ("tests/test_wigner6j_conv.py -k non_contiguous",)),
     FailureClass(C, I11, "neighbor_list: NaN/inf cell (SIGFPE), cutoff^3 time for huge cutoffs",

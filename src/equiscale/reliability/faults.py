@@ -38,12 +38,16 @@ TINY_NBODY = [
 ]
 
 
-def _cmd(out: Path, epochs: int, ddp: bool, resume: bool) -> list[str]:
+def _cmd(out: Path, epochs: int, ddp: bool, resume: bool, config: str | None = None,
+         extra: tuple[str, ...] = ()) -> list[str]:
     args = [sys.executable, "-m", "equiscale.cli", "train", "--out", str(out), "--no-progress"]
-    for item in [*TINY_NBODY, f"max_epochs={epochs}"]:
+    if config is not None:
+        args += ["--config", config]
+    for item in [*(TINY_NBODY if config is None else []), f"max_epochs={epochs}"]:
         args += ["--set", item]
     if ddp:
         args += ["--devices", "2", "--strategy", "ddp", "--accelerator", "cpu"]
+    args += list(extra)
     if resume:
         args.append("--resume")
     return args
@@ -92,8 +96,11 @@ def kill_resume_cycles(
     ddp: bool = False,
     seed: int = 0,
     timeout: float = 600.0,
+    config: str | None = None,
+    extra: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """Run an unbroken tiny n-body training and a broken one that is SIGKILLed ``kills`` times at
+    """Run an unbroken tiny n-body training (or ``config``, with ``extra`` command-line options
+    such as ``--context-parallel 2``) and a broken one that is SIGKILLed ``kills`` times at
     random moments after its first checkpoint and resumed each time; compare the final states.
 
     Returns ``{"kills": k (done), "identical": bool, "differences": [...], "ddp": ddp,
@@ -105,7 +112,7 @@ def kill_resume_cycles(
     unbroken, broken = folder / "unbroken", folder / "broken"
     with open(folder / "unbroken.log", "w") as log:
         done = subprocess.run(
-            _cmd(unbroken, epochs, ddp, False),
+            _cmd(unbroken, epochs, ddp, False, config, extra),
             env=_env(),
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -117,7 +124,7 @@ def kill_resume_cycles(
     kill_times = []
     log = open(folder / "broken.log", "w")  # noqa: SIM115 - shared by the successive processes
     try:
-        proc = _start(_cmd(broken, epochs, ddp, False), log)
+        proc = _start(_cmd(broken, epochs, ddp, False, config, extra), log)
         started = time.time()
         while len(kill_times) < kills:
             # wait for a checkpoint newer than the last kill (training has made progress), then
@@ -136,7 +143,7 @@ def kill_resume_cycles(
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
             kill_times.append(round(time.time() - started, 2))
-            proc = _start(_cmd(broken, epochs, ddp, True), log)
+            proc = _start(_cmd(broken, epochs, ddp, True, config, extra), log)
             started = time.time()
         code = proc.wait(timeout=timeout)
     finally:

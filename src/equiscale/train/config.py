@@ -39,6 +39,10 @@ class TrainConfig:
         out_dir: run folder (checkpoints/, logs, results.json, plots).
         accelerator, devices, strategy, num_nodes: passed to Lightning (``auto``, ``cpu``, ``gpu``;
             ``ddp`` for data parallel; ``gloo`` backend is used on CPU).
+        context_parallel: split every sequence over this many processes (consecutive ranks form
+            one group; with ``ddp``, devices x num_nodes / context_parallel groups are data
+            parallel). The model must take a ``shard`` (SE3HyenaNet) and the task predict one value
+            per sequence (recall). Results and checkpoints are those of a single-process run.
         precision: Lightning precision (``32-true``, ``64-true``, ``bf16-mixed`` ...).
         val_every: validate (and checkpoint the best) every this many epochs.
         num_workers: DataLoader workers.
@@ -77,6 +81,7 @@ class TrainConfig:
     devices: Any = 1
     strategy: str = "auto"
     num_nodes: int = 1
+    context_parallel: int = 1
     precision: str = "32-true"
     val_every: int = 1
     num_workers: int = 0
@@ -100,7 +105,7 @@ class TrainConfig:
                     f"config field {f.name!r} must be {f.type}, got {value!r} ({type(value).__name__})"
                 )
         positive = ("lr", "batch_size", "eval_batch_size", "max_epochs", "val_every", "log_every",
-                    "num_nodes")
+                    "num_nodes", "context_parallel")
         for name in ("lr", "weight_decay", "grad_clip", "ema_decay"):
             if not math.isfinite(getattr(self, name)):
                 raise ValueError(f"config field {name!r} must be finite, got {getattr(self, name)!r}")
@@ -141,6 +146,15 @@ class TrainConfig:
 
             SoftEquivarianceLoss.from_config(SymmetrySpec({"x": "position"}, "position"),
                                              self.soft_equivariance)
+        if self.context_parallel > 1:
+            if not self.strategy.startswith("ddp"):
+                raise ValueError(f"config field 'context_parallel' ({self.context_parallel}) needs "
+                                 f"strategy 'ddp' (one process per block), got {self.strategy!r}")
+            if not isinstance(self.devices, int) or (self.devices * self.num_nodes) % \
+                    self.context_parallel:
+                raise ValueError(f"config field 'context_parallel' ({self.context_parallel}) must "
+                                 f"divide the number of processes (devices x num_nodes = "
+                                 f"{self.devices!r} x {self.num_nodes})")
         if self.init_from is not None and (not isinstance(self.init_from, str) or not self.init_from):
             raise ValueError(f"config field 'init_from' must be a checkpoint path, got {self.init_from!r}")
         if self.max_time is not None:

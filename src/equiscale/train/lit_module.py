@@ -34,6 +34,11 @@ class TaskModule(L.LightningModule):
         self.save_hyperparameters({"config": config})
         self.cfg = TrainConfig(**config)
         self.model = build_model(self.cfg.model, self.cfg.model_args)
+        if self.cfg.precision in ("64-true", "64", "double"):
+            # float64 from the start: a DDP run resumed from its float64 checkpoint drifted from an
+            # unbroken one by float32 rounding (~5e-8 relative), the restored weights having passed
+            # through the float32 module that Lightning's precision plugin converts later
+            self.model.double()
         self.task = task
         self.soft_equivariance = None
         if self.cfg.soft_equivariance and task is not None:
@@ -44,9 +49,37 @@ class TaskModule(L.LightningModule):
                                  "declares no symmetry (TaskData.symmetry)")
             self.soft_equivariance = SoftEquivarianceLoss.from_config(task.symmetry,
                                                                       self.cfg.soft_equivariance)
+        self._cp_group: Any = None
+        if self.cfg.context_parallel > 1 and not hasattr(self.model, "context_parallel_keys"):
+            raise ValueError(f"config field 'context_parallel' needs a model that splits sequences "
+                             f"over processes (se3hyena), got {self.cfg.model!r}")
+
+    def setup(self, stage: str) -> None:
+        cp = self.cfg.context_parallel
+        if cp > 1 and self._cp_group is None:
+            import torch.distributed as dist
+
+            world = dist.get_world_size()
+            for g in range(world // cp):  # every rank creates every group, in the same order
+                group = dist.new_group(list(range(g * cp, (g + 1) * cp)))
+                if dist.get_rank() // cp == g:
+                    self._cp_group = group
 
     def forward(self, batch: Batch) -> Any:
-        return self.model(batch)
+        if self._cp_group is None:
+            return self.model(batch)
+        from equiscale.distributed import Shard, shard_bounds
+
+        keys = [k for k in self.model.context_parallel_keys if k in batch]
+        if not keys:
+            raise ValueError(f"context_parallel: the batch holds none of the token entries "
+                             f"{self.model.context_parallel_keys} that {self.cfg.model!r} splits "
+                             f"(keys: {sorted(batch)}); use a task with one prediction per sequence")
+        n = batch[keys[0]].shape[1]
+        rank, cp = self.global_rank % self.cfg.context_parallel, self.cfg.context_parallel
+        s, e = shard_bounds(n, cp)[rank]
+        block = {**batch, **{k: batch[k][:, s:e] for k in keys}}
+        return self.model(block, shard=Shard.gather(e - s, self._cp_group, batch[keys[0]].device))
 
     def _batch_size(self, batch: Batch) -> int:
         if self.task is not None and self.task.batch_size_of is not None:
@@ -55,7 +88,7 @@ class TaskModule(L.LightningModule):
         return int(first.shape[0])
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        pred = self.model(batch)
+        pred = self(batch)
         loss = self.task.loss(pred, batch)
         if not torch.isfinite(loss):
             raise FloatingPointError(
@@ -66,7 +99,7 @@ class TaskModule(L.LightningModule):
         self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True,
                  batch_size=bs, sync_dist=True)
         if self.soft_equivariance is not None:
-            penalty, logs = self.soft_equivariance(self.model, batch, pred, loss, self.global_step)
+            penalty, logs = self.soft_equivariance(self, batch, pred, loss, self.global_step)
             for name, value in logs.items():
                 self.log(f"train/{name}", value, on_step=False, on_epoch=True, batch_size=bs,
                          sync_dist=True)
@@ -75,7 +108,7 @@ class TaskModule(L.LightningModule):
 
     def _eval_step(self, batch: Batch, stage: str) -> None:
         with torch.enable_grad():  # force models differentiate the energy in evaluation too
-            pred = self.model(batch)
+            pred = self(batch)
         bs = self._batch_size(batch)
         self.log(f"{stage}/loss", self.task.loss(pred, batch).detach(), batch_size=bs, sync_dist=True)
         for name, value in self.task.metrics(pred, batch).items():

@@ -59,10 +59,39 @@ def build_task(cfg: TrainConfig) -> TaskData:
         raise ValueError(f"config field 'data_args' does not fit task {cfg.task!r}: {exc}") from None
 
 
+class ContextParallelSampler(EpochShuffleSampler):
+    """:class:`EpochShuffleSampler` split over the data-parallel groups of a context-parallel run:
+    the ``context_parallel`` ranks of one group draw the same samples (each takes its block of every
+    sequence); group ``g`` of ``G`` takes samples ``g, g + G, ...`` of the epoch's permutation. The
+    group is read from ``torch.distributed`` when iterating (the process group exists by then)."""
+
+    def __init__(self, n: int, seed: int, context_parallel: int) -> None:
+        super().__init__(n, seed)
+        self.cp = context_parallel
+
+    def _group(self) -> tuple[int, int]:
+        import torch.distributed as dist
+
+        if not (dist.is_available() and dist.is_initialized()):
+            return 0, 1
+        return dist.get_rank() // self.cp, dist.get_world_size() // self.cp
+
+    def __iter__(self):
+        g, groups = self._group()
+        return iter(list(super().__iter__())[g::groups])
+
+    def __len__(self) -> int:
+        g, groups = self._group()
+        return len(range(g, self.n, groups))
+
+
 def _loaders(cfg: TrainConfig, task: TaskData, distributed: bool) -> tuple[DataLoader, ...]:
     common = {"collate_fn": task.collate, "num_workers": cfg.num_workers,
               "persistent_workers": cfg.num_workers > 0}
-    if distributed:  # Lightning swaps in a DistributedSampler seeded with the global seed
+    if cfg.context_parallel > 1:  # our sampler (Lightning's would give each rank other samples)
+        sampler = ContextParallelSampler(len(task.train), cfg.seed, cfg.context_parallel)
+        train = DataLoader(task.train, batch_size=cfg.batch_size, sampler=sampler, **common)
+    elif distributed:  # Lightning swaps in a DistributedSampler seeded with the global seed
         train = DataLoader(task.train, batch_size=cfg.batch_size, shuffle=True, **common)
     else:
         sampler = EpochShuffleSampler(len(task.train), cfg.seed)
@@ -85,7 +114,10 @@ def _trainer(cfg: TrainConfig, out: Path, callbacks: list, loggers: list | bool)
             not torch.cuda.is_available():
         from lightning.pytorch.strategies import DDPStrategy
         strategy = DDPStrategy(process_group_backend="gloo",
-                               start_method="popen" if cfg.strategy == "ddp" else "spawn")
+                               start_method="popen" if cfg.strategy == "ddp" else "spawn",
+                               find_unused_parameters=cfg.context_parallel > 1)
+    elif cfg.context_parallel > 1 and cfg.strategy == "ddp":
+        strategy = "ddp_find_unused_parameters_true"
     return L.Trainer(
         default_root_dir=str(out),
         max_epochs=cfg.max_epochs,
@@ -106,6 +138,7 @@ def _trainer(cfg: TrainConfig, out: Path, callbacks: list, loggers: list | bool)
         inference_mode=False,
         deterministic=False,
         num_sanity_val_steps=0,
+        use_distributed_sampler=cfg.context_parallel == 1,
     )
 
 
