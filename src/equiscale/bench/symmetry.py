@@ -213,7 +213,7 @@ def plot(rows: list[dict[str, Any]], path: Path) -> Path:
         ax.set_title(title, fontsize=10)
         if log:
             ax.set_yscale("log")
-    axes[0].legend(title="n-body data", fontsize=8)
+    axes[2].legend(title="n-body data", fontsize=8)  # the right of that panel is free
     fig.suptitle("charged n-body: symmetry by architecture, canonicalisation, averaging or penalty")
     fig.tight_layout()
     return save_figure(fig, path)
