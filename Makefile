@@ -33,6 +33,15 @@ demo: install
 lint: install-test
 	$(PY) -m ruff check src tests
 
+# Regenerate the committed operator and context benchmarks on this machine (about an hour on a
+# 2-core CPU); pass DEVICE=cuda on a GPU. Each writes JSON + PNG under results/.
+DEVICE ?= cpu
+bench: install-test
+	$(VENV)/bin/equiscale bench tp --device $(DEVICE)
+	$(VENV)/bin/equiscale bench conv --device $(DEVICE)
+	$(VENV)/bin/equiscale bench context --device $(DEVICE)
+	$(VENV)/bin/equiscale bench context-parallel
+
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info
 

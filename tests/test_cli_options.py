@@ -74,3 +74,16 @@ def test_results_say_when_max_time_stopped_the_run():
 def test_results_of_a_complete_run_have_no_warning():
     assert "stopped early" not in format_results({**_RESULTS, "epochs_run": 150})
     assert "stopped early" not in format_results({**_RESULTS, "epochs_run": 150, "config": {}})
+
+
+def test_version_is_the_package_version(capsys):
+    import importlib.metadata
+
+    import equiscale
+    from equiscale.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.strip() == f"equiscale {equiscale.__version__}"
+    assert importlib.metadata.version("equiscale") == equiscale.__version__

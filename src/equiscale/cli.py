@@ -30,6 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="equiscale",
         description="SE(3)/E(3)-equivariant learning at scale: train, evaluate, benchmark, make data.",
     )
+    from equiscale import __version__
+
+    p.add_argument("--version", action="version", version=f"equiscale {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
