@@ -23,33 +23,17 @@ implicit solvent).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from equiscale.distributed.long_conv import _comm_device, _count
+from equiscale.distributed.long_conv import _all_to_all_rows, _comm_device
 from equiscale.distributed.shard import Shard, gather_rows
 from equiscale.ops.neighbors import neighbor_list
 
 __all__ = ["halo_exchange", "sharded_local_block"]
-
-
-def _all_to_all_rows(x: Tensor, send_counts: list[int], recv_counts: list[int],
-                     group: dist.ProcessGroup | None) -> Tensor:
-    """Rows of ``x`` (grouped by destination, ``send_counts`` each) to every rank; the rows received,
-    grouped by source."""
-    width = math.prod(x.shape[1:])
-    dev = _comm_device(x, group)
-    inp = x.reshape(x.shape[0], width).to(dev).contiguous()
-    out = torch.empty(sum(recv_counts), width, dtype=x.dtype, device=dev)
-    me = dist.get_rank(group)
-    _count(sum(n for p, n in enumerate(send_counts) if p != me) * width, x)
-    dist.all_to_all_single(out, inp, output_split_sizes=recv_counts, input_split_sizes=send_counts,
-                           group=group)
-    return out.to(x.device).reshape(sum(recv_counts), *x.shape[1:])
 
 
 class _SendRows(torch.autograd.Function):

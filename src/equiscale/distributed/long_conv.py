@@ -204,22 +204,28 @@ class _Plan:
         return (s - self.sb[owner], e - s) if e > s else (0, 0)
 
 
+def _all_to_all_rows(x: Tensor, send_counts: list[int], recv_counts: list[int],
+                     group: dist.ProcessGroup | None) -> Tensor:
+    """Rows of ``x`` (grouped by destination, ``send_counts`` each) to every rank; the rows received,
+    grouped by source. Bytes sent to other ranks are counted (:func:`communication_bytes`)."""
+    width = math.prod(x.shape[1:])
+    dev = _comm_device(x, group)
+    inp = x.reshape(x.shape[0], width).to(dev).contiguous()
+    out = torch.empty(sum(recv_counts), width, dtype=x.dtype, device=dev)
+    me = dist.get_rank(group)
+    _count(sum(n for p, n in enumerate(send_counts) if p != me) * width, x)
+    dist.all_to_all_single(out, inp, output_split_sizes=recv_counts, input_split_sizes=send_counts,
+                           group=group)
+    return out.to(x.device).reshape(sum(recv_counts), *x.shape[1:])
+
+
 def _exchange(x: Tensor, d: int, send: list[tuple[int, int]], recv: list[int],
               group: dist.ProcessGroup | None) -> list[Tensor]:
     """Send ``x.narrow(d, *send[p])`` to each rank ``p``; return the pieces received, by source."""
     xt = x.movedim(d, 0)
-    rest = xt.shape[1:]
-    width = math.prod(rest)
-    inp = torch.cat([xt.narrow(0, s, n) for s, n in send], 0).reshape(-1, width)
-    dev = _comm_device(x, group)
-    inp = inp.to(dev).contiguous()
-    out = torch.empty(sum(recv), width, dtype=x.dtype, device=dev)
-    me = dist.get_rank(group)
-    _count(sum(n for p, (_, n) in enumerate(send) if p != me) * width, x)
-    dist.all_to_all_single(out, inp, output_split_sizes=recv,
-                           input_split_sizes=[n for _, n in send], group=group)
-    out = out.to(x.device)
-    return [t.reshape((n, *rest)).movedim(0, d) for t, n in zip(out.split(recv, 0), recv)]
+    rows = torch.cat([xt.narrow(0, s, n) for s, n in send], 0)
+    out = _all_to_all_rows(rows, [n for _, n in send], recv, group)
+    return [t.movedim(0, d) for t in out.split(recv, 0)]
 
 
 def _pad_tokens(x: Tensor, d: int, before: int, after: int) -> Tensor:
