@@ -13,8 +13,8 @@ import torch
 from equiscale.models.e2former import E2Former
 from equiscale.models.egnn_energy import EGNNEnergy
 from equiscale.models.gaunt_net import GauntNet
+from equiscale.ops import Wigner6jConv
 from equiscale.ops.neighbors import neighbor_list
-from equiscale.ops.wigner6j_conv import Wigner6jConv
 
 
 def _two_structures(dtype=torch.float64):

@@ -8,8 +8,8 @@ import argparse
 import torch
 
 from equiscale.bench import conv
+from equiscale.ops import edge_reference
 from equiscale.ops.neighbors import neighbor_list
-from equiscale.ops.wigner6j_conv import edge_reference
 
 
 def test_e3nn_edge_conv_equals_edge_reference_float64():

@@ -58,7 +58,7 @@ def test_context_parallel_needs_a_model_that_splits_sequences():
 
 
 def test_memory_check_estimates_one_rank_of_a_context_parallel_run():
-    from equiscale.reliability.memory import check_config_memory
+    from equiscale.train.memory import check_config_memory
 
     kw = dict(task="recall", model="se3hyena", data_args={"length": 65536}, batch_size=1,
               accelerator="cpu", model_args={"scalar_channels": 8, "vector_channels": 4, "depth": 1})

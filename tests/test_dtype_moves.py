@@ -22,9 +22,9 @@ from equiscale.models.egnn_energy import EGNNEnergy
 from equiscale.models.gaunt_net import GauntNet
 from equiscale.models.se3_hyena import SE3HyenaNet
 from equiscale.nn.hyena import SE3HyenaOperator
+from equiscale.ops import Wigner6jConv
 from equiscale.ops.gaunt import GauntTensorProduct
 from equiscale.ops.neighbors import neighbor_list
-from equiscale.ops.wigner6j_conv import Wigner6jConv
 
 
 def _gen():

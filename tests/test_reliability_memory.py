@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from equiscale.bench.context import peak_bytes
-from equiscale.reliability import MemoryBudgetError, check_memory, estimate_peak_memory
+from equiscale.train.memory import MemoryBudgetError, check_memory, estimate_peak_memory
 
 
 def _measured_token_model(name: str, b: int, n: int, cs: int, cv: int, depth: int) -> tuple[int, int]:
@@ -111,8 +111,8 @@ def test_small_run_passes_and_bad_arguments_are_named():
 
 def test_training_run_that_will_not_fit_stops_before_it_starts(tmp_path, capsys):
     from equiscale.cli import main
-    from equiscale.reliability import check_config_memory
     from equiscale.train import load_config
+    from equiscale.train.memory import check_config_memory
 
     assert check_config_memory(load_config("configs/hyena_recall.yaml")) < 2**30  # the shipped config fits
     assert check_config_memory(load_config("configs/e2former_md.yaml")) is None  # no estimate without data

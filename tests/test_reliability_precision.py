@@ -43,7 +43,7 @@ def test_long_convs_stay_in_float32_under_autocast():
 
 
 def test_wigner6j_conv_runs_under_autocast_within_bf16_error():
-    from equiscale.ops.wigner6j_conv import Wigner6jConv
+    from equiscale.ops import Wigner6jConv
 
     g = torch.Generator().manual_seed(0)
     h, pos = torch.randn(5, 4, 2, generator=g), 2 * torch.randn(5, 3, generator=g)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from equiscale.ops import Wigner6jConv, conv_paths, edge_reference, wigner6j_conv
 from equiscale.ops.neighbors import neighbor_list
-from equiscale.ops.wigner6j_conv import Wigner6jConv, conv_paths, edge_reference, wigner6j_conv
 from equiscale.testing import assert_equivariant
 
 

@@ -23,6 +23,7 @@ from equiscale.models.se3_hyena import HyenaNet, SE3HyenaNet  # noqa: E402
 from equiscale.nn.attention import EquivariantAttention  # noqa: E402
 from equiscale.nn.gaunt import GauntConv, GauntManyBody, GauntSelfMix  # noqa: E402
 from equiscale.nn.hyena import SE3HyenaOperator  # noqa: E402
+from equiscale.ops import Wigner6jConv, edge_reference  # noqa: E402
 from equiscale.ops.gaunt import GauntTensorProduct, gaunt_power, gaunt_reference  # noqa: E402
 from equiscale.ops.long_conv import (  # noqa: E402
     fft_conv,
@@ -31,7 +32,6 @@ from equiscale.ops.long_conv import (  # noqa: E402
     fft_dot_conv,
 )
 from equiscale.ops.neighbors import neighbor_list  # noqa: E402
-from equiscale.ops.wigner6j_conv import Wigner6jConv, edge_reference  # noqa: E402
 from equiscale.so3.wigner6j import wigner_6j  # noqa: E402
 
 __all__ = ["__version__", "GauntTensorProduct", "gaunt_power", "gaunt_reference",

@@ -20,7 +20,7 @@ from typing import IO, Any
 import torch
 
 __all__ = ["environment", "atomic_open", "atomic_write_bytes", "write_json", "save_figure", "command_line",
-           "provenance"]
+           "provenance", "write_record"]
 
 
 def command_line() -> str:
@@ -148,3 +148,21 @@ def provenance(device: str = "cpu", started: float | None = None, ndigits: int =
     if started is not None:
         out["wall_time_s"] = round(time.time() - started, ndigits)
     return out
+
+
+def write_record(
+    path: str | os.PathLike, record: dict[str, Any], *, device: str = "cpu",
+    started: float | None = None,
+) -> dict[str, Any]:
+    """Add command, commit, environment and wall time to ``record`` and write it atomically as JSON."""
+    full = {**provenance(device, started), **record}
+    atomic_write_bytes(path, (json.dumps(full, indent=2, default=_json_default) + "\n").encode())
+    return full
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.tolist()
+    if hasattr(obj, "item"):
+        return obj.item()
+    return str(obj)

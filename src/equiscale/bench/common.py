@@ -8,16 +8,14 @@ peak of bytes held by torch tensors, replayed from ``torch.profiler``'s per-op s
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import time
 from collections.abc import Callable
 from typing import Any
 
 import torch
 
-from equiscale.provenance import atomic_write_bytes, environment, provenance
+from equiscale.provenance import atomic_write_bytes, environment, write_record
 
 __all__ = [
     "time_fn",
@@ -91,24 +89,6 @@ def device_slug(device: str) -> str:
     if dev.type == "cuda":
         return "cuda-" + torch.cuda.get_device_name(dev).replace(" ", "_").lower()
     return dev.type
-
-
-def write_record(
-    path: str | os.PathLike, record: dict[str, Any], *, device: str = "cpu",
-    started: float | None = None,
-) -> dict[str, Any]:
-    """Add command, commit, environment and wall time to ``record`` and write it atomically as JSON."""
-    full = {**provenance(device, started), **record}
-    atomic_write_bytes(path, (json.dumps(full, indent=2, default=_json_default) + "\n").encode())
-    return full
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, torch.Tensor):
-        return obj.tolist()
-    if hasattr(obj, "item"):
-        return obj.item()
-    return str(obj)
 
 
 def fit_exponent(xs: list[float], ys: list[float]) -> float:

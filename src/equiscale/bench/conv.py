@@ -40,8 +40,8 @@ from equiscale.bench.common import (
     time_fn,
     write_record,
 )
+from equiscale.ops import edge_reference, wigner6j_conv
 from equiscale.ops.neighbors import neighbor_list
-from equiscale.ops.wigner6j_conv import edge_reference, wigner6j_conv
 from equiscale.provenance import save_figure
 
 __all__ = ["add_arguments", "run", "lattice_system"]
@@ -136,7 +136,7 @@ class E3nnEdgeConv(torch.nn.Module):
         super().__init__()
         from e3nn import o3
 
-        from equiscale.ops.wigner6j_conv import conv_paths
+        from equiscale.ops import conv_paths
 
         self.lmax, self.channels = lmax, channels
         self.irreps_in = o3.Irreps([(channels, (l, (-1) ** l)) for l in range(lmax + 1)])

@@ -132,7 +132,7 @@ def frame_energy(frame: Frame, calc) -> float:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from equiscale.bench.common import write_record
+    from equiscale.provenance import write_record
 
     started = time.time()
     if args.frames < 1 or args.interval < 1:

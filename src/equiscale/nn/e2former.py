@@ -28,7 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from equiscale.nn.radial import GaussianBasis, smooth_envelope
-from equiscale.ops.wigner6j_conv import Wigner6jConv
+from equiscale.ops import Wigner6jConv
 
 __all__ = ["SO3Linear", "EquivariantRMSNorm", "Gate", "Wigner6jAttention", "E2FormerBlock"]
 

@@ -1,5 +1,6 @@
 """equiscale.ops"""
 
+from equiscale.ops._wigner6j_conv import Wigner6jConv, conv_paths, edge_reference, wigner6j_conv
 from equiscale.ops.gaunt import (
     CGOddPaths,
     GauntPowers,
@@ -20,7 +21,6 @@ from equiscale.ops.long_conv import (
     next_fast_size,
 )
 from equiscale.ops.neighbors import Neighbors, edge_vectors, neighbor_list
-from equiscale.ops.wigner6j_conv import Wigner6jConv, conv_paths, edge_reference, wigner6j_conv
 
 __all__ = [
     "CGOddPaths",

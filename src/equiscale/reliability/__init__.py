@@ -12,19 +12,3 @@ peak-memory estimate that stops runs that will not fit, and the generator of
   path, with the float32/float64 budgets of the operator's docstring (driven by hypothesis in the
   tests and in the report).
 """
-
-from equiscale.reliability.memory import (
-    MemoryBudgetError,
-    available_memory,
-    check_config_memory,
-    check_memory,
-    estimate_peak_memory,
-)
-
-__all__ = [
-    "MemoryBudgetError",
-    "available_memory",
-    "check_config_memory",
-    "check_memory",
-    "estimate_peak_memory",
-]

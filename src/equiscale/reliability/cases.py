@@ -16,7 +16,6 @@ and ``python -m equiscale.reliability`` (the report counts what the tests check)
 from __future__ import annotations
 
 import contextlib
-import importlib
 import io
 import re
 from collections.abc import Callable
@@ -268,11 +267,10 @@ def bad_input_cases(tmp_dir: str | Path | None = None) -> list[BadInput]:
     argument). ``tmp_dir``: a writable folder for the file cases (default: a fresh temp dir)."""
     import tempfile
 
+    from equiscale import ops as w6
     from equiscale.data import nbody, recall
     from equiscale.data.extxyz import read_extxyz
     from equiscale.ops import gaunt, long_conv, neighbors
-
-    w6 = importlib.import_module("equiscale.ops.wigner6j_conv")  # the package exports a function of that name
     from equiscale.train.config import TrainConfig, load_config
 
     tmp = Path(tmp_dir) if tmp_dir is not None else Path(tempfile.mkdtemp(prefix="equiscale_bad_"))
@@ -1083,11 +1081,10 @@ def bad_input_cases(tmp_dir: str | Path | None = None) -> list[BadInput]:
 
 def empty_cases() -> list[EmptyInput]:
     """0 tokens, 0 edges, 0 atoms, a single atom: correctly shaped empty or zero results, no NaN."""
+    from equiscale import ops as w6
     from equiscale.data.extxyz import read_extxyz
     from equiscale.data.recall import RecallDataset
     from equiscale.ops import gaunt, long_conv, neighbors
-
-    w6 = importlib.import_module("equiscale.ops.wigner6j_conv")  # the package exports a function of that name
 
     cases: list[EmptyInput] = []
 

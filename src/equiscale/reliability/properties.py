@@ -45,7 +45,7 @@ BUDGETS: dict[str, tuple[float, float]] = {
     "fft_cross_conv": (1e-10, 1e-5),
     "fft_dot_conv": (1e-10, 1e-5),
     "fft_cross_dot_conv": (1e-10, 1e-5),
-    # ops/wigner6j_conv.py: "float64 agrees with edge_reference to ~1e-12 relative; float32 with
+    # ops/_wigner6j_conv.py: "float64 agrees with edge_reference to ~1e-12 relative; float32 with
     # 'structure' to ~1e-5 for molecules (a few A across)": 1e-10 and 1e-4 (10x the stated ~1e-5,
     # '~' being approximate; a structure is a few A across here too)
     "Wigner6jConv": (1e-10, 1e-4),
@@ -178,7 +178,7 @@ def check_wigner6j(
 ) -> tuple[float, float]:
     """Wigner6jConv (node-level factorisation) vs edge_reference on a random molecule-sized graph
     (atoms in a 3 A box, every pair closer than 2.5 A an edge; alpha [E, C] when seed is odd)."""
-    from equiscale.ops.wigner6j_conv import Wigner6jConv
+    from equiscale.ops import Wigner6jConv
 
     g = _gen(seed)
     pos = (3.0 * torch.rand(n_nodes, 3, generator=g, dtype=F64)).to(dtype)

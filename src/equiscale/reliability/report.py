@@ -210,7 +210,7 @@ def _memory() -> dict[str, Any]:
     from equiscale.bench.context import peak_bytes
     from equiscale.models.equivariant_transformer import EquivariantTransformer
     from equiscale.models.se3_hyena import SE3HyenaNet
-    from equiscale.reliability.memory import MemoryBudgetError, check_memory, estimate_peak_memory
+    from equiscale.train.memory import MemoryBudgetError, check_memory, estimate_peak_memory
 
     rows = []
     for name, cls, (b, n, cs, cv, depth) in (
@@ -293,7 +293,7 @@ def _fmt(x: float) -> str:
 
 
 def _markdown(rec: dict[str, Any]) -> str:
-    from equiscale.reliability.memory import format_bytes
+    from equiscale.train.memory import format_bytes
 
     L = [
         "# Reliability report (issues 6 and 11)",

@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     from ase.build import molecule
 
-    from equiscale.bench.common import write_record
+    from equiscale.provenance import write_record
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--checkpoint", required=True)

@@ -168,7 +168,7 @@ def fit(cfg: TrainConfig, resume: bool | str = False) -> dict[str, Any]:
         raise ValueError(f"config field 'accelerator' is {cfg.accelerator!r} but no CUDA device is "
                          "available on this machine (use 'cpu' or 'auto')")
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    from equiscale.reliability.memory import check_config_memory
+    from equiscale.train.memory import check_config_memory
 
     check_config_memory(cfg)  # a long-context run that will not fit stops here, saying what to change
     task = build_task(cfg)

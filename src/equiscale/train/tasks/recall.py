@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> dict:
     import argparse
     import time
 
-    from equiscale.bench.common import write_record
+    from equiscale.provenance import write_record
     from equiscale.train.trainer import load_checkpoint
 
     p = argparse.ArgumentParser(prog="python -m equiscale.train.tasks.recall",
