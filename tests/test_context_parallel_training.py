@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from equiscale.reliability.faults import _cmd, _env, kill_resume_cycles
 from equiscale.train.config import TrainConfig
+from reliability_catalogue.faults import _cmd, _env, kill_resume_cycles
 
 CONFIG = str(Path(__file__).parent / "data" / "tiny_recall_cp.yaml")
 CP = ("--context-parallel", "2")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from equiscale.reliability.classes import CLASSES
+from reliability_catalogue.classes import CLASSES
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,7 +1,7 @@
 """Runs that survive faults, under DDP: a 2-process CPU (gloo) training is SIGKILLed (the whole
 process group) at a random moment after a fresh checkpoint and resumed; its final weights,
 optimizer state, epochs and test metrics equal an unbroken DDP run's. (The single-process case
-with several kills: tests/test_trainer.py and ``python -m equiscale.reliability``.)"""
+with several kills: tests/test_trainer.py and ``equiscale bench reliability``.)"""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import shutil
 
 import torch
 
-from equiscale.reliability.faults import compare_runs, kill_resume_cycles
+from reliability_catalogue.faults import compare_runs, kill_resume_cycles
 
 
 def test_ddp_run_killed_and_resumed_equals_unbroken_run(tmp_path):

@@ -1,16 +1,17 @@
 """Degenerate geometry: coincident points (r_ij = 0), collinear, coplanar and highly symmetric
 clouds (frame averaging with repeated eigenvalues), points 1e4 from the origin, tiny and huge
 scales. Outputs, gradients and, for energy/force models, the second derivatives a force loss needs
-are finite (cases in ``equiscale.reliability.cases.degenerate_cases``)."""
+are finite (cases in ``tests/reliability_catalogue/geometry.py``)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from equiscale.reliability import cases as C
+from reliability_catalogue import common as C
+from reliability_catalogue.geometry import degenerate_cases
 
-DEGENERATE = C.degenerate_cases()
+DEGENERATE = degenerate_cases()
 
 
 @pytest.mark.parametrize("case", DEGENERATE, ids=[c.id for c in DEGENERATE])

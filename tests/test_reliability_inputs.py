@@ -1,23 +1,33 @@
 """Every public entry point refuses bad input with a ValueError/TypeError naming the argument, and
 returns correctly shaped empty or zero results (no NaN) for 0 tokens, 0 edges, 0 atoms, 1 atom.
 
-The cases live in ``equiscale.reliability.cases`` (shared with ``python -m equiscale.reliability``).
+The cases live in ``tests/reliability_catalogue`` (shared with ``tools/reliability_report.py``).
+Listing them writes nothing; the file cases write into the test's ``tmp_path`` when they run.
 """
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
-from equiscale.reliability import cases as C
+from reliability_catalogue import common as C
+from reliability_catalogue.bad_inputs import bad_input_cases
+from reliability_catalogue.empty import empty_cases
 
-BAD = C.bad_input_cases()
-EMPTY = C.empty_cases()
+_LISTING = Path("catalogue-listing-writes-nothing")  # never created: cases write only when they run
+BAD = bad_input_cases(_LISTING)
+EMPTY = empty_cases(_LISTING)
 
 
-@pytest.mark.parametrize("case", BAD, ids=[c.id for c in BAD])
-def test_bad_input_is_refused_with_a_clear_message(case: C.BadInput):
+def _case(cases: list, case_id: str):
+    return next(c for c in cases if c.id == case_id)
+
+
+@pytest.mark.parametrize("case_id", [c.id for c in BAD])
+def test_bad_input_is_refused_with_a_clear_message(case_id: str, tmp_path: Path):
+    case = _case(bad_input_cases(tmp_path), case_id)
     with pytest.raises(case.exc) as info:
         case.call()
     message = str(info.value)
@@ -26,9 +36,9 @@ def test_bad_input_is_refused_with_a_clear_message(case: C.BadInput):
     assert "\n" not in message.strip() or "Traceback" not in message
 
 
-@pytest.mark.parametrize("case", EMPTY, ids=[c.id for c in EMPTY])
-def test_empty_input_gives_shaped_finite_result(case: C.EmptyInput):
-    C.run_empty(case)
+@pytest.mark.parametrize("case_id", [c.id for c in EMPTY])
+def test_empty_input_gives_shaped_finite_result(case_id: str, tmp_path: Path):
+    C.run_empty(_case(empty_cases(tmp_path), case_id))
 
 
 def test_catalogue_covers_every_public_entry_point():

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from equiscale.reliability.precision import AUTOCAST_MODELS, autocast_equivariance
+from reliability_catalogue.precision import AUTOCAST_MODELS, autocast_equivariance
 
 # bf16 keeps 8 bits of mantissa (relative rounding 4e-3, fp16 5e-4); a few roundings are expected.
 BF16_BOUND = 0.1

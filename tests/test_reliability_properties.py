@@ -1,13 +1,13 @@
 """Property-based tests (hypothesis): every fast operator against its reference path over random
 degrees, batch shapes, channel counts and dtypes, within the float32/float64 budgets of its
-docstring (``equiscale.reliability.properties.BUDGETS``)."""
+docstring (``reliability_catalogue.properties.BUDGETS``)."""
 
 from __future__ import annotations
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from equiscale.reliability import properties as P
+from reliability_catalogue import properties as P
 
 STRATEGIES = P.strategies()
 EXAMPLES = P.EXAMPLES

@@ -39,7 +39,7 @@ TASKS: dict[str, str] = {
 
 BENCHES: dict[str, str] = {
     "tp": "equiscale.bench.tp",
-    "reliability": "equiscale.reliability.report",
+    "reliability": "equiscale.bench.reliability",
     "conv": "equiscale.bench.conv",
     "context": "equiscale.bench.context",
     "context-parallel": "equiscale.bench.context_parallel",

@@ -25,7 +25,7 @@ __all__ = ["AUTOCAST_MODELS", "autocast_equivariance"]
 
 
 def _small(name: str) -> torch.nn.Module:
-    from equiscale.reliability import cases as C
+    from reliability_catalogue import common as C
 
     builders: dict[str, Callable[[], torch.nn.Module]] = {
         "EGNN": C._egnn,

@@ -106,7 +106,7 @@ def _pytest(selector: str, root: Path, junit: Path) -> tuple[int, int, list[str]
 
 def run_classes(root: str | Path | None = None) -> dict[str, Any]:
     """Run every class's tests (a source checkout's ``tests/``); per class: tests run and passed."""
-    root = Path(root) if root is not None else Path(__file__).resolve().parents[3]
+    root = Path(root) if root is not None else Path(__file__).resolve().parents[2]
     if not (root / "tests").is_dir():
         return {"error": f"no tests/ folder under {root} (a source checkout is needed)", "rows": []}
     rows = []

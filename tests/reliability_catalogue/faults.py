@@ -54,7 +54,7 @@ def _cmd(out: Path, epochs: int, ddp: bool, resume: bool, config: str | None = N
 
 
 def _env() -> dict[str, str]:
-    src = str(Path(__file__).resolve().parents[2])
+    src = str(Path(__file__).resolve().parents[2] / "src")  # a source checkout's src/
     path = os.environ.get("PYTHONPATH", "")
     return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": src + (os.pathsep + path if path else "")}
 

@@ -1,5 +1,6 @@
-"""Regenerate ``results/reliability.md``: ``python -m equiscale.reliability`` (or
-``equiscale bench reliability``).
+"""Regenerate ``results/reliability.md``: ``python tools/reliability_report.py`` (or
+``equiscale bench reliability``), from a source checkout: the cases are the test catalogues under
+``tests/reliability_catalogue``, so the report counts exactly what the tests check.
 
 Runs, in one process on the CPU: the bad-input and empty-input catalogues, the degenerate
 geometry cases, the hypothesis property checks (same strategies and example counts as the tests),
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
 import sys
 import tempfile
@@ -24,6 +24,10 @@ from typing import Any
 import torch
 
 from equiscale.provenance import atomic_write_bytes, environment
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO / "tests") not in sys.path:  # the catalogues are test code: tests/reliability_catalogue
+    sys.path.insert(0, str(REPO / "tests"))
 
 __all__ = ["add_arguments", "run", "main"]
 
@@ -51,24 +55,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _command() -> str:
-    argv0 = sys.argv[0]
-    if argv0.endswith(os.path.join("reliability", "__main__.py")) or argv0 == "-m":
-        prog = "python -m equiscale.reliability"
-    else:
-        prog = "equiscale bench reliability" if "bench" in sys.argv[1:3] else Path(argv0).name
-        return (
-            " ".join(["equiscale", *map(shlex.quote, sys.argv[1:])])
-            if prog.startswith("equiscale")
-            else " ".join([prog, *map(shlex.quote, sys.argv[1:])])
-        )
-    return " ".join([prog, *map(shlex.quote, sys.argv[1:])])
+    if "bench" in sys.argv[1:3]:  # equiscale bench reliability ...
+        return " ".join(["equiscale", *map(shlex.quote, sys.argv[1:])])
+    return " ".join(["python tools/reliability_report.py", *map(shlex.quote, sys.argv[1:])])
 
 
 def _bad_inputs(tmp: Path) -> dict[str, Any]:
-    from equiscale.reliability import cases as C
+    from reliability_catalogue import common as C
+    from reliability_catalogue.bad_inputs import bad_input_cases
 
     rows, failures = {}, []
-    for case in C.bad_input_cases(tmp):
+    for case in bad_input_cases(tmp):
         entry = case.entry.split(".")[0]
         tried, ok = rows.get(entry, (0, 0))
         try:
@@ -80,11 +77,12 @@ def _bad_inputs(tmp: Path) -> dict[str, Any]:
     return {"per_entry": rows, "failures": failures}
 
 
-def _empty() -> dict[str, Any]:
-    from equiscale.reliability import cases as C
+def _empty(tmp: Path) -> dict[str, Any]:
+    from reliability_catalogue import common as C
+    from reliability_catalogue.empty import empty_cases
 
     done, failures = 0, []
-    cases = C.empty_cases()
+    cases = empty_cases(tmp / "empty")
     for case in cases:
         try:
             C.run_empty(case)
@@ -95,10 +93,11 @@ def _empty() -> dict[str, Any]:
 
 
 def _files(tmp: Path) -> dict[str, Any]:
-    from equiscale.reliability import cases as C
+    from reliability_catalogue import common as C
+    from reliability_catalogue.files import safe_file_cases
 
     rows, failures = [], []
-    for case in C.safe_file_cases(tmp):
+    for case in safe_file_cases(tmp):
         try:
             C.run_empty(case)
             rows.append(case.id)
@@ -108,10 +107,11 @@ def _files(tmp: Path) -> dict[str, Any]:
 
 
 def _degenerate() -> dict[str, Any]:
-    from equiscale.reliability import cases as C
+    from reliability_catalogue import common as C
+    from reliability_catalogue.geometry import degenerate_cases
 
     rows, failures, largest = {}, [], []
-    for case in C.degenerate_cases():
+    for case in degenerate_cases():
         tried, ok = rows.get(case.entry, (0, 0))
         try:
             out = C.run_degenerate(case)
@@ -151,7 +151,7 @@ def _profiler_check() -> dict[str, Any]:
 
 
 def _properties(scale: float) -> dict[str, Any]:
-    from equiscale.reliability import properties as P
+    from reliability_catalogue import properties as P
 
     out: dict[str, Any] = {}
     for name, (check, strategy) in P.strategies().items():
@@ -162,7 +162,7 @@ def _properties(scale: float) -> dict[str, Any]:
 def _property(name: str, check: Any, strategy: Any, scale: float) -> dict[str, Any]:
     from hypothesis import HealthCheck, given, settings
 
-    from equiscale.reliability import properties as P
+    from reliability_catalogue import properties as P
 
     stats: dict[str, Any] = {"examples": 0, "max_err_float64": 0.0, "max_err_float32": 0.0, "violations": 0}
 
@@ -192,7 +192,7 @@ def _property(name: str, check: Any, strategy: Any, scale: float) -> dict[str, A
 
 
 def _autocast() -> dict[str, Any]:
-    from equiscale.reliability.precision import AUTOCAST_MODELS, autocast_equivariance
+    from reliability_catalogue.precision import AUTOCAST_MODELS, autocast_equivariance
 
     out: dict[str, Any] = {}
     for dtype in (torch.bfloat16, torch.float16):
@@ -270,7 +270,7 @@ def _memory() -> dict[str, Any]:
 
 
 def _faults(kills: int, ddp_kills: int, tmp: Path) -> dict[str, Any]:
-    from equiscale.reliability.faults import kill_resume_cycles
+    from reliability_catalogue.faults import kill_resume_cycles
 
     out = {}
     for label, n, ddp, epochs in (
@@ -420,7 +420,7 @@ def _markdown(rec: dict[str, Any]) -> str:
         "",
         "## Memory honesty",
         "",
-        "`equiscale.reliability.estimate_peak_memory` against the resident-set peak of one "
+        "`equiscale.train.memory.estimate_peak_memory` against the resident-set peak of one "
         "training step (forward + backward; float32):",
         "",
         "| model | batch | tokens | Cs | Cv | depth | measured | estimate | estimate / measured |",
@@ -569,7 +569,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="equiscale_reliability_") as tmp_name:
         tmp = Path(tmp_name)
         rec["bad_inputs"] = _bad_inputs(tmp)
-        rec["empty"] = _empty()
+        rec["empty"] = _empty(tmp)
         rec["degenerate"] = _degenerate()
         rec["files"] = _files(tmp)
         rec["properties"] = _properties(args.examples_scale)
@@ -577,7 +577,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         rec["memory"] = _memory()
         rec["profiler_check"] = _profiler_check()
         if not args.no_classes:
-            from equiscale.reliability.classes import run_classes
+            from reliability_catalogue.classes import run_classes
 
             rec["classes"] = run_classes()
         if not args.no_faults:
@@ -593,8 +593,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m equiscale.reliability", description=__doc__.split("\n\n")[0]
+        prog="python tools/reliability_report.py", description=__doc__.split("\n\n")[0]
     )
     add_arguments(parser)
     run(parser.parse_args(argv))
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
