@@ -17,8 +17,9 @@ $(PY):
 venv: $(PY)
 	@$(PY) -c "import torch" 2>/dev/null || $(PIP) install -q "$(TORCH_SPEC)"
 
+# `make demo` trains, so it installs the core with the `train` extra (pip install equiscale[train]).
 install: venv
-	$(PIP) install -q -e .
+	$(PIP) install -q -e ".[train]"
 
 install-test: venv
 	$(PIP) install -q -e ".[test]"

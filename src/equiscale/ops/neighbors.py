@@ -25,7 +25,6 @@ from typing import NamedTuple
 import numpy as np
 import torch
 from torch import Tensor
-from vesin import NeighborList as _VesinNeighborList
 
 __all__ = ["Neighbors", "neighbor_list", "edge_vectors"]
 
@@ -113,6 +112,8 @@ def neighbor_list(
         if singular.any():
             raise ValueError(f"cell must have a nonzero volume where pbc is on: structure "
                              f"{int(np.flatnonzero(singular)[0])}")
+    from vesin import NeighborList as _VesinNeighborList  # here: importing vesin imports ASE
+
     calc = _VesinNeighborList(cutoff=float(cutoff), full_list=True)
     srcs, dsts, offs, owners = [], [], [], []
     for k, (start, end) in enumerate(slices):
