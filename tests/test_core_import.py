@@ -20,23 +20,29 @@ def _run(code: str) -> str:
 
 def test_import_equiscale_loads_no_optional_package():
     # the command of issue 14, verbatim
-    code = ("import equiscale, sys; print(sorted(m for m in sys.modules if m.split('.')[0] in "
-            "('lightning','matplotlib','ase')))")
+    code = (
+        "import equiscale, sys; print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('lightning','matplotlib','ase')))"
+    )
     assert _run(code) == "[]"
 
 
 @pytest.mark.parametrize("layer", ["so3", "ops", "nn", "models"])
 def test_core_layers_load_no_optional_package(layer: str):
-    code = (f"import sys, equiscale.{layer}; "
-            f"print(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r}))")
+    code = (
+        f"import sys, equiscale.{layer}; "
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r}))"
+    )
     assert _run(code) == "[]"
 
 
 def test_front_names_resolve_lazily_and_completely():
     import equiscale
 
-    code = ("import sys, equiscale; print('torch' in sys.modules, "
-            "type(equiscale.GauntTensorProduct).__name__, 'torch' in sys.modules)")
+    code = (
+        "import sys, equiscale; print('torch' in sys.modules, "
+        "type(equiscale.GauntTensorProduct).__name__, 'torch' in sys.modules)"
+    )
     assert _run(code) == "False type True"  # import is instant; the first use loads torch
     exported = set(equiscale.__all__) - {"__version__"}
     assert exported == set(equiscale._EXPORTS)
@@ -49,6 +55,8 @@ def test_front_names_resolve_lazily_and_completely():
 
 def test_cli_help_loads_no_torch():
     """`equiscale --help` builds the parser from name tables only: no torch, no models."""
-    code = ("import sys; from equiscale.cli import build_parser; build_parser().format_help(); "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'lightning', 'e3nn')))")
+    code = (
+        "import sys; from equiscale.cli import build_parser; build_parser().format_help(); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'lightning', 'e3nn')))"
+    )
     assert _run(code) == "[]"

@@ -28,7 +28,10 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = SRC / "equiscale"
 
 RANK = {
-    "so3": 0, "testing": 0, "provenance": 0, "registry": 0,
+    "so3": 0,
+    "testing": 0,
+    "provenance": 0,
+    "registry": 0,
     "ops": 1,
     "distributed": 2,
     "nn": 3,
@@ -73,11 +76,16 @@ def _imports(path: Path, src: Path = SRC) -> list[tuple[int, str]]:
             for alias in node.names:  # `from equiscale import registry` imports equiscale.registry
                 sub = f"{module}.{alias.name}"
                 is_module = (src / Path(*sub.split("."))).with_suffix(".py").is_file() or (
-                    src / Path(*sub.split("."))).is_dir()
+                    src / Path(*sub.split("."))
+                ).is_dir()
                 out.append((node.lineno, sub if is_module else module))
-        elif (isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "import_module"
-              and node.args and isinstance(node.args[0], ast.Constant)
-              and isinstance(node.args[0].value, str)):
+        elif (
+            isinstance(node, ast.Call)
+            and getattr(node.func, "attr", None) == "import_module"
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
             out.append((node.lineno, node.args[0].value))
     return [(line, m) for line, m in out if m == "equiscale" or m.startswith("equiscale.")]
 
@@ -98,8 +106,10 @@ def _back_edges(path: Path, src: Path = SRC) -> list[str]:
         if there == here and here != "":
             continue
         if RANK[there] >= RANK[here]:
-            bad.append(f"{path.relative_to(src)}:{line} imports {target} "
-                       f"({here or 'front'} rank {RANK[here]} -> {there or 'front'} rank {RANK[there]})")
+            bad.append(
+                f"{path.relative_to(src)}:{line} imports {target} "
+                f"({here or 'front'} rank {RANK[here]} -> {there or 'front'} rank {RANK[there]})"
+            )
     return bad
 
 
@@ -115,10 +125,16 @@ def test_the_package_holds_no_test_code():
     for path in MODULES:
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
-            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
-                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
-            offenders += [f"{path.relative_to(SRC)}: {n}" for n in names
-                          if n.split(".")[0] in ("pytest", "hypothesis")]
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            offenders += [
+                f"{path.relative_to(SRC)}: {n}" for n in names if n.split(".")[0] in ("pytest", "hypothesis")
+            ]
     assert not offenders, offenders
     assert not (PACKAGE / "reliability").exists()
 
@@ -136,9 +152,13 @@ def test_the_checker_sees_back_edges(tmp_path):
         "from equiscale.nn import gaunt\n"
         "def f():\n    from ..models import x\n    import importlib\n"
         "    importlib.import_module('equiscale.nn.hyena')\n"
-        "from equiscale import registry\nfrom equiscale.so3 import layout\nfrom . import other\n")
+        "from equiscale import registry\nfrom equiscale.so3 import layout\nfrom . import other\n"
+    )
     (pkg / "so3" / "front.py").write_text("from equiscale import GauntTensorProduct\n")
     bad = _back_edges(pkg / "ops" / "up.py", tmp_path)
     assert [b.split(" imports ")[1].split(" ")[0] for b in bad] == [
-        "equiscale.nn", "equiscale.models", "equiscale.nn.hyena"], bad
+        "equiscale.nn",
+        "equiscale.models",
+        "equiscale.nn.hyena",
+    ], bad
     assert len(_back_edges(pkg / "so3" / "front.py", tmp_path)) == 1

@@ -44,8 +44,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--ddp-kills", type=int, default=3, help="SIGKILL/resume cycles under DDP (2 CPU procs)"
     )
     parser.add_argument("--no-faults", action="store_true", help="skip the kill/resume runs")
-    parser.add_argument("--no-classes", action="store_true",
-                        help="skip the tests of the failure classes (they need a source checkout)")
+    parser.add_argument(
+        "--no-classes",
+        action="store_true",
+        help="skip the tests of the failure classes (they need a source checkout)",
+    )
     parser.add_argument(
         "--examples-scale",
         type=float,
@@ -490,10 +493,14 @@ def _classes_section(classes: dict[str, Any] | None) -> list[str]:
     rows = classes["rows"]
     fixed = sum(r["tried"] > 0 and r["passed"] == r["tried"] for r in rows)
     own = [r for r in rows if r["origin"] == "own search"]
-    out += [f"{fixed} of {len(rows)} classes pass all their tests ({sum(r['tried'] for r in rows)} "
-            f"tests, {sum(r['passed'] for r in rows)} passed); {len(own)} classes come from our own "
-            "adversarial search. Each class's tests fail on the defect.", "",
-            "| kind | origin | class | tests | passed |", "|---|---|---|---|---|"]
+    out += [
+        f"{fixed} of {len(rows)} classes pass all their tests ({sum(r['tried'] for r in rows)} "
+        f"tests, {sum(r['passed'] for r in rows)} passed); {len(own)} classes come from our own "
+        "adversarial search. Each class's tests fail on the defect.",
+        "",
+        "| kind | origin | class | tests | passed |",
+        "|---|---|---|---|---|",
+    ]
     for r in rows:
         sel = "<br>".join(f"`{t}`" for t in r["tests"])
         out.append(f"| {r['kind']} | {r['origin']} | {r['what']} | {sel} | {r['passed']}/{r['tried']} |")

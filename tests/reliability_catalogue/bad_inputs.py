@@ -839,5 +839,3 @@ def bad_input_cases(tmp: Path) -> list[BadInput]:
         r"garbage\.ckpt",
     )
     return cases
-
-

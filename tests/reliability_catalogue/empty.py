@@ -315,4 +315,3 @@ def empty_cases(tmp: Path) -> list[EmptyInput]:
         lambda frames: _shape(torch.as_tensor(frames[0].pos), (0, 3)),
     )
     return cases
-

@@ -38,8 +38,9 @@ TINY_NBODY = [
 ]
 
 
-def _cmd(out: Path, epochs: int, ddp: bool, resume: bool, config: str | None = None,
-         extra: tuple[str, ...] = ()) -> list[str]:
+def _cmd(
+    out: Path, epochs: int, ddp: bool, resume: bool, config: str | None = None, extra: tuple[str, ...] = ()
+) -> list[str]:
     args = [sys.executable, "-m", "equiscale.cli", "train", "--out", str(out), "--no-progress"]
     if config is not None:
         args += ["--config", config]

@@ -157,4 +157,3 @@ def safe_file_cases(tmp: Path) -> list[EmptyInput]:
         lambda msg: "objects.npz" in msg or _fail(f"message {msg!r}"),
     )
     return cases
-

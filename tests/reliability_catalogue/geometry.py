@@ -178,5 +178,3 @@ def degenerate_cases() -> list[Degenerate]:
         },
     )
     return cases
-
-

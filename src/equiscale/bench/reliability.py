@@ -33,7 +33,8 @@ def _tool() -> ModuleType:
     if root is None:
         raise FileNotFoundError(
             "equiscale bench reliability needs a source checkout (tools/reliability_report.py and "
-            "tests/reliability_catalogue); run it from the repository")
+            "tests/reliability_catalogue); run it from the repository"
+        )
     name = "equiscale_reliability_report"
     if name not in sys.modules:
         spec = importlib.util.spec_from_file_location(name, root / _TOOL)
