@@ -2,6 +2,8 @@
 
 import pytest
 
+pytest.importorskip("lightning")  # equiscale.train: the train extra
+
 from equiscale.train.config import TrainConfig, load_config
 
 

@@ -10,6 +10,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
+pytest.importorskip("lightning")  # equiscale.train: the train extra
 import torch
 
 from equiscale.train.config import TrainConfig

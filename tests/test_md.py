@@ -6,6 +6,8 @@ import argparse
 
 import numpy as np
 import pytest
+
+pytest.importorskip("ase")  # equiscale.data (extxyz): the train extra
 import torch
 
 from equiscale.data import md

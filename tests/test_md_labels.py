@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytest.importorskip("ase")  # equiscale.data (extxyz): the train extra
+
 from equiscale.data import md
 from equiscale.data.consistency import (
     DataConsistencyError,

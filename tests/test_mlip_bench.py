@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+pytest.importorskip("ase")  # equiscale.data (extxyz): the train extra
 import torch
 
 from equiscale.bench import mace, mlip, mlip_table

@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytest.importorskip("ase")  # equiscale.data (extxyz): the train extra
+
 from equiscale.data import NBodyTrajectories, charged_particles, nbody_baselines
 from equiscale.data import cache as cache_mod
 from equiscale.data import nbody as nb

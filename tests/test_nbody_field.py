@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytest.importorskip("ase")  # equiscale.data (extxyz): the train extra
+
 from equiscale.data import nbody as nb
 from equiscale.train.tasks.nbody import nbody_task
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
+pytest.importorskip("ase")  # equiscale.data (extxyz): the train extra
 import torch
 
 from equiscale.data import qm9

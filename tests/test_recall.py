@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+
+pytest.importorskip("ase")  # equiscale.data (extxyz): the train extra
 import torch
 
 from equiscale.data.recall import (

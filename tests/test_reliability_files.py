@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
+pytest.importorskip("ase")  # equiscale.data (extxyz): the train extra
 import torch
 
 from reliability_catalogue import common as C

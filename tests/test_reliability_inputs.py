@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+pytest.importorskip("ase")  # equiscale.data (extxyz): the train extra
+
 from reliability_catalogue import common as C
 from reliability_catalogue.bad_inputs import bad_input_cases
 from reliability_catalogue.empty import empty_cases

@@ -5,6 +5,8 @@ to change."""
 from __future__ import annotations
 
 import pytest
+
+pytest.importorskip("lightning")  # equiscale.train: the train extra
 import torch
 
 from equiscale.bench.context import peak_bytes

@@ -5,6 +5,8 @@ docstring (``reliability_catalogue.properties.BUDGETS``)."""
 from __future__ import annotations
 
 import pytest
+
+pytest.importorskip("hypothesis")  # the test extra
 from hypothesis import HealthCheck, given, settings
 
 from reliability_catalogue import properties as P

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
+
+pytest.importorskip("lightning")  # equiscale.train: the train extra
 import torch
 
 from equiscale.cli import format_results

@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+pytest.importorskip("lightning")  # equiscale.train: the train extra
 import torch
 
 from equiscale.cli import main
