@@ -7,6 +7,8 @@ import argparse
 import json
 
 import pytest
+
+pytest.importorskip("matplotlib")  # equiscale.bench: the train extra
 import torch
 
 from equiscale.bench import context_parallel

@@ -6,6 +6,8 @@ the results printed by `train` say when max_time stopped the run before max_epoc
 from __future__ import annotations
 
 import pytest
+
+pytest.importorskip("lightning")  # equiscale train/bench/data: the train extra
 import torch
 
 from equiscale import registry

@@ -123,6 +123,7 @@ def test_edge_method_gives_the_same_model():
 
 @pytest.mark.filterwarnings("ignore::FutureWarning")  # ASE's numerical-stress helper
 def test_stress_matches_finite_strain_and_ase():
+    pytest.importorskip("ase")  # the train extra
     from ase import Atoms
 
     from equiscale.train.ase_calculator import EquiscaleCalculator

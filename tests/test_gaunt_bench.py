@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
+pytest.importorskip("matplotlib")  # equiscale.bench: the train extra
+
 import argparse
 import json
 
@@ -31,6 +35,7 @@ def test_bench_tp_small(tmp_path):
 def test_cueq_runs_on_exactly_the_gaunt_paths(tmp_path):
     """cuEquivariance's channel-wise product (CPU fallback) is built on the same paths as the e3nn
     comparison, runs inside ``bench tp --cueq``, and is equivariant like the Gaunt product."""
+    pytest.importorskip("cuequivariance_torch")  # the cueq extra
     import torch
     from e3nn import o3
 

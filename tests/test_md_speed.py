@@ -3,6 +3,10 @@ the MD timing runs through an ASE calculator."""
 
 from __future__ import annotations
 
+import pytest
+
+pytest.importorskip("ase")  # ASE molecular dynamics: the train extra
+
 import numpy as np
 
 from equiscale.bench.md_speed import _time_md, molecule_cluster

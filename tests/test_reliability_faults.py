@@ -5,6 +5,10 @@ with several kills: tests/test_trainer.py and ``equiscale bench reliability``.)"
 
 from __future__ import annotations
 
+import pytest
+
+pytest.importorskip("lightning")  # equiscale train: the train extra
+
 import shutil
 
 import torch

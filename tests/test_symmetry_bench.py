@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+pytest.importorskip("lightning")  # equiscale.train: the train extra
+
 from equiscale.bench import symmetry as bench
 
 

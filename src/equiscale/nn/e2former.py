@@ -41,6 +41,8 @@ def _degree_index(lmax: int) -> Tensor:
 class SO3Linear(nn.Module):
     """``[N, (L+1)^2, C_in] -> [N, (L+1)^2, C_out]``, one weight matrix per degree."""
 
+    degree: Tensor
+
     def __init__(self, lmax: int, c_in: int, c_out: int, bias: bool = True) -> None:
         super().__init__()
         self.lmax = lmax
@@ -57,6 +59,9 @@ class SO3Linear(nn.Module):
 
 class EquivariantRMSNorm(nn.Module):
     """Per-degree RMS normalisation with a learnable per-(degree, channel) scale."""
+
+    degree: Tensor
+    block_mean: Tensor
 
     def __init__(self, lmax: int, channels: int, eps: float = 1e-6) -> None:
         super().__init__()
@@ -78,6 +83,8 @@ class EquivariantRMSNorm(nn.Module):
 
 class Gate(nn.Module):
     """SiLU on scalars, sigmoid(linear(scalars)) gates on each degree-l > 0 channel."""
+
+    degree: Tensor
 
     def __init__(self, lmax: int, channels: int) -> None:
         super().__init__()

@@ -54,6 +54,8 @@ def _check_feature(x: Tensor, lmax: int, channels: int, name: str) -> None:
 class DegreeLinear(nn.Module):
     """Per-degree channel mixing ``[..., (L+1)^2, C_in] -> [..., (L+1)^2, C_out]``; bias on l = 0."""
 
+    degree: Tensor
+
     def __init__(self, lmax: int, channels_in: int, channels_out: int, bias: bool = True) -> None:
         super().__init__()
         if channels_in < 1 or channels_out < 1:
@@ -92,7 +94,7 @@ class GauntSelfMix(nn.Module):
         _check_feature(x, self.lmax_in, self.channels, "x")
         a, b = self.left(x), self.right(x)
         out = self.out(self.tp(a, b))
-        if self.odd is not None:
+        if self.odd is not None and self.odd_out is not None:
             out = out + self.odd_out(self.odd(a, b))
         return out
 
@@ -126,6 +128,10 @@ class GauntConv(TableModule):
     ``-> [N, (L_out+1)^2, C]``. Edges ``(j -> i)``: row 0 source j, row 1 target i,
     ``r_ij = pos[i] - pos[j] - shifts`` (``equiscale.ops.neighbors`` convention); ``|r_ij| > 0``.
     """
+
+    sh_degree: Tensor
+    points: Tensor
+    addition: Tensor
 
     def __init__(self, lmax_in: int, lmax_sh: int, lmax_out: int, channels: int, *,
                  cutoff: float = 5.0, num_basis: int = 8, radial_hidden: int = 32,
@@ -212,7 +218,7 @@ class GauntConv(TableModule):
             messages = self.tp(h.index_select(0, src), edge_filter)  # [E, Ko, C]
             out = messages.new_zeros(x.shape[0], *messages.shape[1:]).index_add(0, dst, messages)
         out = self.lin_out(out / self.avg_neighbors)
-        if self.odd is not None:
+        if self.odd is not None and self.odd_out is not None:
             sh = o3.spherical_harmonics(list(range(self.lmax_sh + 1)), vec / safe_length[:, None],
                                         normalize=False, normalization="integral")
             edge_filter = sh[:, :, None] * radial[:, self.sh_degree]
@@ -232,6 +238,8 @@ class GauntManyBody(nn.Module):
     ``correlation`` syntheses instead of one, and the factors of a product no longer share one
     channel, so a product can couple channels as the many-body basis of MACE couples paths.
     """
+
+    degree: Tensor
 
     def __init__(self, lmax_in: int, lmax_out: int, channels: int, correlation: int = 3,
                  num_elements: int = 10, backend: str = "grid", mix: bool = False) -> None:

@@ -69,6 +69,8 @@ their whole range (tested).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -120,6 +122,9 @@ class ImplicitFilter(nn.Module):
     centre = lag 0), as :func:`~equiscale.ops.fft_conv` expects. Cost O(N * hidden * C).
     """
 
+    freqs: Tensor
+    alpha: Tensor
+
     def __init__(self, channels: int, *, causal: bool = True, bands: int = 8, hidden: int = 32,
                  depth: int = 2, w: float = 1.0, fast_decay: float = 0.3, slow_decay: float = 1.5,
                  target: float = 1e-2) -> None:
@@ -161,7 +166,8 @@ class ImplicitFilter(nn.Module):
     def _encoding(self, n: int, lo: int, hi: int) -> tuple[Tensor, Tensor]:
         """``(PE [M, 1 + 2 bands], t / N [M])`` for rows ``lo .. hi-1``, cached for the last few
         ``(n, lo, hi)`` (no parameters)."""
-        dtype, device = self.mlp[0].weight.dtype, self.mlp[0].weight.device
+        weight = cast(Tensor, self.mlp[0].weight)  # the first Linear's
+        dtype, device = weight.dtype, weight.device
         key = (n, lo, hi, dtype, device)
         if key not in self._cache:
             with torch.no_grad():
@@ -354,20 +360,26 @@ class SE3HyenaOperator(nn.Module):
         _check_streams(s, v, self.cs, self.cv)
         n = s.shape[-2] if shard is None else shard.total
         cs, cv = self.cs, self.cv
+        conv: Callable[..., Tensor]
+        cross_dot: Callable[..., tuple[Tensor, Tensor]]
         if shard is None:
             conv, cross_dot = fft_conv, fft_cross_dot_conv
             rows = None
         else:
             # each rank makes its block of the filters' rows and the convolution fetches the lags
             # it needs from their owners, so no rank holds a whole [M, C] filter
-            m = n if self.causal else max(2 * n - 1, 0)
-            rows = shard_bounds(m, shard.world)[shard.rank]
+            n_rows = n if self.causal else max(2 * n - 1, 0)
+            rows = shard_bounds(n_rows, shard.world)[shard.rank]
+            group = shard.group
 
-            def conv(x: Tensor, h: Tensor, causal: bool, dim: int = -2) -> Tensor:
-                return sharded_fft_conv(x, h, causal, dim, h_sharded=True, group=shard.group)
+            def sharded_conv(x: Tensor, h: Tensor, causal: bool, dim: int = -2) -> Tensor:
+                return sharded_fft_conv(x, h, causal, dim, h_sharded=True, group=group)
 
-            def cross_dot(q: Tensor, k: Tensor, causal: bool, dim: int, vector_dim: int):
-                return sharded_fft_cross_dot_conv(q, k, causal, dim, vector_dim, group=shard.group)
+            def sharded_cross_dot(q: Tensor, k: Tensor, causal: bool, dim: int,
+                                  vector_dim: int) -> tuple[Tensor, Tensor]:
+                return sharded_fft_cross_dot_conv(q, k, causal, dim, vector_dim, group=group)
+
+            conv, cross_dot = sharded_conv, sharded_cross_dot
         # 1. projections (+ short convolutions, recomputed in backward: they are cheap and their
         #    padded inputs would otherwise be stored)
         inv = torch.cat([s, (v * self.dot_proj(v)).sum(-2)], dim=-1)  # [..., N, Cs + Cv]
@@ -465,7 +477,7 @@ class SE3HyenaBlock(nn.Module):
         """``shard``: context parallelism (see :meth:`SE3HyenaOperator.forward`); everything else in
         the block acts token by token."""
         sn, vn = self.norm_s1(s), self.norm_v1(v)
-        kw = {} if shard is None else {"shard": shard}
+        kw: dict[str, Any] = {} if shard is None else {"shard": shard}
         if self.checkpoint_mixer and torch.is_grad_enabled():
             ds, dv = checkpoint(self.op, sn, vn, use_reentrant=False, **kw)
         else:

@@ -30,6 +30,8 @@ def smooth_envelope(r: Tensor, cutoff: float) -> Tensor:
 class GaussianBasis(nn.Module):
     """``r [...] -> [..., num_basis]`` Gaussians on [0, cutoff] (fixed centres and width)."""
 
+    centres: Tensor
+
     def __init__(self, num_basis: int, cutoff: float) -> None:
         super().__init__()
         if num_basis < 2 or cutoff <= 0:
@@ -44,6 +46,8 @@ class GaussianBasis(nn.Module):
 class BesselBasis(TableModule):
     """``r [...] -> [..., num_basis]`` spherical Bessel functions of order 0 vanishing at ``cutoff``
     (fixed frequencies n pi / cutoff); finite with all derivatives at r = 0."""
+
+    freqs: Tensor
 
     def __init__(self, num_basis: int, cutoff: float) -> None:
         super().__init__()

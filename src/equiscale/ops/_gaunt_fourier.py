@@ -28,6 +28,10 @@ class FourierSynthesis(TableModule):
     """``[..., (L+1)^2, C]`` -> 2D Fourier coefficients ``[..., C, 2L+1 (v), 2L+1 (u)]`` (complex;
     the FFT axes last and contiguous)."""
 
+    a: torch.Tensor
+    b_t: torch.Tensor
+    index: torch.Tensor
+
     def __init__(self, lmax: int) -> None:
         super().__init__()
         self.lmax = lmax
@@ -77,6 +81,10 @@ def fourier_multiply(coefficients: list[torch.Tensor]) -> torch.Tensor:
 class FourierAnalysis(TableModule):
     """2D Fourier coefficients ``[..., C, 2Vi+1 (v), 2U+1 (u)]`` of a torus function -> SH
     coefficients ``[..., (L+1)^2, C]`` of its projection onto degrees ``<= lmax``."""
+
+    e_t: torch.Tensor
+    s_t: torch.Tensor
+    slots: torch.Tensor
 
     def __init__(self, lmax: int, umax: int) -> None:
         super().__init__()

@@ -22,6 +22,10 @@ from equiscale.so3.grid import grid_analysis_tables, grid_synthesis_tables, padd
 class GridSynthesis(TableModule):
     """``[..., (L+1)^2, C]`` -> grid values ``[n_phi, n_theta, ..., C]`` (exact to ``degree``)."""
 
+    theta: torch.Tensor
+    phi_t: torch.Tensor
+    index: torch.Tensor
+
     def __init__(self, lmax: int, degree: int) -> None:
         super().__init__()
         self.lmax = lmax
@@ -43,6 +47,10 @@ class GridSynthesis(TableModule):
 class GridAnalysis(TableModule):
     """Grid values ``[n_phi, n_theta, ..., C]`` -> coefficients ``[..., (L+1)^2, C]`` of the
     projection onto degrees ``<= lmax`` (exact for functions of degree ``<= degree - lmax``)."""
+
+    theta: torch.Tensor
+    phi_t: torch.Tensor
+    slots: torch.Tensor
 
     def __init__(self, lmax: int, degree: int) -> None:
         super().__init__()

@@ -34,12 +34,14 @@ class TableModule(nn.Module):
 
     def _apply(self, fn: Any, recurse: bool = True) -> TableModule:
         names = self.__dict__.get("_table_names", set())
-        kept = {n: self._buffers[n] for n in names if self._buffers.get(n) is not None}
+        kept = {n: t for n in names if (t := self._buffers.get(n)) is not None}
         with warnings.catch_warnings():  # the cast of the tables' copies is thrown away below
             warnings.filterwarnings("ignore", "Casting complex values to real")
             super()._apply(fn, recurse)
         for n, old in kept.items():
-            self._buffers[n] = old.to(self._buffers[n].device)  # new device, own dtype
+            moved = self._buffers[n]
+            if moved is not None:
+                self._buffers[n] = old.to(moved.device)  # new device, own dtype
         return self
 
     def check_device(self, x: torch.Tensor, name: str = "x") -> None:

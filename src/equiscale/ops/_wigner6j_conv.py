@@ -54,6 +54,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 from e3nn import o3
@@ -247,7 +248,7 @@ def _padded_neighbours(dst: Tensor, n: int) -> tuple[Tensor, Tensor, int]:
     e = dst.numel()
     order = torch.argsort(dst, stable=True)
     counts = torch.bincount(dst, minlength=n)
-    k = counts.max().clamp(min=1).item() if e else 1  # slots per node, >= 1
+    k = cast(int, counts.max().clamp(min=1).item()) if e else 1  # slots per node, >= 1
     torch._check(k >= 1)  # lets torch.compile / torch.export use the data-dependent k as a size
     ptr = torch.cumsum(counts, 0) - counts
     sorted_dst = dst[order]

@@ -163,6 +163,10 @@ class GauntTensorProduct(nn.Module):
     torch.Size([5, 9, 8])
     """
 
+    synth1: nn.Module  # GridSynthesis or FourierSynthesis (grid and fourier back ends)
+    synth2: nn.Module
+    analysis: nn.Module
+
     def __init__(
         self,
         lmax_in1: int,
@@ -251,6 +255,8 @@ class GauntProduct(nn.Module):
     Back ends: "grid" (pointwise powers) or "fourier" (one zero-padded FFT size for all factors).
     """
 
+    analysis: nn.Module  # GridAnalysis or FourierAnalysis
+
     def __init__(
         self,
         lmax_in: Sequence[int],
@@ -287,7 +293,7 @@ class GauntProduct(nn.Module):
         for i, (x, l) in enumerate(zip(xs, self.lmax_in)):
             _check_feature(x, l, f"xs[{i}]")
             _check_pair(xs[0], x, ("xs[0]", f"xs[{i}]"))
-        xs = _align(xs)
+        xs = tuple(_align(xs))
         if self.backend == "grid":
             h = None
             for x, synth, p in zip(xs, self.synth, self.powers):
@@ -400,6 +406,8 @@ class CGOddPaths(TableModule):
     opposite parity. Antisymmetric where the Gaunt product is symmetric (x.y swapped -> sign
     (-1)^(l1+l2+l3)).
     """
+
+    table: torch.Tensor
 
     def __init__(self, lmax_in1: int, lmax_in2: int, lmax_out: int) -> None:
         super().__init__()

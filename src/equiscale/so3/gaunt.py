@@ -52,8 +52,7 @@ def _gaunt_sparse(l1max: int, l2max: int, l3max: int) -> tuple[np.ndarray, np.nd
 
     l1, m1 = degrees_orders(l1max)
     l2, m2 = degrees_orders(l2max)
-    i1, i2 = np.meshgrid(np.arange(len(l1)), np.arange(len(l2)), indexing="ij")
-    i1, i2 = i1.ravel(), i2.ravel()
+    i1, i2 = (g.ravel() for g in np.meshgrid(np.arange(len(l1)), np.arange(len(l2)), indexing="ij"))
     a1, a2 = np.abs(m1[i1]), np.abs(m2[i2])
     negative = (m1[i1] < 0) ^ (m2[i2] < 0)  # cos*sin -> sin; cos*cos, sin*sin -> cos
     out_i1, out_i2, out_i3 = [], [], []

@@ -87,8 +87,8 @@ def _wigner_6j_twice(j1: int, j2: int, j3: int, j4: int, j5: int, j6: int) -> tu
     if total == 0:
         return 0, Fraction(0)
     prefactor = Fraction(1)
-    for t in triads:
-        prefactor *= _delta_squared(*t)
+    for triad in triads:
+        prefactor *= _delta_squared(*triad)
     sign = 1 if total > 0 else -1
     return sign, total * total * prefactor
 
