@@ -33,7 +33,11 @@ def _check_lmax(lmax: int, name: str = "lmax") -> None:
 
 
 def sh_dim(lmax: int) -> int:
-    """Number of rows ``(lmax+1)^2`` of a feature with degrees ``0..lmax``."""
+    """Number of rows ``(lmax+1)^2`` of a feature with degrees ``0..lmax``.
+
+    >>> sh_dim(2)
+    9
+    """
     _check_lmax(lmax)
     return (lmax + 1) ** 2
 
@@ -47,7 +51,11 @@ def lmax_from_dim(dim: int, name: str = "dim") -> int:
 
 
 def sh_index(l: int, m: int) -> int:
-    """Row of ``(l, m)``: ``l^2 + l + m``."""
+    """Row of ``(l, m)``: ``l^2 + l + m``.
+
+    >>> [sh_index(1, m) for m in (-1, 0, 1)], sh_index(2, -2)
+    ([1, 2, 3], 4)
+    """
     if not (0 <= l and -l <= m <= l):
         raise ValueError(f"need l >= 0 and -l <= m <= l, got l={l}, m={m}")
     return l * l + l + m
