@@ -24,6 +24,7 @@ def _args(tmp_path, **kw):
     return args
 
 
+@pytest.mark.slow
 def test_bench_context_parallel_writes_a_record(tmp_path):
     args = _args(tmp_path, tokens=256, ranks=[1, 2], longest=[512], longest_ranks=[2], repeats=1)
     rec = context_parallel.run(args)

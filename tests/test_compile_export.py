@@ -117,6 +117,7 @@ def _eager_energy_forces(model, pos, z, edge_index, create_graph=False):
     return energy, -grad
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_energy_model_compiles_with_forces_and_force_training(name):
     torch.manual_seed(0)
@@ -141,6 +142,7 @@ def test_energy_model_compiles_with_forces_and_force_training(name):
             torch.testing.assert_close(compiled_grads[n], eager, rtol=1e-9, atol=1e-11, msg=n)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_energy_model_exports_and_loads_without_our_code(name):
     torch.manual_seed(0)

@@ -21,6 +21,7 @@ CONFIG = str(Path(__file__).parent / "data" / "tiny_recall_cp.yaml")
 CP = ("--context-parallel", "2")
 
 
+@pytest.mark.slow
 def test_context_parallel_run_killed_and_resumed_equals_unbroken_and_single_process(tmp_path):
     result = kill_resume_cycles(tmp_path, kills=1, ddp=True, epochs=3, seed=2, config=CONFIG,
                                 extra=CP)

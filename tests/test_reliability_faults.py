@@ -16,6 +16,7 @@ import torch
 from reliability_catalogue.faults import compare_runs, kill_resume_cycles
 
 
+@pytest.mark.slow
 def test_ddp_run_killed_and_resumed_equals_unbroken_run(tmp_path):
     result = kill_resume_cycles(tmp_path, kills=1, ddp=True, epochs=6, seed=1)
     assert result["kills"] == 1, result

@@ -142,6 +142,7 @@ def _assert_same_state(a, b):
     assert ta == tb
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_equals_unbroken_run(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     unbroken = tmp_path / "unbroken"
@@ -176,6 +177,7 @@ def test_resume_after_sigkill_equals_unbroken_run(tmp_path):
     assert read_metrics(broken / "logs")["val/mse"] == read_metrics(unbroken / "logs")["val/mse"]
 
 
+@pytest.mark.slow
 def test_ddp_on_two_cpu_processes(tmp_path):
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -207,6 +209,7 @@ def test_ema_weights_are_validated_saved_and_tested(tmp_path):
         _cfg(tmp_path / "bad", "ema_decay=1.0")
 
 
+@pytest.mark.slow
 def test_sigterm_exits_nonzero_and_keeps_the_checkpoint(tmp_path):
     """A scheduler's SIGTERM stops the run with exit code 143 (it once exited 0, read as success)
     and a checkpoint to resume from; the resumed run finishes."""
