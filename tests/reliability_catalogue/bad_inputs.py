@@ -32,17 +32,14 @@ from reliability_catalogue.common import (
     _write,
 )
 
+# add(entry, what, call, *mentions, exc=(ValueError, TypeError)): one case
+_Add = Callable[..., None]
+
 
 def bad_input_cases(tmp: Path) -> list[BadInput]:
     """Every public entry point with inputs it must refuse (ValueError/TypeError naming the
     argument). ``tmp``: a writable folder for the file cases; nothing is written to it until a
     case runs, so listing the catalogue (test collection) leaves no files behind."""
-    from equiscale import ops as w6
-    from equiscale.data import nbody, recall
-    from equiscale.data.extxyz import read_extxyz
-    from equiscale.ops import gaunt, long_conv, neighbors
-    from equiscale.train.config import TrainConfig, load_config
-
     cases: list[BadInput] = []
 
     def add(
@@ -54,7 +51,15 @@ def bad_input_cases(tmp: Path) -> list[BadInput]:
     ) -> None:
         cases.append(BadInput(entry, what, call, tuple(mentions), exc))
 
-    # ---- Gaunt tensor product
+    for section in _SECTIONS:
+        section(add, tmp)
+    return cases
+
+
+def _gaunt(add: _Add, tmp: Path) -> None:
+    """Gaunt tensor product."""
+    from equiscale.ops import gaunt
+
     x, y = _randn(5, 4, 8), _randn(5, 4, 8, seed=1)
     add("GauntTensorProduct", "negative degree", lambda: _tp(-1, 1, 2), "lmax_in1", "-1")
     add("GauntTensorProduct", "float degree", lambda: _tp(1.5, 1, 2), "lmax_in1", "1.5")
@@ -112,7 +117,11 @@ def bad_input_cases(tmp: Path) -> list[BadInput]:
     add("GauntProduct", "no inputs", lambda: gaunt.GauntProduct([], 2), "lmax_in")
     add("GauntProduct", "power 0", lambda: gaunt.GauntProduct([1, 1], 2, powers=[1, 0]), "powers")
 
-    # ---- long convolutions
+
+def _long_convolutions(add: _Add, tmp: Path) -> None:
+    """Long convolutions."""
+    from equiscale.ops import long_conv
+
     u, hf = _randn(2, 6, 4), _randn(6, 4, seed=1)
     q, k = _randn(2, 6, 3), _randn(2, 6, 3, seed=1)
     add("fft_conv", "integer u", lambda: long_conv.fft_conv(u.long(), hf), r"\bu\b", "int64")
@@ -192,7 +201,11 @@ def bad_input_cases(tmp: Path) -> list[BadInput]:
         r"\bq\b",
     )
 
-    # ---- Wigner-6j convolution
+
+def _wigner6j_conv(add: _Add, tmp: Path) -> None:
+    """Wigner-6j convolution."""
+    from equiscale import ops as w6
+
     h, pos, ei, alpha = _graph()
     add("Wigner6jConv", "negative lmax_in", lambda: w6.Wigner6jConv(-1, 1, 1), "lmax_in", "-1")
     add("Wigner6jConv", "negative lmax_out", lambda: w6.Wigner6jConv(1, -1, 1), "lmax_out", "-1")
@@ -280,7 +293,11 @@ def bad_input_cases(tmp: Path) -> list[BadInput]:
         r"\balpha\b",
     )
 
-    # ---- neighbour lists
+
+def _neighbour_lists(add: _Add, tmp: Path) -> None:
+    """Neighbour lists."""
+    from equiscale.ops import neighbors
+
     p = _randn(5, 3)
     add(
         "neighbor_list",
@@ -327,7 +344,10 @@ def bad_input_cases(tmp: Path) -> list[BadInput]:
         r"\bpbc\b",
     )
 
-    # ---- models
+
+def _models(add: _Add, tmp: Path) -> None:
+    """Models."""
+
     add(
         "EGNN",
         "hidden = 0",
@@ -493,12 +513,16 @@ def bad_input_cases(tmp: Path) -> list[BadInput]:
         "float32",
     )
 
-    # ---- exact tables (so3), layers (nn), more models and the task builders
+
+def _tables_layers_and_tasks(add: _Add, tmp: Path) -> None:
+    """Exact tables (so3), layers (nn), more models and the task builders."""
+
     from equiscale import nn as enn
     from equiscale import so3
     from equiscale.models.baselines import GNNBaseline, MLPBaseline
     from equiscale.models.se3_hyena import HyenaNet
 
+    ei = _graph()[2]  # the ring of edges of the Wigner-6j cases
     add("wigner_6j", "negative j", lambda: so3.wigner_6j(-1, 1, 1, 1, 1, 1), "j1", "-1")
     add("sh_dim", "negative lmax", lambda: so3.sh_dim(-1), r"\blmax\b", "-1")
     add("lmax_from_dim", "5 is not a square", lambda: so3.lmax_from_dim(5), r"\bdim\b", "5")
@@ -662,7 +686,11 @@ def bad_input_cases(tmp: Path) -> list[BadInput]:
     add("recall_task", "length 2", lambda: recall_task(length=2), r"\blength\b", "2")
     add("nbody_task", "n_train = -3", lambda: nbody_task(n_train=-3), r"\bn\b", "-3")
 
-    # ---- models: inputs on another device than the weights (meta stands in for a GPU)
+
+def _models_on_another_device(add: _Add, tmp: Path) -> None:
+    """Models: inputs on another device than the weights (meta stands in for a GPU)."""
+    from equiscale.models.se3_hyena import HyenaNet
+
     def meta(batch: dict[str, Tensor]) -> dict[str, Tensor]:
         return {k: v.to("meta") if v.is_floating_point() else v for k, v in batch.items()}
 
@@ -709,7 +737,12 @@ def bad_input_cases(tmp: Path) -> list[BadInput]:
         "meta",
     )
 
-    # ---- data
+
+def _data(add: _Add, tmp: Path) -> None:
+    """Data."""
+    from equiscale.data import nbody, recall
+    from equiscale.data.extxyz import read_extxyz
+
     add(
         "charged_particles",
         "unknown split",
@@ -775,7 +808,11 @@ def bad_input_cases(tmp: Path) -> list[BadInput]:
 
     add("load_qm9", "cache is a number", lambda: qm9.load_qm9(cache=5), "cache")
 
-    # ---- trainer configuration and command line
+
+def _config_and_command_line(add: _Add, tmp: Path) -> None:
+    """Trainer configuration and command line."""
+    from equiscale.train.config import TrainConfig, load_config
+
     add("load_config", "lr = -1", lambda: load_config(None, ["lr=-1"]), r"\blr\b", "-1")
     add("load_config", "lr = 'fast'", lambda: load_config(None, ["lr=fast"]), r"\blr\b", "fast")
     add(
@@ -838,4 +875,16 @@ def bad_input_cases(tmp: Path) -> list[BadInput]:
         lambda: _cli(["eval", "--checkpoint", str(bad_ckpt())]),
         r"garbage\.ckpt",
     )
-    return cases
+
+
+_SECTIONS = (
+    _gaunt,
+    _long_convolutions,
+    _wigner6j_conv,
+    _neighbour_lists,
+    _models,
+    _tables_layers_and_tasks,
+    _models_on_another_device,
+    _data,
+    _config_and_command_line,
+)
