@@ -52,6 +52,7 @@ BENCHES: dict[str, str] = {
 DATASETS: dict[str, str] = {
     "md": "equiscale.data.md",
     "nbody": "equiscale.data.nbody",
+    "protein": "equiscale.data.protein",
 }
 
 
