@@ -34,10 +34,10 @@ of atom i cannot see. Both parts are computed independently and their sum is che
 OpenMM's total:
 
 - ``F^long``: a float64 pair sum in numpy (:func:`pair_forces`), O(N^2) in row blocks.
-- ``F^short``: OpenMM on a copy of the system whose ``NonbondedForce`` is replaced by a
-  ``CustomNonbondedForce`` (same per-atom parameters, exceptions excluded) and a
-  ``CustomBondForce`` (the exceptions), both multiplied by ``step(r_c - r)``, no switching, no
-  cutoff method.
+- ``F^short``: OpenMM (the Reference platform, float64, by default) on a copy of the system
+  whose ``NonbondedForce`` is replaced by a ``CustomNonbondedForce`` (same per-atom parameters,
+  exceptions excluded) and a ``CustomBondForce`` (the exceptions), both multiplied by
+  ``step(r_c - r)``, no switching, no cutoff method.
 
 Stored arrays (one ``.npz``, written atomically with a sha256 checksum, see
 :mod:`equiscale.data.cache`), T frames of N atoms:
@@ -164,12 +164,13 @@ def load_structure(system: str):
     folder, top, crd = SYSTEMS[system]
     base = _data_dir() / folder
     prmtop = app.AmberPrmtopFile(str(base / top))
-    pos = np.asarray(app.AmberInpcrdFile(str(base / crd)).getPositions(asNumpy=True).value_in_unit(unit.nanometer))
+    pos = app.AmberInpcrdFile(str(base / crd)).getPositions(asNumpy=True).value_in_unit(unit.nanometer)
     return prmtop, np.array(pos, dtype=np.float64)
 
 
 def build_system(prmtop, constraints: str = "hbonds"):
-    """The prmtop's force field in vacuum, no cutoff (``openmm.System``); ``constraints`` "hbonds" or "none"."""
+    """The prmtop's force field in vacuum, no cutoff (``openmm.System``); ``constraints``: "hbonds"
+    or "none"."""
     from openmm import app
 
     if constraints not in ("hbonds", "none"):
@@ -218,7 +219,8 @@ def nonbonded_parameters(system) -> dict[str, np.ndarray]:
             "exc_sigma": es, "exc_eps": ee}
 
 
-def _pair_terms(r: np.ndarray, qq: np.ndarray, sig: np.ndarray, eps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _pair_terms(r: np.ndarray, qq: np.ndarray, sig: np.ndarray,
+                eps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Pair energy e(r) and -de/dr / r (so that the force on i is that times (r_i - r_j))."""
     inv_r = 1.0 / r
     s6 = (sig * inv_r) ** 6
@@ -260,8 +262,10 @@ def pair_forces(pos_nm: np.ndarray, params: dict[str, np.ndarray], cutoff_nm: fl
         sel = (exc_rows >= start) & (exc_rows < stop)
         keep[exc_rows[sel] - start, exc_cols[sel]] = False
         r_safe = np.where(keep, r, 1.0)
-        e, f = _pair_terms(r_safe, q[start:stop, None] * q[None, :], 0.5 * (sg[start:stop, None] + sg[None, :]),
-                           np.sqrt(ep[start:stop, None] * ep[None, :]))
+        qq = q[start:stop, None] * q[None, :]  # [B, N]
+        sig = 0.5 * (sg[start:stop, None] + sg[None, :])
+        eps = np.sqrt(ep[start:stop, None] * ep[None, :])
+        e, f = _pair_terms(r_safe, qq, sig, eps)
         e, f = np.where(keep, e, 0.0), np.where(keep, f, 0.0)
         energy += 0.5 * float(e.sum())
         forces[start:stop] += np.einsum("bn,bnc->bc", f, d)
@@ -367,8 +371,8 @@ def _topology_arrays(prmtop) -> dict[str, np.ndarray]:
 
 def _check_settings(frames: int, interval: int, equilibrate: int, temperature: float, timestep: float,
                     friction: float, cutoff: float, threads: int) -> None:
-    for name, value, low in (("frames", frames, 1), ("interval", interval, 1), ("equilibrate", equilibrate, 0),
-                             ("threads", threads, 1)):
+    for name, value, low in (("frames", frames, 1), ("interval", interval, 1),
+                             ("equilibrate", equilibrate, 0), ("threads", threads, 1)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
             raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
     for name, value in (("temperature", temperature), ("timestep", timestep), ("cutoff", cutoff)):
@@ -381,12 +385,15 @@ def _check_settings(frames: int, interval: int, equilibrate: int, temperature: f
 def generate(system: str = "alanine-dipeptide", *, frames: int = 100, interval: int = 50,
              equilibrate: int = 500, temperature: float = 300.0, timestep: float = 2.0,
              friction: float = 1.0, cutoff: float = 5.0, constraints: str = "hbonds",
-             platform: str = "CPU", threads: int = 1, seed: int = 0,
-             split_tol: float = 1e-3, fd_tol: float = 1e-3) -> dict[str, np.ndarray]:
+             platform: str = "CPU", label_platform: str = "Reference", threads: int = 1, seed: int = 0,
+             split_tol: float = 1e-6, fd_tol: float = 1e-3) -> dict[str, np.ndarray]:
     """Run Langevin MD and label ``frames`` frames; returns the arrays of the module docstring.
 
+    The dynamics runs on ``platform``; energies and forces (total and short-range) are computed
+    at the stored positions on ``label_platform`` ("Reference": double precision throughout, so
+    short + long = total to ~1e-12 eV/A; "CPU": mixed precision, ~1e-3 eV/A).
     ``timestep`` in fs, ``friction`` in 1/ps, ``cutoff`` r_c in A. ``split_tol`` (eV/A): largest
-    allowed |F - F^short - F^long| (float32 rounding on the CPU platform; ~1e-10 on Reference).
+    allowed |F - F^short - F^long|.
     ``fd_tol`` (eV/A): tolerance of the finite-difference check. Raises
     :class:`~equiscale.data.consistency.DataConsistencyError` when a check fails.
     """
@@ -396,6 +403,9 @@ def generate(system: str = "alanine-dipeptide", *, frames: int = 100, interval: 
     _check_settings(frames, interval, equilibrate, temperature, timestep, friction, cutoff, threads)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+    for name, value in (("platform", platform), ("label_platform", label_platform)):
+        if value not in ("CPU", "Reference"):
+            raise ValueError(f"{name} must be 'CPU' or 'Reference', got {value!r}")
     started = time.perf_counter()
     prmtop, pos0 = load_structure(system)
     omm_system = build_system(prmtop, constraints)
@@ -410,7 +420,8 @@ def generate(system: str = "alanine-dipeptide", *, frames: int = 100, interval: 
     md.setVelocitiesToTemperature(temperature * unit.kelvin, seed + 1)
     if equilibrate:
         integrator.step(equilibrate)
-    short = _context(short_range_system(omm_system, cutoff * NM_PER_A), platform, threads)
+    label = _context(omm_system, label_platform, threads)
+    short = _context(short_range_system(omm_system, cutoff * NM_PER_A), label_platform, threads)
     out: dict[str, list] = {k: [] for k in ("pos", "energy", "forces", "forces_short", "energy_short",
                                             "forces_long", "energy_long", "time_ps")}
     md_seconds = 0.0
@@ -418,14 +429,14 @@ def generate(system: str = "alanine-dipeptide", *, frames: int = 100, interval: 
         t0 = time.perf_counter()
         integrator.step(interval)
         md_seconds += time.perf_counter() - t0
-        state = md.getState(getPositions=True, getEnergy=True, getForces=True)
+        state = md.getState(getPositions=True)
         pos = np.array(state.getPositions(asNumpy=True).value_in_unit(unit.nanometer), dtype=np.float64)
-        f_tot = np.array(state.getForces(asNumpy=True).value_in_unit(unit.kilojoule_per_mole / unit.nanometer))
+        e_tot, f_tot = openmm_forces(label, pos / NM_PER_A)
         e_short, f_short = openmm_forces(short, pos / NM_PER_A)
         e_long, f_long = pair_forces(pos, params, cutoff * NM_PER_A, "long")
         out["pos"].append(pos / NM_PER_A)
-        out["energy"].append(state.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole) / KJ_PER_MOL_PER_EV)
-        out["forces"].append(f_tot * FORCE_UNIT)
+        out["energy"].append(e_tot)
+        out["forces"].append(f_tot)
         out["forces_short"].append(f_short)
         out["energy_short"].append(e_short)
         out["forces_long"].append(f_long * FORCE_UNIT)
@@ -433,7 +444,7 @@ def generate(system: str = "alanine-dipeptide", *, frames: int = 100, interval: 
         out["time_ps"].append(state.getTime().value_in_unit(unit.picosecond))
     arrays = {k: np.asarray(v, dtype=np.float64) for k, v in out.items()}
     checks = check_protein_arrays(arrays, system=system, split_tol=split_tol)
-    reference = _context(omm_system, "Reference", 1)
+    reference = label if label_platform == "Reference" else _context(omm_system, "Reference", 1)
     frame_list = [Frame(z=topo["z"], pos=p, energy=float(e), forces=f)
                   for p, e, f in zip(arrays["pos"], arrays["energy"], arrays["forces"])]
     checks["finite_difference_max_error_eV_per_A"] = check_finite_differences(
@@ -442,7 +453,8 @@ def generate(system: str = "alanine-dipeptide", *, frames: int = 100, interval: 
     seconds = time.perf_counter() - started
     settings = {"system": system, "frames": frames, "interval": interval, "equilibrate": equilibrate,
                 "temperature_K": temperature, "timestep_fs": timestep, "friction_per_ps": friction,
-                "cutoff_A": cutoff, "constraints": constraints, "platform": platform, "threads": threads,
+                "cutoff_A": cutoff, "constraints": constraints, "platform": platform,
+                "label_platform": label_platform, "threads": threads,
                 "seed": seed, "protocol": PROTOCOL, "solvent": "vacuum", "nonbonded": "NoCutoff"}
     checks["md_seconds_per_step"] = md_seconds / (frames * interval)
     return {**arrays, **topo, "charges": params["charge"], "cutoff": np.array(float(cutoff)),
@@ -451,7 +463,7 @@ def generate(system: str = "alanine-dipeptide", *, frames: int = 100, interval: 
 
 
 def check_protein_arrays(arrays: dict[str, np.ndarray], *, system: str = "data",
-                         split_tol: float = 1e-3, net_force_tol: float = 0.05) -> dict[str, float]:
+                         split_tol: float = 1e-6, net_force_tol: float = 0.05) -> dict[str, float]:
     """Finite, eV/A-plausible, net-force-free frames (total, short and long parts) and
     max |F - F^short - F^long| <= ``split_tol`` (eV/A); returns the figures. Raises
     :class:`~equiscale.data.consistency.DataConsistencyError` naming the failing check."""
@@ -528,10 +540,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--constraints", default="hbonds", choices=["hbonds", "none"],
                         help="constrain bonds to hydrogen (2 fs steps) or not (use ~1 fs)")
     parser.add_argument("--platform", default="CPU", choices=["CPU", "Reference"],
-                        help="OpenMM platform of the MD and labels (Reference: double precision, slow)")
+                        help="OpenMM platform of the dynamics")
+    parser.add_argument("--label-platform", default="Reference", choices=["CPU", "Reference"],
+                        help="OpenMM platform of the labels (Reference: float64, short + long = total "
+                             "to ~1e-12 eV/A; CPU: faster, mixed precision)")
     parser.add_argument("--threads", type=int, default=1, help="CPU platform threads")
     parser.add_argument("--seed", type=int, default=0, help="velocities, Langevin noise, check frames")
-    parser.add_argument("--split-tol", type=float, default=1e-3,
+    parser.add_argument("--split-tol", type=float, default=1e-6,
                         help="largest allowed |F - F_short - F_long| (eV/A)")
     parser.add_argument("--out", type=Path, default=None,
                         help=".npz path (data/protein_<system>.npz when not given); a .json record beside it")
@@ -550,7 +565,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     data = protein_frames(args.system, cache_dir=args.cache_dir, frames=args.frames, interval=args.interval,
                           equilibrate=args.equilibrate, temperature=args.temperature,
                           timestep=args.timestep, friction=args.friction, cutoff=args.cutoff,
-                          constraints=args.constraints, platform=args.platform, threads=args.threads,
+                          constraints=args.constraints, platform=args.platform,
+                          label_platform=args.label_platform, threads=args.threads,
                           seed=args.seed, split_tol=args.split_tol)
     out = Path(args.out or f"data/protein_{args.system}.npz")
     arrays = {k: getattr(data, k) for k in ("pos", "energy", "forces", "forces_short", "forces_long",
