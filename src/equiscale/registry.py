@@ -35,6 +35,7 @@ TASKS: dict[str, str] = {
     "qm9": "equiscale.train.tasks.molecules:qm9_task",
     "md": "equiscale.train.tasks.molecules:md_task",
     "recall": "equiscale.train.tasks.recall:recall_task",
+    "protein": "equiscale.train.tasks.protein:protein_task",
 }
 
 BENCHES: dict[str, str] = {

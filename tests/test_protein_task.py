@@ -1,0 +1,95 @@
+"""The protein forces task: contiguous splits, long-range metrics, a 2-step run through the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("openmm")
+pytest.importorskip("openmmtools")
+
+from equiscale.cli import main  # noqa: E402
+from equiscale.train.tasks.protein import collate_protein, long_range_errors, protein_task  # noqa: E402
+
+CONFIG = Path(__file__).parent / "data" / "tiny_protein.yaml"
+
+
+@pytest.fixture(scope="module")
+def frames_path(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("protein_task")
+    out = folder / "ala.npz"
+    assert main(["data", "protein", "--frames", "8", "--interval", "5", "--equilibrate", "5",
+                 "--platform", "Reference", "--cutoff", "4", "--fraction-cutoffs",
+                 "--out", str(out), "--cache-dir", str(folder / "cache")]) == 0
+    return out
+
+
+def test_long_range_errors_by_hand():
+    f = torch.tensor([[1.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 1.0]])
+    fl = torch.tensor([[0.5, 0.0, 0.0], [0.0, 0.0, 3.0], [0.0, 0.0, 0.0]])
+    pred = f + torch.tensor([[0.2, 7.0, 0.0], [1.0, 0.0, -0.4], [5.0, 5.0, 5.0]])
+    out = long_range_errors(pred, f, fl)
+    # errors along u: 0.2 (atom 0), -0.4 (atom 1), 0 (atom 2: no long-range force)
+    assert out["forces_long_mae"].item() == pytest.approx(0.6 / 3)
+    assert out["forces_long_rmse"].item() == pytest.approx(np.sqrt((0.04 + 0.16) / 3))
+    # exact short-range forces miss exactly |F_long|
+    assert long_range_errors(f - fl, f, fl)["forces_long_mae"].item() == pytest.approx(3.5 / 3)
+    with pytest.raises(ValueError, match="forces_long"):
+        long_range_errors(pred, f, fl[:2])
+
+
+def test_task_splits_and_metrics(frames_path):
+    from equiscale.data.cache import load_npz
+
+    pos = load_npz(frames_path)["pos"]
+    task = protein_task(str(frames_path), n_train=4, n_val=1, n_test=1, gap=1)
+    assert len(task.train) == 4 and len(task.val) == 1 and len(task.test) == 1
+    # contiguous time blocks with a gap of one frame: train 0..3, val 5, test 7
+    for ds, frames in ((task.train, [0, 1, 2, 3]), (task.val, [5]), (task.test, [7])):
+        for item, k in zip(ds.items, frames):
+            assert torch.equal(item["pos"], torch.as_tensor(pos[k], dtype=torch.float32))
+    task = protein_task(str(frames_path), n_train=4, n_val=2, n_test=2)
+    batch = collate_protein([task.test[i] for i in range(2)])
+    assert batch["forces_long"].shape == batch["forces"].shape == (44, 3)
+    pred = {"energy": batch["energy"], "forces": batch["forces"] - batch["forces_long"]}
+    m = task.metrics(pred, batch)
+    assert m["forces_long_mae"].item() == pytest.approx(batch["forces_long"].norm(dim=-1).mean().item())
+    assert m["energy_mae"].item() == 0.0
+    base = task.baselines()
+    assert base["exact short-range forces (forces_long_mae)"] > 0
+    with pytest.raises(ValueError, match="exceeds the 8 frames"):
+        protein_task(str(frames_path), n_train=6, n_val=2, n_test=2)
+    with pytest.raises(ValueError, match="force_weight"):
+        protein_task(str(frames_path), n_train=4, n_val=1, n_test=1, force_weight=-1.0)
+    with pytest.raises(FileNotFoundError, match="equiscale data protein"):
+        protein_task(str(frames_path.with_name("missing.npz")))
+
+
+def test_corrupt_file_is_refused(frames_path, tmp_path):
+    from equiscale.data.cache import CacheError
+
+    with np.load(frames_path) as z:
+        raw = {k: z[k] for k in z.files}
+    raw["energy"] = raw["energy"] + 1.0
+    bad = tmp_path / "bad.npz"
+    with open(bad, "wb") as f:
+        np.savez(f, **raw)
+    with pytest.raises(CacheError, match="checksum"):
+        protein_task(str(bad), n_train=4, n_val=1, n_test=1)
+
+
+def test_train_two_steps_through_the_cli(frames_path, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(CONFIG), "--set", f"data_args.path={frames_path}",
+                 "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    test = results["test"]
+    for key in ("forces_mae", "forces_rmse", "energy_mae", "forces_long_mae", "forces_long_rmse"):
+        assert np.isfinite(test[key]) and test[key] > 0
+    assert (out / "checkpoints" / "best.ckpt").is_file()
+    printed = capsys.readouterr().out
+    assert "test forces_long_mae" in printed and "exact short-range forces" in printed
