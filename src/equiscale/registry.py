@@ -23,6 +23,7 @@ MODELS: dict[str, str] = {
     "mlp": "equiscale.models.baselines:MLPBaseline",
     "gnn": "equiscale.models.baselines:GNNBaseline",
     "e2former": "equiscale.models.e2former:E2Former",
+    "hybrid": "equiscale.models.hybrid:HybridNet",
     "se3hyena": "equiscale.models.se3_hyena:SE3HyenaNet",
     "hyena": "equiscale.models.se3_hyena:HyenaNet",
     "eq_transformer": "equiscale.models.equivariant_transformer:EquivariantTransformer",
