@@ -63,7 +63,8 @@ class HybridNet(nn.Module):
                  energy_scale: float = 1.0, energy_shift: float = 0.0) -> None:
         super().__init__()
         if isinstance(lmax, bool) or not isinstance(lmax, int) or lmax < 1:
-            raise ValueError(f"lmax must be an int >= 1 (the Hyena blocks read the l = 1 features), got {lmax!r}")
+            raise ValueError(f"lmax must be an int >= 1 (the Hyena blocks read the l = 1 features), "
+                             f"got {lmax!r}")
         for name, value in (("num_elements", num_elements), ("channels", channels), ("heads", heads),
                             ("num_layers", num_layers), ("num_radial", num_radial)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
