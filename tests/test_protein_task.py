@@ -82,10 +82,11 @@ def test_corrupt_file_is_refused(frames_path, tmp_path):
         protein_task(str(bad), n_train=4, n_val=1, n_test=1)
 
 
-def test_train_two_steps_through_the_cli(frames_path, tmp_path, capsys):
+@pytest.mark.parametrize("model", ["e2former", "hybrid"])
+def test_train_two_steps_through_the_cli(frames_path, tmp_path, capsys, model):
     out = tmp_path / "run"
     assert main(["train", "--config", str(CONFIG), "--set", f"data_args.path={frames_path}",
-                 "--out", str(out)]) == 0
+                 "--set", f"model={model}", "--out", str(out)]) == 0
     results = json.loads((out / "results.json").read_text())
     test = results["test"]
     for key in ("forces_mae", "forces_rmse", "energy_mae", "forces_long_mae", "forces_long_rmse"):
