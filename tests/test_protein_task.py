@@ -94,3 +94,16 @@ def test_train_two_steps_through_the_cli(frames_path, tmp_path, capsys, model):
     assert (out / "checkpoints" / "best.ckpt").is_file()
     printed = capsys.readouterr().out
     assert "test forces_long_mae" in printed and "exact short-range forces" in printed
+
+
+def test_shipped_protein_configs_load_and_match():
+    from equiscale import registry
+    from equiscale.train import load_config
+
+    root = Path(__file__).parent.parent / "configs"
+    cfgs = {name: load_config(root / f"{name}_protein.yaml") for name in ("hybrid", "e2former")}
+    assert cfgs["hybrid"].data_args == cfgs["e2former"].data_args  # same data and split
+    shared = ("channels", "lmax", "num_layers", "heads", "num_radial", "cutoff")
+    assert all(cfgs["hybrid"].model_args[k] == cfgs["e2former"].model_args[k] for k in shared)
+    for cfg in cfgs.values():
+        registry.load(registry.MODELS, cfg.model, "model")(**cfg.model_args)
