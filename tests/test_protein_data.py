@@ -45,6 +45,7 @@ def test_shapes_units_and_topology(ala):
     assert abs(data.charges.sum()) < 1e-6  # a neutral molecule
     assert np.all(np.diff(data.time_ps) > 0)
     assert data.meta["settings"]["cutoff_A"] == 4.0 and data.meta["generation_seconds"] > 0
+    assert 0 < data.meta["md_seconds_per_step"] < data.meta["generation_seconds"]
     # bond lengths in A, not nm
     d = np.linalg.norm(data.pos[0][:, None] - data.pos[0][None], axis=-1)
     assert 0.9 < np.sort(d + 100 * np.eye(n), axis=1)[:, 0].min() < 1.2

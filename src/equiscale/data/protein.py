@@ -47,7 +47,8 @@ Stored arrays (one ``.npz``, written atomically with a sha256 checksum, see
 - ``z [N]`` atomic numbers, ``charges [N]`` partial charges (e), ``residue_index [N]``,
   ``chain_index [N]``, ``atom_names [N]``, ``residue_names [N]``: atoms in the topology's order
   (chains, then residues in sequence order, as in the prmtop);
-- ``cutoff`` (A), ``generation_seconds``, ``settings_json`` and ``checks_json`` (figures of the
+- ``cutoff`` (A), ``generation_seconds`` (all of it), ``md_seconds_per_step`` (the dynamics
+  alone), ``settings_json`` and ``checks_json`` (figures of the
   consistency checks below).
 
 Checks before anything is written (:class:`equiscale.data.consistency.DataConsistencyError`
@@ -138,7 +139,8 @@ class ProteinFrames:
             raise ValueError(f"protein data lacks arrays {missing}")
         meta = {"settings": json.loads(str(arrays.get("settings_json", "{}"))),
                 "checks": json.loads(str(arrays.get("checks_json", "{}"))),
-                "generation_seconds": float(arrays.get("generation_seconds", np.nan))}
+                "generation_seconds": float(arrays.get("generation_seconds", np.nan)),
+                "md_seconds_per_step": float(arrays.get("md_seconds_per_step", np.nan))}
         names = ("pos", "energy", "forces", "forces_short", "forces_long", "energy_short", "energy_long",
                  "time_ps", "z", "charges", "residue_index", "chain_index", "atom_names", "residue_names")
         return cls(**{k: arrays[k] for k in names}, cutoff=float(arrays["cutoff"]), meta=meta)
@@ -456,9 +458,10 @@ def generate(system: str = "alanine-dipeptide", *, frames: int = 100, interval: 
                 "cutoff_A": cutoff, "constraints": constraints, "platform": platform,
                 "label_platform": label_platform, "threads": threads,
                 "seed": seed, "protocol": PROTOCOL, "solvent": "vacuum", "nonbonded": "NoCutoff"}
-    checks["md_seconds_per_step"] = md_seconds / (frames * interval)
     return {**arrays, **topo, "charges": params["charge"], "cutoff": np.array(float(cutoff)),
-            "generation_seconds": np.array(seconds), "settings_json": np.array(json.dumps(settings)),
+            "generation_seconds": np.array(seconds),
+            "md_seconds_per_step": np.array(md_seconds / (frames * interval)),
+            "settings_json": np.array(json.dumps(settings)),
             "checks_json": np.array(json.dumps(checks))}
 
 
@@ -573,6 +576,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                             "energy_short", "energy_long", "time_ps", "z", "charges",
                                             "residue_index", "chain_index", "atom_names", "residue_names")}
     arrays.update(cutoff=np.array(data.cutoff), generation_seconds=np.array(data.meta["generation_seconds"]),
+                  md_seconds_per_step=np.array(data.meta["md_seconds_per_step"]),
                   settings_json=np.array(json.dumps(data.meta["settings"])),
                   checks_json=np.array(json.dumps(data.meta["checks"])))
     save_npz(out, arrays)
@@ -582,13 +586,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     fractions = long_range_fraction(data.pos, data.forces, params, cutoffs)
     record = {"dataset": "protein", "output": str(out), "system": args.system, "atoms": data.n_atoms,
               "frames": len(data), "settings": data.meta["settings"],
-              "generation_seconds": data.meta["generation_seconds"], "checks": data.meta["checks"],
+              "generation_seconds": data.meta["generation_seconds"],
+              "md_seconds_per_step": data.meta["md_seconds_per_step"], "checks": data.meta["checks"],
               "energy_eV": {"mean": float(data.energy.mean()), "std": float(data.energy.std())},
               "force_rms_eV_per_A": float(np.sqrt((data.forces**2).mean())),
               "long_range_fraction": fractions}
     full = write_record(out.with_suffix(".json"), record, started=started)
     frac = ", ".join(f"r_c {k} A: {v['rms_ratio']:.3f}" for k, v in fractions.items())
     print(f"wrote {len(data)} frames of {data.n_atoms} atoms to {out} (generated in "
-          f"{data.meta['generation_seconds']:.1f} s, {1e3 * data.meta['checks']['md_seconds_per_step']:.2f} "
+          f"{data.meta['generation_seconds']:.1f} s, {1e3 * data.meta['md_seconds_per_step']:.2f} "
           f"ms per MD step); long-range force fraction ||F_long||/||F||: {frac}")
     return full
