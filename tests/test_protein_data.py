@@ -113,6 +113,21 @@ def test_short_plus_long_is_total(ala, omm):
     assert not protein.pair_forces(pos_nm, params, 10.0, "long")[1].any()
 
 
+def test_several_cutoffs_in_one_pass(ala, omm):
+    data, _ = ala
+    _, params = omm
+    pos_nm = data.pos[1] * protein.NM_PER_A
+    cutoffs = [0.3, 0.45, 0.7]
+    for side in ("long", "short"):
+        together = protein.pair_forces_at(pos_nm, params, cutoffs, side, block=7)
+        for rc, (e, f) in zip(cutoffs, together):
+            e1, f1 = protein.pair_forces(pos_nm, params, rc, side)
+            assert e == pytest.approx(e1, abs=1e-10)
+            np.testing.assert_allclose(f, f1, atol=1e-10, rtol=0)
+    longs = [np.abs(f).sum() for _, f in protein.pair_forces_at(pos_nm, params, cutoffs)]
+    assert longs[0] > longs[1] > longs[2] > 0
+
+
 def test_split_check_catches_a_wrong_part(ala):
     data, _ = ala
     arrays = {k: getattr(data, k) for k in ("pos", "energy", "forces", "forces_short", "forces_long")}

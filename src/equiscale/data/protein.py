@@ -78,7 +78,8 @@ from equiscale.data.consistency import DataConsistencyError, check_finite_differ
 from equiscale.data.extxyz import Frame
 
 __all__ = ["SYSTEMS", "ProteinFrames", "add_arguments", "run", "protein_frames", "generate",
-           "pair_forces", "nonbonded_parameters", "long_range_fraction", "time_block_splits",
+           "pair_forces", "pair_forces_at", "nonbonded_parameters", "long_range_fraction",
+           "time_block_splits",
            "openmm_forces", "load_structure", "build_system", "short_range_system"]
 
 #: name -> (folder in openmmtools/data, prmtop, coordinates); vacuum set-ups of these systems.
@@ -241,16 +242,28 @@ def pair_forces(pos_nm: np.ndarray, params: dict[str, np.ndarray], cutoff_nm: fl
     Sums e_ij(r_ij) over unordered pairs (exceptions with their own parameters, excluded pairs
     left out); forces F_i = -sum_j de_ij/dr_i. O(N^2) time, O(block N) memory.
     """
+    return pair_forces_at(pos_nm, params, [cutoff_nm], side, block)[0]
+
+
+def pair_forces_at(pos_nm: np.ndarray, params: dict[str, np.ndarray], cutoffs_nm: list[float],
+                   side: str = "long", block: int = 256) -> list[tuple[float, np.ndarray]]:
+    """:func:`pair_forces` at several cutoffs in one pass over the pairs: ``[(energy, forces)]``,
+    one per cutoff, in the order given."""
     if side not in ("long", "short"):
         raise ValueError(f"side must be 'long' or 'short', got {side!r}")
-    if not (np.isfinite(cutoff_nm) and cutoff_nm > 0):
-        raise ValueError(f"cutoff_nm must be a finite number > 0, got {cutoff_nm!r}")
+    for rc in cutoffs_nm:
+        if not (np.isfinite(rc) and rc > 0):
+            raise ValueError(f"cutoff_nm must be a finite number > 0, got {rc!r}")
     pos = np.asarray(pos_nm, dtype=np.float64)
     n = pos.shape[0]
     q, sg, ep = params["charge"], params["sigma"], params["epsilon"]
     ei, ej = params["exc_i"], params["exc_j"]
-    forces = np.zeros((n, 3))
-    energy = 0.0
+    forces = [np.zeros((n, 3)) for _ in cutoffs_nm]
+    energy = [0.0 for _ in cutoffs_nm]
+
+    def on_side(r: np.ndarray, rc: float) -> np.ndarray:
+        return r > rc if side == "long" else r <= rc
+
     # regular pairs: full rows (j over all atoms), masking i == j and exception pairs; each
     # unordered pair is met twice, so the energy takes half
     exc_rows = np.concatenate([ei, ej])
@@ -259,29 +272,30 @@ def pair_forces(pos_nm: np.ndarray, params: dict[str, np.ndarray], cutoff_nm: fl
         stop = min(start + block, n)
         d = pos[start:stop, None, :] - pos[None, :, :]  # [B, N, 3]  r_i - r_j
         r = np.sqrt((d * d).sum(-1))  # [B, N]
-        keep = r > cutoff_nm if side == "long" else r <= cutoff_nm
-        keep[np.arange(stop - start), np.arange(start, stop)] = False
+        pair = np.ones_like(r, dtype=bool)
+        pair[np.arange(stop - start), np.arange(start, stop)] = False
         sel = (exc_rows >= start) & (exc_rows < stop)
-        keep[exc_rows[sel] - start, exc_cols[sel]] = False
-        r_safe = np.where(keep, r, 1.0)
+        pair[exc_rows[sel] - start, exc_cols[sel]] = False
         qq = q[start:stop, None] * q[None, :]  # [B, N]
         sig = 0.5 * (sg[start:stop, None] + sg[None, :])
         eps = np.sqrt(ep[start:stop, None] * ep[None, :])
-        e, f = _pair_terms(r_safe, qq, sig, eps)
-        e, f = np.where(keep, e, 0.0), np.where(keep, f, 0.0)
-        energy += 0.5 * float(e.sum())
-        forces[start:stop] += np.einsum("bn,bnc->bc", f, d)
+        e, f = _pair_terms(np.where(pair, r, 1.0), qq, sig, eps)
+        for k, rc in enumerate(cutoffs_nm):
+            keep = pair & on_side(r, rc)
+            energy[k] += 0.5 * float(np.where(keep, e, 0.0).sum())
+            forces[k][start:stop] += np.einsum("bn,bnc->bc", np.where(keep, f, 0.0), d)
     # exceptions (1-4 pairs with scaled parameters), once per pair
     d = pos[ei] - pos[ej]  # [M, 3]
     r = np.sqrt((d * d).sum(-1))
-    keep = (r > cutoff_nm if side == "long" else r <= cutoff_nm) & (
-        (params["exc_qq"] != 0) | (params["exc_eps"] != 0))
-    e, f = _pair_terms(np.where(keep, r, 1.0), params["exc_qq"], params["exc_sigma"], params["exc_eps"])
-    e, f = np.where(keep, e, 0.0), np.where(keep, f, 0.0)
-    energy += float(e.sum())
-    np.add.at(forces, ei, f[:, None] * d)
-    np.add.at(forces, ej, -f[:, None] * d)
-    return energy, forces
+    active = (params["exc_qq"] != 0) | (params["exc_eps"] != 0)
+    e, f = _pair_terms(np.where(active, r, 1.0), params["exc_qq"], params["exc_sigma"], params["exc_eps"])
+    for k, rc in enumerate(cutoffs_nm):
+        keep = active & on_side(r, rc)
+        ek, fk = np.where(keep, e, 0.0), np.where(keep, f, 0.0)
+        energy[k] += float(ek.sum())
+        np.add.at(forces[k], ei, fk[:, None] * d)
+        np.add.at(forces[k], ej, -fk[:, None] * d)
+    return list(zip(energy, forces))
 
 
 def short_range_system(system, cutoff_nm: float):
@@ -340,20 +354,27 @@ def openmm_forces(context, pos_A: np.ndarray) -> tuple[float, np.ndarray]:
 
 
 def long_range_fraction(pos_A: np.ndarray, forces: np.ndarray, params: dict[str, np.ndarray],
-                        cutoffs: list[float]) -> dict[str, dict[str, float]]:
-    """Per r_c (A): ``rms_ratio`` = ||F^long|| / ||F|| (Frobenius norms over all frames and atoms),
+                        cutoffs: list[float], max_frames: int | None = 50) -> dict[str, dict[str, float]]:
+    """Per r_c (A): ``rms_ratio`` = ||F^long|| / ||F|| (Frobenius norms over the frames and atoms),
     ``mean_ratio`` = mean_i |F_i^long| / mean_i |F_i|, and ``mean_long`` = mean_i |F_i^long| (eV/A).
 
-    ``pos_A [T, N, 3]``, ``forces [T, N, 3]`` (total, eV/A)."""
+    ``pos_A [T, N, 3]``, ``forces [T, N, 3]`` (total, eV/A); at most ``max_frames`` frames, evenly
+    spaced along the trajectory, are used (all with None).
+    """
+    t = pos_A.shape[0]
+    pick = np.arange(t)
+    if max_frames is not None and t > max_frames:
+        pick = np.linspace(0, t - 1, max_frames).round()
+    pick = np.unique(pick.astype(np.int64))
+    norm_total = np.linalg.norm(forces[pick], axis=-1)  # [T', N]
+    longs = [pair_forces_at(pos_A[k] * NM_PER_A, params, [rc * NM_PER_A for rc in cutoffs], "long")
+             for k in pick]
     out = {}
-    norm_total = np.linalg.norm(forces, axis=-1)
-    for rc in cutoffs:
-        long = np.stack([pair_forces(p * NM_PER_A, params, rc * NM_PER_A, "long")[1] * FORCE_UNIT
-                         for p in pos_A])
-        norm_long = np.linalg.norm(long, axis=-1)
+    for c, rc in enumerate(cutoffs):
+        norm_long = np.linalg.norm(np.stack([lf[c][1] for lf in longs]) * FORCE_UNIT, axis=-1)
         out[f"{rc:g}"] = {"rms_ratio": float(np.sqrt((norm_long**2).sum() / (norm_total**2).sum())),
                           "mean_ratio": float(norm_long.mean() / norm_total.mean()),
-                          "mean_long": float(norm_long.mean())}
+                          "mean_long": float(norm_long.mean()), "frames": int(len(pick))}
     return out
 
 
@@ -540,6 +561,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cutoff", type=float, default=5.0, help="r_c of the short/long force split (A)")
     parser.add_argument("--fraction-cutoffs", type=float, nargs="*", default=[4.0, 6.0, 8.0, 10.0, 12.0],
                         help="further r_c (A) at which the long-range force fraction is reported")
+    parser.add_argument("--fraction-frames", type=int, default=50,
+                        help="frames (evenly spaced) over which the long-range fractions are measured")
     parser.add_argument("--constraints", default="hbonds", choices=["hbonds", "none"],
                         help="constrain bonds to hydrogen (2 fs steps) or not (use ~1 fs)")
     parser.add_argument("--platform", default="CPU", choices=["CPU", "Reference"],
@@ -562,6 +585,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from equiscale.bench.common import write_record
 
     started = time.time()
+    if args.fraction_frames < 1:
+        raise ValueError(f"--fraction-frames must be >= 1, got {args.fraction_frames}")
     for rc in args.fraction_cutoffs:
         if not (np.isfinite(rc) and rc > 0):
             raise ValueError(f"--fraction-cutoffs must be finite numbers > 0, got {rc}")
@@ -583,7 +608,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     prmtop, _ = load_structure(args.system)
     params = nonbonded_parameters(build_system(prmtop, args.constraints))
     cutoffs = sorted({float(args.cutoff), *map(float, args.fraction_cutoffs)})
-    fractions = long_range_fraction(data.pos, data.forces, params, cutoffs)
+    fractions = long_range_fraction(data.pos, data.forces, params, cutoffs, max_frames=args.fraction_frames)
     record = {"dataset": "protein", "output": str(out), "system": args.system, "atoms": data.n_atoms,
               "frames": len(data), "settings": data.meta["settings"],
               "generation_seconds": data.meta["generation_seconds"],
