@@ -93,7 +93,8 @@ def test_forces_are_exact_gradients():
     def forces_of(p):
         return model({"pos": p, "z": z})["forces"]
 
-    assert torch.autograd.gradcheck(forces_of, (pos.clone().requires_grad_(True),), eps=1e-6, atol=1e-6)
+    assert torch.autograd.gradcheck(forces_of, (pos.clone().requires_grad_(True),), eps=1e-6, atol=1e-6,
+                                    fast_mode=True)
 
 
 def test_bad_input_raises():
