@@ -197,6 +197,9 @@ def test_cache_checksum_catches_a_corrupted_file(ala):
 def test_bad_settings_name_the_argument(kwargs, match):
     with pytest.raises(ValueError, match=match):
         protein.generate(**{"frames": 1, "interval": 1, "equilibrate": 0, "platform": "Reference", **kwargs})
+    with pytest.raises(ValueError, match=match):
+        protein.protein_frames(cache=False, **{"frames": 1, "interval": 1, "equilibrate": 0,
+                                               "platform": "Reference", **kwargs})
 
 
 def test_cli_writes_data_and_record(tmp_path):

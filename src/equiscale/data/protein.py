@@ -520,6 +520,8 @@ def protein_frames(system: str = "alanine-dipeptide", *, cache_dir: str | os.Pat
     """Labelled frames of ``system`` (see :func:`generate` for ``settings``), from the on-disk
     cache when present and intact (sha256 checked; a corrupt file is reported and rebuilt),
     else generated and stored atomically under ``<cache_dir>/protein/``."""
+    if not isinstance(system, str) or system not in SYSTEMS:
+        raise ValueError(f"system must be one of {sorted(SYSTEMS)}, got {system!r}")
     if cache:
         key = {"system": system, "protocol": PROTOCOL, **settings}
         path = _cache_dir(cache_dir) / "protein" / f"{PROTOCOL}-{system}-{_settings_digest(key)}.npz"
