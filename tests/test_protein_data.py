@@ -51,6 +51,24 @@ def test_shapes_units_and_topology(ala):
     assert 0.9 < np.sort(d + 100 * np.eye(n), axis=1)[:, 0].min() < 1.2
 
 
+def test_velocities_in_A_per_ps(ala, omm):
+    from openmm import unit
+
+    data, _ = ala
+    system, _ = omm
+    mass = np.array([system.getParticleMass(i).value_in_unit(unit.dalton) for i in range(data.n_atoms)])
+    dof = 3 * data.n_atoms - system.getNumConstraints() - 3
+    kinetic = 0.5 * (mass[None, :, None] * (data.vel * protein.NM_PER_A) ** 2).sum((1, 2))  # kJ/mol
+    temperature = 2 * kinetic / (dof * 0.00831446261815324)  # K
+    assert 150 < temperature.mean() < 600  # 300 K thermostat, 6 frames of a 22-atom molecule
+    # heavy atoms move along their velocities over the 20 fs between frames
+    heavy = data.z > 1
+    step = ((data.pos[1:] - data.pos[:-1]) / np.diff(data.time_ps)[:, None, None])[:, heavy]
+    mid = (0.5 * (data.vel[1:] + data.vel[:-1]))[:, heavy]
+    corr = (step * mid).sum() / np.sqrt((step**2).sum() * (mid**2).sum())
+    assert corr > 0.5
+
+
 def test_forces_equal_openmm_recomputed(ala, omm):
     data, _ = ala
     system, _ = omm

@@ -42,8 +42,10 @@ OpenMM's total:
 Stored arrays (one ``.npz``, written atomically with a sha256 checksum, see
 :mod:`equiscale.data.cache`), T frames of N atoms:
 
-- ``pos [T, N, 3]`` (A), ``energy [T]`` (eV), ``forces [T, N, 3]`` (eV/A, OpenMM's total),
-  ``forces_short``, ``forces_long [T, N, 3]``, ``energy_short``, ``energy_long [T]``, ``time_ps [T]``;
+- ``pos [T, N, 3]`` (A), ``vel [T, N, 3]`` (A/ps; the integrator's velocities, which for
+  ``LangevinMiddleIntegrator`` lag the positions by half a time step), ``energy [T]`` (eV),
+  ``forces [T, N, 3]`` (eV/A, OpenMM's total), ``forces_short``, ``forces_long [T, N, 3]``,
+  ``energy_short``, ``energy_long [T]``, ``time_ps [T]``;
 - ``z [N]`` atomic numbers, ``charges [N]`` partial charges (e), ``residue_index [N]``,
   ``chain_index [N]``, ``atom_names [N]``, ``residue_names [N]``: atoms in the topology's order
   (chains, then residues in sequence order, as in the prmtop);
@@ -90,9 +92,9 @@ SYSTEMS: dict[str, tuple[str, str, str]] = {
 KJ_PER_MOL_PER_EV = 96.48533212331002  # N_A e / 1000 (CODATA 2018, exact)
 NM_PER_A = 0.1
 ONE_4PI_EPS0 = 138.93545764438198  # kJ/mol nm / e^2, OpenMM's value
-PROTOCOL = "openmm-vacuum-v1"  # bump when the set-up or the arithmetic changes: it names cache files
+PROTOCOL = "openmm-vacuum-v2"  # bump when the set-up or the arithmetic changes: it names cache files
 FORCE_UNIT = 1.0 / (KJ_PER_MOL_PER_EV / NM_PER_A)  # kJ/mol/nm -> eV/A
-REQUIRED = ("pos", "energy", "forces", "forces_short", "forces_long", "z", "charges", "residue_index")
+REQUIRED = ("pos", "vel", "energy", "forces", "forces_short", "forces_long", "z", "charges", "residue_index")
 
 
 @dataclass
@@ -100,7 +102,7 @@ class ProteinFrames:
     """Frames of one biomolecule (see the module docstring for the arrays and units).
 
     Attributes:
-        pos, forces, forces_short, forces_long: ``[T, N, 3]`` float64 (A, eV/A).
+        pos, vel, forces, forces_short, forces_long: ``[T, N, 3]`` float64 (A, A/ps, eV/A).
         energy, energy_short, energy_long, time_ps: ``[T]`` float64 (eV, ps).
         z, charges, residue_index, chain_index: ``[N]`` per atom, topology order.
         atom_names, residue_names: ``[N]`` strings.
@@ -109,6 +111,7 @@ class ProteinFrames:
     """
 
     pos: np.ndarray
+    vel: np.ndarray
     energy: np.ndarray
     forces: np.ndarray
     forces_short: np.ndarray
@@ -142,8 +145,9 @@ class ProteinFrames:
                 "checks": json.loads(str(arrays.get("checks_json", "{}"))),
                 "generation_seconds": float(arrays.get("generation_seconds", np.nan)),
                 "md_seconds_per_step": float(arrays.get("md_seconds_per_step", np.nan))}
-        names = ("pos", "energy", "forces", "forces_short", "forces_long", "energy_short", "energy_long",
-                 "time_ps", "z", "charges", "residue_index", "chain_index", "atom_names", "residue_names")
+        names = ("pos", "vel", "energy", "forces", "forces_short", "forces_long", "energy_short",
+                 "energy_long", "time_ps", "z", "charges", "residue_index", "chain_index", "atom_names",
+                 "residue_names")
         return cls(**{k: arrays[k] for k in names}, cutoff=float(arrays["cutoff"]), meta=meta)
 
 
@@ -445,19 +449,21 @@ def generate(system: str = "alanine-dipeptide", *, frames: int = 100, interval: 
         integrator.step(equilibrate)
     label = _context(omm_system, label_platform, threads)
     short = _context(short_range_system(omm_system, cutoff * NM_PER_A), label_platform, threads)
-    out: dict[str, list] = {k: [] for k in ("pos", "energy", "forces", "forces_short", "energy_short",
+    out: dict[str, list] = {k: [] for k in ("pos", "vel", "energy", "forces", "forces_short", "energy_short",
                                             "forces_long", "energy_long", "time_ps")}
     md_seconds = 0.0
     for _ in range(frames):
         t0 = time.perf_counter()
         integrator.step(interval)
         md_seconds += time.perf_counter() - t0
-        state = md.getState(getPositions=True)
+        state = md.getState(getPositions=True, getVelocities=True)
         pos = np.array(state.getPositions(asNumpy=True).value_in_unit(unit.nanometer), dtype=np.float64)
+        vel = np.array(state.getVelocities(asNumpy=True).value_in_unit(unit.nanometer / unit.picosecond))
         e_tot, f_tot = openmm_forces(label, pos / NM_PER_A)
         e_short, f_short = openmm_forces(short, pos / NM_PER_A)
         e_long, f_long = pair_forces(pos, params, cutoff * NM_PER_A, "long")
         out["pos"].append(pos / NM_PER_A)
+        out["vel"].append(vel / NM_PER_A)
         out["energy"].append(e_tot)
         out["forces"].append(f_tot)
         out["forces_short"].append(f_short)
@@ -599,7 +605,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                           label_platform=args.label_platform, threads=args.threads,
                           seed=args.seed, split_tol=args.split_tol)
     out = Path(args.out or f"data/protein_{args.system}.npz")
-    arrays = {k: getattr(data, k) for k in ("pos", "energy", "forces", "forces_short", "forces_long",
+    arrays = {k: getattr(data, k) for k in ("pos", "vel", "energy", "forces", "forces_short", "forces_long",
                                             "energy_short", "energy_long", "time_ps", "z", "charges",
                                             "residue_index", "chain_index", "atom_names", "residue_names")}
     arrays.update(cutoff=np.array(data.cutoff), generation_seconds=np.array(data.meta["generation_seconds"]),
