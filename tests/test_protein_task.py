@@ -107,3 +107,44 @@ def test_shipped_protein_configs_load_and_match():
     assert all(cfgs["hybrid"].model_args[k] == cfgs["e2former"].model_args[k] for k in shared)
     for cfg in cfgs.values():
         registry.load(registry.MODELS, cfg.model, "model")(**cfg.model_args)
+
+
+def test_dynamics_task_pairs_and_baselines(frames_path):
+    from equiscale.data.cache import load_npz
+    from equiscale.train.tasks.protein import protein_dynamics_task
+
+    arrays = load_npz(frames_path)
+    task = protein_dynamics_task(str(frames_path), horizon=1, n_train=4, n_val=2, n_test=2)
+    # 8 frames: train 0..3 -> pairs (0, 1), (1, 2), (2, 3); val (4, 5); test (6, 7)
+    assert (len(task.train), len(task.val), len(task.test)) == (3, 1, 1)
+    for ds, t in ((task.train, [0, 1, 2]), (task.val, [4]), (task.test, [6])):
+        for i, k in enumerate(t):
+            assert torch.equal(ds[i]["loc"], torch.as_tensor(arrays["pos"][k], dtype=torch.float32))
+            assert torch.equal(ds[i]["vel"], torch.as_tensor(arrays["vel"][k], dtype=torch.float32))
+            assert torch.equal(ds[i]["target"], torch.as_tensor(arrays["pos"][k + 1], dtype=torch.float32))
+    dt = task.test[0]["dt"].item()
+    assert dt == pytest.approx(arrays["time_ps"][7] - arrays["time_ps"][6], rel=1e-6)
+    base = task.baselines()
+    loc, vel, target = (torch.as_tensor(arrays[k][i], dtype=torch.float32) for k, i in
+                        (("pos", 6), ("vel", 6), ("pos", 7)))
+    assert base["untrained: copy frame"] == pytest.approx(((loc - target) ** 2).mean().item(), rel=1e-5)
+    assert base["untrained: constant velocity"] == pytest.approx(
+        ((loc + dt * vel - target) ** 2).mean().item(), rel=1e-5)
+    batch = task.collate([task.train[i] for i in range(3)])
+    assert batch["loc"].shape == (3, 22, 3) and batch["charges"].shape == (3, 22)
+    with pytest.raises(ValueError, match="smaller than n_train"):
+        protein_dynamics_task(str(frames_path), horizon=2, n_train=4, n_val=2, n_test=2)
+    with pytest.raises(ValueError, match="horizon must be an int"):
+        protein_dynamics_task(str(frames_path), horizon=0, n_train=4, n_val=2, n_test=2)
+
+
+def test_dynamics_two_steps_through_the_cli(frames_path, tmp_path):
+    out = tmp_path / "run"
+    config = Path(__file__).parent / "data" / "tiny_protein_dynamics.yaml"
+    assert main(["train", "--config", str(config), "--set", f"data_args.path={frames_path}",
+                 "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert np.isfinite(results["test"]["mse"]) and results["test"]["mse"] > 0
+    assert set(results["baselines"]) == {"untrained: copy frame", "untrained: constant velocity"}
+    eq = results["equivariance"]  # se3hyena, parity e3, float64; a sequence model: not permutation
+    assert max(eq["rotation"], eq["reflection"], eq["translation"]) < 1e-9 and eq["permutation"] > 1e-6

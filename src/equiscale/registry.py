@@ -37,6 +37,7 @@ TASKS: dict[str, str] = {
     "md": "equiscale.train.tasks.molecules:md_task",
     "recall": "equiscale.train.tasks.recall:recall_task",
     "protein": "equiscale.train.tasks.protein:protein_task",
+    "protein_dynamics": "equiscale.train.tasks.protein:protein_dynamics_task",
 }
 
 BENCHES: dict[str, str] = {

@@ -22,6 +22,14 @@ u_i = F_i^long / |F_i^long| (u_i = 0 where F_i^long = 0):
 the error along the direction of the force that comes from beyond r_c. A model that gets the
 short-range part exactly and misses the long-range part scores mean_i |F_i^long| (printed as the
 baseline "exact short-range forces"); a perfect model scores 0.
+
+Dynamics (:func:`protein_dynamics_task`, the all-atom analogue of n-body): from the positions,
+velocities and partial charges at frame t predict the positions at frame t + ``horizon``. Samples
+use the n-body batch layout, ``loc, vel [N, 3]``, ``charges [N]``, ``target [N, 3]`` (batched
+``[B, N, ...]``; atoms in topology order), so the n-body models (``se3hyena``, ``egnn``, ...) run
+on it unchanged. Pairs (t, t + horizon) lie inside one time block. Metric: ``mse``, the mean over
+atoms and coordinates of the squared position error (A^2), beside the copy (x_t) and
+constant-velocity (x_t + v_t dt) baselines.
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from equiscale.train.task import Batch, TaskData
+from equiscale.train.task import Batch, SymmetrySpec, TaskData
 from equiscale.train.tasks.molecules import (
     MoleculeDataset,
     _energy_metrics,
@@ -41,7 +49,8 @@ from equiscale.train.tasks.molecules import (
     fit_atom_refs,
 )
 
-__all__ = ["protein_task", "collate_protein", "long_range_errors"]
+__all__ = ["protein_task", "protein_dynamics_task", "collate_protein", "long_range_errors",
+           "ProteinDynamicsDataset", "PROTEIN_DYNAMICS_SYMMETRY"]
 
 
 def collate_protein(samples: list[Batch]) -> Batch:
@@ -131,4 +140,79 @@ def protein_task(path: str = "data/protein_t4-lysozyme.npz", n_train: int = 100,
         describe=f"protein frames from {path} ({data.n_atoms} atoms, r_c {data.cutoff:g} A): "
                  f"{n_train}/{n_val}/{n_test} train/val/test frames in contiguous time blocks (gap {gap})",
         baselines=baselines, plot=_learning_curve("forces_mae"),
+    )
+
+
+#: How the dynamics task's inputs and prediction transform (atoms on axis 1).
+PROTEIN_DYNAMICS_SYMMETRY = SymmetrySpec(inputs={"loc": "position", "vel": "vector", "charges": "scalar"},
+                                         output="position", node_dim=1)
+
+
+class ProteinDynamicsDataset(torch.utils.data.Dataset):
+    """Pairs of frames ``(t, t + horizon)``: ``{"loc", "vel" [N, 3], "charges" [N], "target" [N, 3],
+    "dt" []}`` (A, A/ps, e, A, ps), float32 tensors."""
+
+    def __init__(self, pos: np.ndarray, vel: np.ndarray, time_ps: np.ndarray, charges: np.ndarray,
+                 frames: np.ndarray, horizon: int) -> None:
+        t = np.asarray(frames[:-horizon] if horizon else frames)
+        self.loc = torch.as_tensor(pos[t], dtype=torch.float32)  # [S, N, 3]
+        self.vel = torch.as_tensor(vel[t], dtype=torch.float32)
+        self.target = torch.as_tensor(pos[t + horizon], dtype=torch.float32)
+        self.dt = torch.as_tensor(time_ps[t + horizon] - time_ps[t], dtype=torch.float32)  # [S]
+        self.charges = torch.as_tensor(charges, dtype=torch.float32)  # [N]
+
+    def __len__(self) -> int:
+        return self.loc.shape[0]
+
+    def __getitem__(self, i: int) -> Batch:
+        return {"loc": self.loc[i], "vel": self.vel[i], "charges": self.charges, "target": self.target[i],
+                "dt": self.dt[i]}
+
+
+def _position_mse(pred, batch: Batch) -> torch.Tensor:
+    if not isinstance(pred, torch.Tensor) or pred.shape != batch["target"].shape:
+        raise ValueError(f"the model must return positions of shape {tuple(batch['target'].shape)}, got "
+                         f"{tuple(pred.shape) if isinstance(pred, torch.Tensor) else type(pred).__name__}")
+    return torch.mean((pred - batch["target"]) ** 2)
+
+
+def protein_dynamics_task(path: str = "data/protein_t4-lysozyme.npz", horizon: int = 1, n_train: int = 100,
+                          n_val: int = 20, n_test: int = 40, gap: int = 0,
+                          split_tol: float = 1e-6) -> TaskData:
+    """Predict the positions ``horizon`` frames ahead (module docstring); contiguous time blocks of
+    ``n_train``/``n_val``/``n_test`` frames give ``n - horizon`` samples each. The file is checked
+    as in :func:`protein_task`."""
+    from torch.utils.data import default_collate
+
+    from equiscale.data.cache import load_npz
+    from equiscale.data.protein import REQUIRED, ProteinFrames, check_protein_arrays, time_block_splits
+
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"protein data not found at {path}; make it with `equiscale data protein`")
+    if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
+        raise ValueError(f"horizon must be an int >= 1, got {horizon!r}")
+    if horizon >= min(n_train, n_val, n_test):
+        raise ValueError(f"horizon ({horizon}) must be smaller than n_train, n_val and n_test "
+                         f"({n_train}, {n_val}, {n_test}): pairs stay inside one time block")
+    arrays = load_npz(path, required=REQUIRED)
+    data = ProteinFrames.from_arrays(arrays)
+    check_protein_arrays(arrays, system=str(path), split_tol=split_tol)
+    blocks = time_block_splits(len(data), n_train, n_val, n_test, gap)
+    train, val, test = (ProteinDynamicsDataset(data.pos, data.vel, data.time_ps, data.charges, b, horizon)
+                        for b in blocks)
+
+    def baselines() -> dict[str, float]:
+        copy = torch.mean((test.loc - test.target) ** 2).item()
+        const = torch.mean((test.loc + test.dt[:, None, None] * test.vel - test.target) ** 2).item()
+        return {"untrained: copy frame": copy, "untrained: constant velocity": const}
+
+    dt = float(np.median(np.diff(data.time_ps))) * horizon if len(data) > 1 else float("nan")
+    return TaskData(
+        train=train, val=val, test=test, collate=default_collate, loss=_position_mse,
+        metrics=lambda pred, batch: {"mse": _position_mse(pred, batch)}, monitor="mse",
+        batch_size_of=lambda b: int(b["loc"].shape[0]), symmetry=PROTEIN_DYNAMICS_SYMMETRY,
+        describe=f"protein dynamics from {path} ({data.n_atoms} atoms): positions {horizon} frame(s) "
+                 f"(~{dt:.3g} ps) ahead, {len(train)}/{len(val)}/{len(test)} train/val/test pairs in "
+                 f"contiguous time blocks (gap {gap})",
+        baselines=baselines, plot=_learning_curve("mse"),
     )
