@@ -105,6 +105,7 @@ def test_shipped_protein_configs_load_and_match():
     assert cfgs["hybrid"].data_args == cfgs["e2former"].data_args  # same data and split
     shared = ("channels", "lmax", "num_layers", "heads", "num_radial", "cutoff")
     assert all(cfgs["hybrid"].model_args[k] == cfgs["e2former"].model_args[k] for k in shared)
+    cfgs["dynamics"] = load_config(root / "hyena_protein_dynamics.yaml")
     for cfg in cfgs.values():
         registry.load(registry.MODELS, cfg.model, "model")(**cfg.model_args)
 
