@@ -29,10 +29,12 @@ def _model(**kw):
     return model
 
 
-@pytest.mark.parametrize("parity,centring", [("e3", "structure"), ("e3", "target"), ("se3", "structure")])
-def test_energy_invariant_forces_equivariant(parity, centring):
+@pytest.mark.parametrize("parity,centring,long_range", [("e3", "structure", "none"), ("e3", "target", "none"),
+                                                       ("se3", "structure", "none"),
+                                                       ("e3", "target", "coulomb")])
+def test_energy_invariant_forces_equivariant(parity, centring, long_range):
     pos, z, batch = _structures()
-    model = _model(parity=parity, centring=centring)
+    model = _model(parity=parity, centring=centring, long_range=long_range)
 
     def fn(p):
         out = model({"pos": p, "z": z, "batch": batch})
@@ -97,7 +99,43 @@ def test_forces_are_exact_gradients():
                                     fast_mode=True)
 
 
+def test_coulomb_term_is_the_pair_sum():
+    import math
+
+    from equiscale.models.hybrid import COULOMB_EV_A, coulomb_energy
+
+    pos, _, _ = _structures()
+    g = torch.Generator().manual_seed(1)
+    q = torch.randn(12, generator=g, dtype=torch.float64)
+    sigma = 0.7
+    got = coulomb_energy(q, pos, [7, 5], sigma, block=3)  # blocks of 3 rows
+    want = []
+    for lo, hi in ((0, 7), (7, 12)):
+        e = 0.0
+        for i in range(lo, hi):
+            for j in range(i + 1, hi):
+                r = float((pos[i] - pos[j]).norm())
+                e += float(q[i] * q[j]) * math.erf(r / (math.sqrt(2) * sigma)) / r
+        want.append(COULOMB_EV_A * e)
+    torch.testing.assert_close(got, torch.tensor(want, dtype=torch.float64), rtol=1e-12, atol=1e-12)
+    model = _model(long_range="coulomb")
+    _, z, batch = _structures()
+    out = model({"pos": pos, "z": z, "batch": batch})
+    charges = out["charges"].detach()
+    assert abs(float(charges[:7].sum())) < 1e-12 and abs(float(charges[7:].sum())) < 1e-12
+    assert charges.abs().max() > 1e-3  # not trivially zero
+    small = _model(channels=4, num_layers=1, lmax=1, long_range="coulomb")
+    small.compute_forces = False
+    p = pos[7:].clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda x: small({"pos": x, "z": z[7:]})["energy"], (p,), eps=1e-6,
+                                    atol=1e-7)
+
+
 def test_bad_input_raises():
+    with pytest.raises(ValueError, match="long_range"):
+        HybridNet(long_range="ewald")
+    with pytest.raises(ValueError, match="coulomb_sigma"):
+        HybridNet(long_range="coulomb", coulomb_sigma=0.0)
     with pytest.raises(ValueError, match="lmax"):
         HybridNet(lmax=0)
     with pytest.raises(ValueError, match="parity"):

@@ -11,6 +11,15 @@ in topology order, for energies and forces of large biomolecules.
     E = sum_i ( MLP(Norm(x^T)_i,l=0) + e_ref(z_i) )                       per structure
     F_i = -dE/dr_i                                                        (autograd)
 
+Optional global term (``long_range="coulomb"``): learned charges q_i = Lin(Norm(x^T)_i,l=0),
+made neutral per structure (q_i - mean_b q), with the exact pair sum
+
+    E_coul = k_e sum_{i<j} q_i q_j erf(r_ij / (sqrt(2) sigma)) / r_ij,      k_e = 14.3996 eV A / e^2
+
+added to E (Gaussian charges of width ``coulomb_sigma``: finite at r -> 0, 1/r beyond a few
+sigma). The sum is direct, O(N^2) time and O(block N) memory per structure: exact, not yet the
+O(N log N) of an Ewald/FMM-type method.
+
 ``rbar`` is the mean position of the structure, ``w_t [C]`` a learned weight per vector channel:
 the Hyena block sees the centred positions as well as the local features, so its cross- and
 dot-product long convolutions can combine geometry across the whole sequence. The l = 1 block of
@@ -34,13 +43,39 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from equiscale.models.atoms_batch import atoms_graph, check_atoms_batch, energy_and_forces, structure_index
+from equiscale.models.atoms_batch import atoms_graph, check_atoms_batch, structure_index
 from equiscale.nn.e2former import E2FormerBlock, EquivariantRMSNorm
 from equiscale.nn.hyena import SE3HyenaBlock
 
-__all__ = ["HybridNet"]
+__all__ = ["HybridNet", "coulomb_energy"]
 
 PARITIES = {"e3": ("even", "e3"), "se3": ("even", "se3")}  # parity -> (E2Former, Hyena)
+LONG_RANGE = ("none", "coulomb")
+COULOMB_EV_A = 14.399645478425668  # e^2 / (4 pi eps_0) in eV A
+
+
+def coulomb_energy(q: Tensor, pos: Tensor, counts: list[int], sigma: float, block: int = 1024) -> Tensor:
+    """Per-structure energy ``[B]`` of Gaussian charges ``q [N]`` (e) at ``pos [N, 3]`` (A):
+    k_e sum_{i<j} q_i q_j erf(r_ij / (sqrt(2) sigma)) / r_ij over pairs of one structure (atoms of
+    structure b are the ``counts[b]`` rows after those of structures < b). Direct sum, O(N^2)."""
+    if not sigma > 0:
+        raise ValueError(f"sigma must be > 0, got {sigma!r}")
+    scale = 1.0 / (2.0**0.5 * sigma)
+    out = []
+    for qs, ps in zip(q.split(counts), pos.split(counts)):
+        n = ps.shape[0]
+        e = qs.new_zeros(())
+        for start in range(0, n, block):
+            stop = min(start + block, n)
+            d = ps[start:stop, None, :] - ps[None, :, :]  # [b, n, 3]
+            rows, cols = torch.arange(start, stop, device=ps.device), torch.arange(n, device=ps.device)
+            self_pair = rows[:, None] == cols  # [b, n]
+            r2 = torch.where(self_pair, torch.ones_like(d[..., 0]), (d * d).sum(-1))  # [b, n], 1 on i == j
+            r = r2.sqrt()
+            kernel = torch.where(self_pair, torch.zeros_like(r), torch.erf(r * scale) / r)
+            e = e + 0.5 * (qs[start:stop, None] * qs[None, :] * kernel).sum()  # each pair met twice
+        out.append(COULOMB_EV_A * e)
+    return torch.stack(out) if out else q.new_zeros(0)
 
 
 class HybridNet(nn.Module):
@@ -51,6 +86,8 @@ class HybridNet(nn.Module):
         channels, lmax, num_layers: width C, degree L (>= 1), number T of (local, global) pairs.
         heads, num_radial, cutoff, ffn_multiplier, centring: of the E2Former blocks (cutoff r_c, A).
         filter_hidden, mlp_ratio, length_norm: of the SE(3)-Hyena blocks (non-causal).
+        long_range: "none", or "coulomb" for the learned-charge Coulomb term (module docstring).
+        coulomb_sigma: width (A) of the Gaussian charges of that term.
         parity: "e3" (E(3)-equivariant) or "se3" (no reflections).
         compute_forces: return forces = -dE/dpos.
         energy_scale, energy_shift: per-atom output scale and shift (data statistics).
@@ -59,7 +96,8 @@ class HybridNet(nn.Module):
     def __init__(self, num_elements: int = 100, channels: int = 32, lmax: int = 1, num_layers: int = 2, *,
                  heads: int = 4, num_radial: int = 16, cutoff: float = 5.0, ffn_multiplier: int = 2,
                  centring: str = "target", filter_hidden: int = 32, mlp_ratio: int = 2,
-                 length_norm: bool = True, parity: str = "e3", compute_forces: bool = True,
+                 length_norm: bool = True, parity: str = "e3", long_range: str = "none",
+                 coulomb_sigma: float = 1.0, compute_forces: bool = True,
                  energy_scale: float = 1.0, energy_shift: float = 0.0) -> None:
         super().__init__()
         if isinstance(lmax, bool) or not isinstance(lmax, int) or lmax < 1:
@@ -73,6 +111,11 @@ class HybridNet(nn.Module):
             raise ValueError(f"parity must be one of {sorted(PARITIES)}, got {parity!r}")
         if not (isinstance(cutoff, (int, float)) and cutoff > 0):
             raise ValueError(f"cutoff must be a number > 0, got {cutoff!r}")
+        if long_range not in LONG_RANGE:
+            raise ValueError(f"long_range must be one of {LONG_RANGE}, got {long_range!r}")
+        if not (isinstance(coulomb_sigma, (int, float)) and coulomb_sigma > 0):
+            raise ValueError(f"coulomb_sigma must be a number > 0, got {coulomb_sigma!r}")
+        self.long_range, self.coulomb_sigma = long_range, float(coulomb_sigma)
         local_parity, global_parity = PARITIES[parity]
         self.lmax, self.channels, self.cutoff = lmax, channels, float(cutoff)
         self.parity, self.compute_forces = parity, compute_forces
@@ -91,6 +134,7 @@ class HybridNet(nn.Module):
         self.head = nn.Sequential(nn.Linear(channels, channels), nn.SiLU(), nn.Linear(channels, 1))
         self.atom_ref = nn.Embedding(num_elements, 1)
         nn.init.zeros_(self.atom_ref.weight)
+        self.charge_head = nn.Linear(channels, 1) if long_range == "coulomb" else None
 
     def _global(self, t: int, x: Tensor, pos: Tensor, counts: list[int]) -> Tensor:
         """Hyena block ``t`` over each structure's atoms: ``x [N, (L+1)^2, C] -> same``."""
@@ -126,5 +170,20 @@ class HybridNet(nn.Module):
             x = self.norm(x)
             e_atom = self.head(x[:, 0]).squeeze(-1) * self.energy_scale + self.energy_shift
             e_atom = e_atom + self.atom_ref(z).squeeze(-1)
-            return energy_and_forces(e_atom, idx, n_struct, pos, compute_forces=self.compute_forces,
-                                     create_graph=self.training)
+            extra = None
+            if self.charge_head is not None:
+                q = self.charge_head(x[:, 0]).squeeze(-1)  # [N]
+                size = torch.tensor(counts, dtype=q.dtype, device=q.device).clamp_min(1)  # [B]
+                q = q - (q.new_zeros(n_struct).index_add(0, idx, q) / size)[idx]  # neutral per structure
+                extra = coulomb_energy(q, pos, counts, self.coulomb_sigma)
+            energy = e_atom.new_zeros(n_struct).index_add(0, idx, e_atom)  # [B]
+            if extra is not None:
+                energy = energy + extra
+            out = {"energy": energy}
+            if self.compute_forces:
+                (grad,) = torch.autograd.grad(energy.sum(), pos, create_graph=self.training,
+                                              allow_unused=True)
+                out["forces"] = -grad if grad is not None else torch.zeros_like(pos)
+            if extra is not None:
+                out["charges"] = q
+            return out
