@@ -76,6 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--checkpoint", required=True, help="path to a .ckpt file written by train")
     e.add_argument("--split", default="test", choices=["train", "val", "test"], help="split (default test)")
     e.add_argument("--batch-size", type=int, default=None, help="evaluation batch size")
+    e.add_argument("--context-parallel", type=int, default=1, dest="context_parallel", metavar="P",
+                   help="split each sequence over P processes (launched here, or by torchrun "
+                        "--nproc-per-node P); metrics equal one process's")
+    e.add_argument("--json", dest="json_out", metavar="PATH",
+                   help="also write the metrics (full precision) to this JSON file, atomically")
     e.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     for name, table, text in (("bench", registry.BENCHES, "run a benchmark suite (JSON + PNG)"),
@@ -166,9 +171,18 @@ def _run(argv: list[str]) -> int:
     if args.command == "eval":
         from equiscale.train import evaluate
 
-        metrics = evaluate(args.checkpoint, args.split, args.batch_size, progress=not args.no_progress)
+        metrics = evaluate(args.checkpoint, args.split, args.batch_size, progress=not args.no_progress,
+                           context_parallel=args.context_parallel)
+        if int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) != 0:
+            return 0  # the other processes of a context-parallel evaluation print nothing
         for k, v in sorted(metrics.items()):
             print(f"{args.split} {k:<12s} {v:.6g}")
+        if args.json_out:
+            from equiscale.provenance import provenance, write_json
+
+            write_json(args.json_out, {"checkpoint": args.checkpoint, "split": args.split,
+                                       "context_parallel": args.context_parallel,
+                                       "metrics": metrics, **provenance()})
         return 0
     if args.name is None or args.name in ("-h", "--help") or args.show_help:
         sub = parser._subparsers._group_actions[0].choices[args.command]  # noqa: SLF001

@@ -23,6 +23,7 @@ MODELS: dict[str, str] = {
     "mlp": "equiscale.models.baselines:MLPBaseline",
     "gnn": "equiscale.models.baselines:GNNBaseline",
     "e2former": "equiscale.models.e2former:E2Former",
+    "hybrid": "equiscale.models.hybrid:HybridNet",
     "se3hyena": "equiscale.models.se3_hyena:SE3HyenaNet",
     "hyena": "equiscale.models.se3_hyena:HyenaNet",
     "eq_transformer": "equiscale.models.equivariant_transformer:EquivariantTransformer",
@@ -35,6 +36,8 @@ TASKS: dict[str, str] = {
     "qm9": "equiscale.train.tasks.molecules:qm9_task",
     "md": "equiscale.train.tasks.molecules:md_task",
     "recall": "equiscale.train.tasks.recall:recall_task",
+    "protein": "equiscale.train.tasks.protein:protein_task",
+    "protein_dynamics": "equiscale.train.tasks.protein:protein_dynamics_task",
 }
 
 BENCHES: dict[str, str] = {
@@ -52,6 +55,7 @@ BENCHES: dict[str, str] = {
 DATASETS: dict[str, str] = {
     "md": "equiscale.data.md",
     "nbody": "equiscale.data.nbody",
+    "protein": "equiscale.data.protein",
 }
 
 

@@ -6,8 +6,10 @@ of ``--tokens`` tokens, split over ``P`` CPU processes (gloo) for each ``P`` in 
 1. per-rank peak memory of one step above what was live before it (the rank's own inputs and the
    model), the same measurement as ``bench context`` (Linux ``VmHWM`` after a ``clear_refs`` reset,
    glibc mmap threshold 64 KiB so freed tensors leave the resident set), after one warm-up step;
-   its ratio to ``P = 1`` (``1/P`` would be perfect sharding; the filters, ``[2N - 1, C]`` per
-   long convolution, are computed whole on every rank);
+   its ratio to ``P = 1`` (``1/P`` would be perfect sharding); beside it, the bytes autograd saves
+   for backward in the forward (the activations proper, counted once per storage), whose ratio
+   shows how much of the peak is held between forward and backward and how much is the transient
+   work of one ring step;
 2. bytes each rank sends per step (:func:`~equiscale.distributed.communication_bytes`: token
    exchanges exactly, all-reduces by payload) and the time per step (median of ``--repeats``
    after the warm-up; the ranks share this machine's cores, so time is not the point here);
@@ -65,6 +67,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="JSON record (a PNG is written beside it)")
 
 
+def _saved_bytes(forward) -> int:
+    """Bytes of the distinct storages autograd saves for backward in ``forward()`` (the
+    activations a step holds between its forward and backward; parameters and inputs included)."""
+    seen: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        st = t.untyped_storage()
+        seen.setdefault(st.data_ptr(), st.nbytes())
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = forward()
+    del out
+    return sum(seen.values())
+
+
 def _rank_main(rank: int, world: int, init: str, cfg: dict[str, Any], length: int,
                out_dir: str, timed: bool) -> None:
     import torch.distributed as dist
@@ -110,7 +128,10 @@ def _rank_main(rank: int, world: int, init: str, cfg: dict[str, Any], length: in
                 step()
                 times.append((time.perf_counter() - t0) * 1e3)
             times.sort()
+        saved = _saved_bytes(lambda: model.forward_tokens(pos, None, sca,
+                                                          shard=shard if world > 1 else None))
         rec = {"rank": rank, "tokens_on_rank": e - s, "peak_mb": peak / 2**20,
+               "saved_for_backward_mb": saved / 2**20,
                "bytes_sent_per_step": sent, "step_ms": times[len(times) // 2] if times else None,
                "seconds": first}
         Path(out_dir, f"rank{rank}.json").write_text(json.dumps(rec))
@@ -185,6 +206,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for r in rows:
         if r["ok"] and base is not None:
             r["peak_ratio_to_p1"] = r["peak_mb_max"] / base["peak_mb_max"]
+            r["saved_for_backward_mb_max"] = max(x["saved_for_backward_mb"] for x in r["per_rank"])
+            r["saved_ratio_to_p1"] = r["saved_for_backward_mb_max"] / max(
+                x["saved_for_backward_mb"] for x in base["per_rank"])
     fit = _fit(rows, args.tokens)
     ranks_needed = {}
     if fit is not None:
@@ -237,7 +261,10 @@ def _plot(record: dict[str, Any], path: Path) -> Path:
     rows = [r for r in record["scaling"] if r["ok"]]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     ps = [r["ranks"] for r in rows]
-    axes[0].plot(ps, [r["peak_mb_max"] for r in rows], "o-", label="measured (max over ranks)")
+    axes[0].plot(ps, [r["peak_mb_max"] for r in rows], "o-", label="peak (max over ranks)")
+    if all("saved_for_backward_mb_max" in r for r in rows):
+        axes[0].plot(ps, [r["saved_for_backward_mb_max"] for r in rows], "s-",
+                     label="saved for backward")
     if rows:
         p1 = rows[0]["peak_mb_max"] * rows[0]["ranks"]
         axes[0].plot(ps, [p1 / p for p in ps], "k--", label="1/P of P=1")

@@ -313,12 +313,19 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[TaskModule, TrainConfig]:
 
 
 def evaluate(checkpoint: str | os.PathLike, split: str = "test", batch_size: int | None = None,
-             progress: bool = True, equivariance: bool = True) -> dict[str, float]:
+             progress: bool = True, equivariance: bool = True,
+             context_parallel: int = 1) -> dict[str, float]:
     """Evaluate a checkpoint on a split (``train``, ``val`` or ``test``) of its own task.
 
     With ``equivariance`` and a task that declares its symmetry, the metrics also hold the
     relative equivariance error per symmetry (``equiv_rotation``, ...; see
     :func:`equiscale.train.equivariance_eval.equivariance_on_split`).
+
+    ``context_parallel = P > 1`` splits every sequence over ``P`` processes (gloo on CPU, NCCL on
+    GPU; Lightning launches them, or they come from ``torchrun --nproc-per-node P``), so a length
+    one process cannot hold is evaluated; the metrics equal one process's to float rounding. The
+    equivariance check, which runs the whole model in one process, is then left out. Every
+    process returns the metrics.
     """
     if split not in ("train", "val", "test"):
         raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
@@ -326,20 +333,36 @@ def evaluate(checkpoint: str | os.PathLike, split: str = "test", batch_size: int
                                    or batch_size < 1):
         raise ValueError(f"batch_size must be an int >= 1 (or None for the config's "
                          f"eval_batch_size), got {batch_size!r}")
-    module, cfg = load_checkpoint(checkpoint)
+    if isinstance(context_parallel, bool) or not isinstance(context_parallel, int) or \
+            context_parallel < 1:
+        raise ValueError(f"context_parallel must be an int >= 1, got {context_parallel!r}")
+    config, state = _read_checkpoint(checkpoint)
+    # however the checkpoint was trained (one process, DDP, context parallel: the same files), it
+    # is evaluated as one process or as one group of P
+    cfg = TrainConfig(**{**copy.deepcopy(config), "context_parallel": context_parallel,
+                         "strategy": "ddp" if context_parallel > 1 else "auto",
+                         "devices": context_parallel, "num_nodes": 1})
+    module = TaskModule(cfg.to_dict())
+    module.load_state_dict(state)
     task = build_task(cfg)
     module.task = task
     dataset = {"train": task.train, "val": task.val, "test": task.test}[split]
     size = cfg.eval_batch_size if batch_size is None else batch_size
     loader = DataLoader(dataset, batch_size=size, shuffle=False, collate_fn=task.collate)
-    trainer = L.Trainer(accelerator="cpu" if not torch.cuda.is_available() else "auto", devices=1,
-                        logger=False, enable_progress_bar=progress, enable_model_summary=False,
-                        inference_mode=False, precision=cfg.precision)
+    accelerator = "cpu" if not torch.cuda.is_available() else "auto"
+    if context_parallel > 1:
+        trainer = _trainer(TrainConfig(**{**cfg.to_dict(), "accelerator": accelerator,
+                                          "progress": progress}),
+                           Path(checkpoint).parent, [], False)
+    else:
+        trainer = L.Trainer(accelerator=accelerator, devices=1, logger=False,
+                            enable_progress_bar=progress, enable_model_summary=False,
+                            inference_mode=False, precision=cfg.precision)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
         out = trainer.test(module, loader, verbose=False)[0]
     metrics = {k.removeprefix("test/"): float(v) for k, v in out.items()}
-    if equivariance and task.symmetry is not None:
+    if equivariance and task.symmetry is not None and context_parallel == 1:
         from equiscale.train.equivariance_eval import equivariance_on_split
 
         errs = equivariance_on_split(module.model, dataset, task.collate, task.symmetry,

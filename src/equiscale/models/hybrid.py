@@ -1,0 +1,189 @@
+"""HybridNet: local Wigner-6j blocks (E2Former) interleaved with SE(3)-Hyena blocks over the atoms
+in topology order, for energies and forces of large biomolecules.
+
+    x^0_i = [Embed(z_i), 0, ..., 0]                                       [N, (L+1)^2, C]
+    for t < T:
+        x <- E2FormerBlock_t(x)                      neighbours within r_c, O(N) (cell lists)
+        (s, v) <- (x_i,l=0,  x_i,l=1 + w_t (r_i - rbar))                  [N, C], [N, 3, C]
+        (s, v) <- SE3HyenaBlock_t(s, v)              over the atoms of each structure in
+                                                     topology order, O(N log N)
+        x_i,l=0 <- s_i,   x_i,l=1 <- v_i             (degrees l >= 2 pass unchanged)
+    E = sum_i ( MLP(Norm(x^T)_i,l=0) + e_ref(z_i) )                       per structure
+    F_i = -dE/dr_i                                                        (autograd)
+
+Optional global term (``long_range="coulomb"``): learned charges q_i = Lin(Norm(x^T)_i,l=0),
+made neutral per structure (q_i - mean_b q), with the exact pair sum
+
+    E_coul = k_e sum_{i<j} q_i q_j erf(r_ij / (sqrt(2) sigma)) / r_ij,      k_e = 14.3996 eV A / e^2
+
+added to E (Gaussian charges of width ``coulomb_sigma``: finite at r -> 0, 1/r beyond a few
+sigma). The sum is direct, O(N^2) time and O(block N) memory per structure: exact, not yet the
+O(N log N) of an Ewald/FMM-type method.
+
+``rbar`` is the mean position of the structure, ``w_t [C]`` a learned weight per vector channel:
+the Hyena block sees the centred positions as well as the local features, so its cross- and
+dot-product long convolutions can combine geometry across the whole sequence. The l = 1 block of
+``x`` holds the coefficients of e3nn's real spherical harmonics of degree 1, proportional to
+(x, y, z), so it is used as Cartesian vectors as it is.
+
+Symmetry: with ``parity="e3"`` (default; the E2Former paths of E(3) parity and Hyena's
+parity-restoring cross products) the energy is invariant and the forces equivariant under
+rotations, reflections and translations; ``parity="se3"`` drops reflections (Hyena's cross products
+are then pseudovectors). The Hyena blocks are sequence operators: the model is not invariant
+under a permutation of the atoms, only under a consistent relabelling of the topology order
+(``batch`` must list each structure's atoms contiguously, in that order).
+
+``forward(batch)`` takes ``pos [n_atoms, 3]``, ``z [n_atoms]``, ``batch [n_atoms]`` (structure
+index, sorted; optional for one structure) and returns ``{"energy": [B], "forces": [n_atoms, 3]}``,
+the batch layout of :class:`~equiscale.models.e2former.E2Former`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from equiscale.models.atoms_batch import atoms_graph, check_atoms_batch, structure_index
+from equiscale.nn.e2former import E2FormerBlock, EquivariantRMSNorm
+from equiscale.nn.hyena import SE3HyenaBlock
+
+__all__ = ["HybridNet", "coulomb_energy"]
+
+PARITIES = {"e3": ("even", "e3"), "se3": ("even", "se3")}  # parity -> (E2Former, Hyena)
+LONG_RANGE = ("none", "coulomb")
+COULOMB_EV_A = 14.399645478425668  # e^2 / (4 pi eps_0) in eV A
+
+
+def coulomb_energy(q: Tensor, pos: Tensor, counts: list[int], sigma: float, block: int = 1024) -> Tensor:
+    """Per-structure energy ``[B]`` of Gaussian charges ``q [N]`` (e) at ``pos [N, 3]`` (A):
+    k_e sum_{i<j} q_i q_j erf(r_ij / (sqrt(2) sigma)) / r_ij over pairs of one structure (atoms of
+    structure b are the ``counts[b]`` rows after those of structures < b). Direct sum, O(N^2)."""
+    if not sigma > 0:
+        raise ValueError(f"sigma must be > 0, got {sigma!r}")
+    scale = 1.0 / (2.0**0.5 * sigma)
+    out = []
+    for qs, ps in zip(q.split(counts), pos.split(counts)):
+        n = ps.shape[0]
+        e = qs.new_zeros(())
+        for start in range(0, n, block):
+            stop = min(start + block, n)
+            d = ps[start:stop, None, :] - ps[None, :, :]  # [b, n, 3]
+            rows, cols = torch.arange(start, stop, device=ps.device), torch.arange(n, device=ps.device)
+            self_pair = rows[:, None] == cols  # [b, n]
+            r2 = torch.where(self_pair, torch.ones_like(d[..., 0]), (d * d).sum(-1))  # [b, n], 1 on i == j
+            r = r2.sqrt()
+            kernel = torch.where(self_pair, torch.zeros_like(r), torch.erf(r * scale) / r)
+            e = e + 0.5 * (qs[start:stop, None] * qs[None, :] * kernel).sum()  # each pair met twice
+        out.append(COULOMB_EV_A * e)
+    return torch.stack(out) if out else q.new_zeros(0)
+
+
+class HybridNet(nn.Module):
+    """Energy (and force) model; see the module docstring.
+
+    Args:
+        num_elements: size of the atomic-number embedding (z < num_elements).
+        channels, lmax, num_layers: width C, degree L (>= 1), number T of (local, global) pairs.
+        heads, num_radial, cutoff, ffn_multiplier, centring: of the E2Former blocks (cutoff r_c, A).
+        filter_hidden, mlp_ratio, length_norm: of the SE(3)-Hyena blocks (non-causal).
+        long_range: "none", or "coulomb" for the learned-charge Coulomb term (module docstring).
+        coulomb_sigma: width (A) of the Gaussian charges of that term.
+        parity: "e3" (E(3)-equivariant) or "se3" (no reflections).
+        compute_forces: return forces = -dE/dpos.
+        energy_scale, energy_shift: per-atom output scale and shift (data statistics).
+    """
+
+    def __init__(self, num_elements: int = 100, channels: int = 32, lmax: int = 1, num_layers: int = 2, *,
+                 heads: int = 4, num_radial: int = 16, cutoff: float = 5.0, ffn_multiplier: int = 2,
+                 centring: str = "target", filter_hidden: int = 32, mlp_ratio: int = 2,
+                 length_norm: bool = True, parity: str = "e3", long_range: str = "none",
+                 coulomb_sigma: float = 1.0, compute_forces: bool = True,
+                 energy_scale: float = 1.0, energy_shift: float = 0.0) -> None:
+        super().__init__()
+        if isinstance(lmax, bool) or not isinstance(lmax, int) or lmax < 1:
+            raise ValueError(f"lmax must be an int >= 1 (the Hyena blocks read the l = 1 features), "
+                             f"got {lmax!r}")
+        for name, value in (("num_elements", num_elements), ("channels", channels), ("heads", heads),
+                            ("num_layers", num_layers), ("num_radial", num_radial)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        if parity not in PARITIES:
+            raise ValueError(f"parity must be one of {sorted(PARITIES)}, got {parity!r}")
+        if not (isinstance(cutoff, (int, float)) and cutoff > 0):
+            raise ValueError(f"cutoff must be a number > 0, got {cutoff!r}")
+        if long_range not in LONG_RANGE:
+            raise ValueError(f"long_range must be one of {LONG_RANGE}, got {long_range!r}")
+        if not (isinstance(coulomb_sigma, (int, float)) and coulomb_sigma > 0):
+            raise ValueError(f"coulomb_sigma must be a number > 0, got {coulomb_sigma!r}")
+        self.long_range, self.coulomb_sigma = long_range, float(coulomb_sigma)
+        local_parity, global_parity = PARITIES[parity]
+        self.lmax, self.channels, self.cutoff = lmax, channels, float(cutoff)
+        self.parity, self.compute_forces = parity, compute_forces
+        self.energy_scale, self.energy_shift = float(energy_scale), float(energy_shift)
+        self.embed = nn.Embedding(num_elements, channels)
+        self.local = nn.ModuleList(
+            E2FormerBlock(lmax, channels, heads=heads, num_radial=num_radial, cutoff=cutoff,
+                          ffn_multiplier=ffn_multiplier, parity=local_parity, centring=centring)
+            for _ in range(num_layers))
+        self.glob = nn.ModuleList(
+            SE3HyenaBlock(channels, channels, mlp_ratio=mlp_ratio, causal=False, parity=global_parity,
+                          filter_hidden=filter_hidden, length_norm=length_norm)
+            for _ in range(num_layers))
+        self.pos_weight = nn.Parameter(torch.zeros(num_layers, channels))
+        self.norm = EquivariantRMSNorm(lmax, channels)
+        self.head = nn.Sequential(nn.Linear(channels, channels), nn.SiLU(), nn.Linear(channels, 1))
+        self.atom_ref = nn.Embedding(num_elements, 1)
+        nn.init.zeros_(self.atom_ref.weight)
+        self.charge_head = nn.Linear(channels, 1) if long_range == "coulomb" else None
+
+    def _global(self, t: int, x: Tensor, pos: Tensor, counts: list[int]) -> Tensor:
+        """Hyena block ``t`` over each structure's atoms: ``x [N, (L+1)^2, C] -> same``."""
+        outs = []
+        for xs, ps in zip(x.split(counts), pos.split(counts)):
+            centred = ps - ps.mean(0, keepdim=True)  # [n, 3]
+            s = xs[:, 0]  # [n, C]
+            v = xs[:, 1:4] + centred[:, :, None] * self.pos_weight[t]  # [n, 3, C]
+            s, v = self.glob[t](s[None], v[None])  # one sequence: [1, n, C], [1, n, 3, C]
+            outs.append(torch.cat([s[0, :, None], v[0], xs[:, 4:]], dim=1))
+        return torch.cat(outs) if outs else x
+
+    def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        pos, z = check_atoms_batch(batch, self.embed)
+        if batch.get("cell") is not None:
+            raise ValueError("HybridNet takes non-periodic structures (it centres positions per "
+                             "structure); the batch has a 'cell'")
+        idx, n_struct = structure_index(batch, pos)
+        if idx.numel() > 1 and bool((idx[1:] < idx[:-1]).any()):
+            raise ValueError("batch['batch'] must be sorted: each structure's atoms contiguous, in "
+                             "topology order")
+        counts = torch.bincount(idx, minlength=n_struct).tolist()
+        n = pos.shape[0]
+        with torch.enable_grad():
+            if self.compute_forces and not pos.requires_grad:
+                pos = pos.detach().requires_grad_(True)
+            edge_index, shifts = atoms_graph(batch, pos, self.cutoff)
+            x = self.embed(z)[:, None, :]  # [N, 1, C]
+            x = torch.cat([x, x.new_zeros(n, (self.lmax + 1) ** 2 - 1, self.channels)], dim=1)
+            for t, block in enumerate(self.local):
+                x = block(x, pos, edge_index, batch=idx, shifts=shifts)
+                x = self._global(t, x, pos, counts)
+            x = self.norm(x)
+            e_atom = self.head(x[:, 0]).squeeze(-1) * self.energy_scale + self.energy_shift
+            e_atom = e_atom + self.atom_ref(z).squeeze(-1)
+            extra = None
+            if self.charge_head is not None:
+                q = self.charge_head(x[:, 0]).squeeze(-1)  # [N]
+                size = torch.tensor(counts, dtype=q.dtype, device=q.device).clamp_min(1)  # [B]
+                q = q - (q.new_zeros(n_struct).index_add(0, idx, q) / size)[idx]  # neutral per structure
+                extra = coulomb_energy(q, pos, counts, self.coulomb_sigma)
+            energy = e_atom.new_zeros(n_struct).index_add(0, idx, e_atom)  # [B]
+            if extra is not None:
+                energy = energy + extra
+            out = {"energy": energy}
+            if self.compute_forces:
+                (grad,) = torch.autograd.grad(energy.sum(), pos, create_graph=self.training,
+                                              allow_unused=True)
+                out["forces"] = -grad if grad is not None else torch.zeros_like(pos)
+            if extra is not None:
+                out["charges"] = q
+            return out

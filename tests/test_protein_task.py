@@ -1,0 +1,151 @@
+"""The protein forces task: contiguous splits, long-range metrics, a 2-step run through the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("openmm")
+pytest.importorskip("openmmtools")
+
+from equiscale.cli import main  # noqa: E402
+from equiscale.train.tasks.protein import collate_protein, long_range_errors, protein_task  # noqa: E402
+
+CONFIG = Path(__file__).parent / "data" / "tiny_protein.yaml"
+
+
+@pytest.fixture(scope="module")
+def frames_path(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("protein_task")
+    out = folder / "ala.npz"
+    assert main(["data", "protein", "--frames", "8", "--interval", "5", "--equilibrate", "5",
+                 "--platform", "Reference", "--cutoff", "4", "--fraction-cutoffs",
+                 "--out", str(out), "--cache-dir", str(folder / "cache")]) == 0
+    return out
+
+
+def test_long_range_errors_by_hand():
+    f = torch.tensor([[1.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 1.0]])
+    fl = torch.tensor([[0.5, 0.0, 0.0], [0.0, 0.0, 3.0], [0.0, 0.0, 0.0]])
+    pred = f + torch.tensor([[0.2, 7.0, 0.0], [1.0, 0.0, -0.4], [5.0, 5.0, 5.0]])
+    out = long_range_errors(pred, f, fl)
+    # errors along u: 0.2 (atom 0), -0.4 (atom 1), 0 (atom 2: no long-range force)
+    assert out["forces_long_mae"].item() == pytest.approx(0.6 / 3)
+    assert out["forces_long_rmse"].item() == pytest.approx(np.sqrt((0.04 + 0.16) / 3))
+    # exact short-range forces miss exactly |F_long|
+    assert long_range_errors(f - fl, f, fl)["forces_long_mae"].item() == pytest.approx(3.5 / 3)
+    with pytest.raises(ValueError, match="forces_long"):
+        long_range_errors(pred, f, fl[:2])
+
+
+def test_task_splits_and_metrics(frames_path):
+    from equiscale.data.cache import load_npz
+
+    pos = load_npz(frames_path)["pos"]
+    task = protein_task(str(frames_path), n_train=4, n_val=1, n_test=1, gap=1)
+    assert len(task.train) == 4 and len(task.val) == 1 and len(task.test) == 1
+    # contiguous time blocks with a gap of one frame: train 0..3, val 5, test 7
+    for ds, frames in ((task.train, [0, 1, 2, 3]), (task.val, [5]), (task.test, [7])):
+        for item, k in zip(ds.items, frames):
+            assert torch.equal(item["pos"], torch.as_tensor(pos[k], dtype=torch.float32))
+    task = protein_task(str(frames_path), n_train=4, n_val=2, n_test=2)
+    batch = collate_protein([task.test[i] for i in range(2)])
+    assert batch["forces_long"].shape == batch["forces"].shape == (44, 3)
+    pred = {"energy": batch["energy"], "forces": batch["forces"] - batch["forces_long"]}
+    m = task.metrics(pred, batch)
+    assert m["forces_long_mae"].item() == pytest.approx(batch["forces_long"].norm(dim=-1).mean().item())
+    assert m["energy_mae"].item() == 0.0
+    base = task.baselines()
+    assert base["exact short-range forces (forces_long_mae)"] > 0
+    with pytest.raises(ValueError, match="exceeds the 8 frames"):
+        protein_task(str(frames_path), n_train=6, n_val=2, n_test=2)
+    with pytest.raises(ValueError, match="force_weight"):
+        protein_task(str(frames_path), n_train=4, n_val=1, n_test=1, force_weight=-1.0)
+    with pytest.raises(FileNotFoundError, match="equiscale data protein"):
+        protein_task(str(frames_path.with_name("missing.npz")))
+
+
+def test_corrupt_file_is_refused(frames_path, tmp_path):
+    from equiscale.data.cache import CacheError
+
+    with np.load(frames_path) as z:
+        raw = {k: z[k] for k in z.files}
+    raw["energy"] = raw["energy"] + 1.0
+    bad = tmp_path / "bad.npz"
+    with open(bad, "wb") as f:
+        np.savez(f, **raw)
+    with pytest.raises(CacheError, match="checksum"):
+        protein_task(str(bad), n_train=4, n_val=1, n_test=1)
+
+
+@pytest.mark.parametrize("model", ["e2former", "hybrid"])
+def test_train_two_steps_through_the_cli(frames_path, tmp_path, capsys, model):
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(CONFIG), "--set", f"data_args.path={frames_path}",
+                 "--set", f"model={model}", "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    test = results["test"]
+    for key in ("forces_mae", "forces_rmse", "energy_mae", "forces_long_mae", "forces_long_rmse"):
+        assert np.isfinite(test[key]) and test[key] > 0
+    assert (out / "checkpoints" / "best.ckpt").is_file()
+    printed = capsys.readouterr().out
+    assert "test forces_long_mae" in printed and "exact short-range forces" in printed
+
+
+def test_shipped_protein_configs_load_and_match():
+    from equiscale import registry
+    from equiscale.train import load_config
+
+    root = Path(__file__).parent.parent / "configs"
+    cfgs = {name: load_config(root / f"{name}_protein.yaml") for name in ("hybrid", "e2former")}
+    assert cfgs["hybrid"].data_args == cfgs["e2former"].data_args  # same data and split
+    shared = ("channels", "lmax", "num_layers", "heads", "num_radial", "cutoff")
+    assert all(cfgs["hybrid"].model_args[k] == cfgs["e2former"].model_args[k] for k in shared)
+    cfgs["dynamics"] = load_config(root / "hyena_protein_dynamics.yaml")
+    for cfg in cfgs.values():
+        registry.load(registry.MODELS, cfg.model, "model")(**cfg.model_args)
+
+
+def test_dynamics_task_pairs_and_baselines(frames_path):
+    from equiscale.data.cache import load_npz
+    from equiscale.train.tasks.protein import protein_dynamics_task
+
+    arrays = load_npz(frames_path)
+    task = protein_dynamics_task(str(frames_path), horizon=1, n_train=4, n_val=2, n_test=2)
+    # 8 frames: train 0..3 -> pairs (0, 1), (1, 2), (2, 3); val (4, 5); test (6, 7)
+    assert (len(task.train), len(task.val), len(task.test)) == (3, 1, 1)
+    for ds, t in ((task.train, [0, 1, 2]), (task.val, [4]), (task.test, [6])):
+        for i, k in enumerate(t):
+            assert torch.equal(ds[i]["loc"], torch.as_tensor(arrays["pos"][k], dtype=torch.float32))
+            assert torch.equal(ds[i]["vel"], torch.as_tensor(arrays["vel"][k], dtype=torch.float32))
+            assert torch.equal(ds[i]["target"], torch.as_tensor(arrays["pos"][k + 1], dtype=torch.float32))
+    dt = task.test[0]["dt"].item()
+    assert dt == pytest.approx(arrays["time_ps"][7] - arrays["time_ps"][6], rel=1e-6)
+    base = task.baselines()
+    loc, vel, target = (torch.as_tensor(arrays[k][i], dtype=torch.float32) for k, i in
+                        (("pos", 6), ("vel", 6), ("pos", 7)))
+    assert base["untrained: copy frame"] == pytest.approx(((loc - target) ** 2).mean().item(), rel=1e-5)
+    assert base["untrained: constant velocity"] == pytest.approx(
+        ((loc + dt * vel - target) ** 2).mean().item(), rel=1e-5)
+    batch = task.collate([task.train[i] for i in range(3)])
+    assert batch["loc"].shape == (3, 22, 3) and batch["charges"].shape == (3, 22)
+    with pytest.raises(ValueError, match="smaller than n_train"):
+        protein_dynamics_task(str(frames_path), horizon=2, n_train=4, n_val=2, n_test=2)
+    with pytest.raises(ValueError, match="horizon must be an int"):
+        protein_dynamics_task(str(frames_path), horizon=0, n_train=4, n_val=2, n_test=2)
+
+
+def test_dynamics_two_steps_through_the_cli(frames_path, tmp_path):
+    out = tmp_path / "run"
+    config = Path(__file__).parent / "data" / "tiny_protein_dynamics.yaml"
+    assert main(["train", "--config", str(config), "--set", f"data_args.path={frames_path}",
+                 "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert np.isfinite(results["test"]["mse"]) and results["test"]["mse"] > 0
+    assert set(results["baselines"]) == {"untrained: copy frame", "untrained: constant velocity"}
+    eq = results["equivariance"]  # se3hyena, parity e3, float64; a sequence model: not permutation
+    assert max(eq["rotation"], eq["reflection"], eq["translation"]) < 1e-9 and eq["permutation"] > 1e-6
