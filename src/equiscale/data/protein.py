@@ -590,7 +590,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Generate (or load from the cache) the frames, write ``--out`` and its JSON record."""
-    from equiscale.bench.common import write_record
+    from equiscale.provenance import write_record
 
     started = time.time()
     if args.fraction_frames < 1:
