@@ -28,6 +28,7 @@ __all__ = [
     "command_line",
     "provenance",
     "write_record",
+    "portable_path",
 ]
 
 
@@ -162,6 +163,16 @@ def provenance(device: str = "cpu", started: float | None = None, ndigits: int =
     if started is not None:
         out["wall_time_s"] = round(time.time() - started, ndigits)
     return out
+
+
+def portable_path(path: str | os.PathLike) -> str:
+    """``path`` relative to the working directory when it lies below it (records name no machine
+    paths), else as given."""
+    p = Path(path)
+    try:
+        return p.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def write_record(

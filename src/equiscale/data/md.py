@@ -164,7 +164,7 @@ def frame_energy(frame: Frame, calc) -> float:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from equiscale.provenance import write_record
+    from equiscale.provenance import portable_path, write_record
 
     started = time.time()
     if args.frames < 1 or args.interval < 1:
@@ -199,7 +199,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     forces = np.concatenate([f.forces for f in frames])
     record = {
         "dataset": "md",
-        "output": str(out),
+        "output": portable_path(out),
         "atoms": len(atoms),
         "frames": len(frames),
         "settings": {k: v for k, v in vars(args).items() if k != "func"},

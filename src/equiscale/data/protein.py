@@ -770,7 +770,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Generate (or load from the cache) the frames, write ``--out`` and its JSON record."""
-    from equiscale.provenance import write_record
+    from equiscale.provenance import portable_path, write_record
 
     started = time.time()
     if args.fraction_frames < 1:
@@ -830,7 +830,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     fractions = long_range_fraction(data.pos, data.forces, params, cutoffs, max_frames=args.fraction_frames)
     record = {
         "dataset": "protein",
-        "output": str(out),
+        "output": portable_path(out),
         "system": args.system,
         "atoms": data.n_atoms,
         "frames": len(data),

@@ -24,7 +24,7 @@ from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader, Sampler
 
 from equiscale import registry
-from equiscale.provenance import provenance, write_json
+from equiscale.provenance import portable_path, provenance, write_json
 from equiscale.train.checkpoint_io import AtomicCheckpointIO
 from equiscale.train.config import TrainConfig
 from equiscale.train.lit_module import TaskModule
@@ -239,7 +239,7 @@ def fit(cfg: TrainConfig, resume: bool | str = False) -> dict[str, Any]:
         "epochs_run": trainer.current_epoch,
         "train_steps": trainer.global_step,
         "fit_time_s": round(fit_time, 1),
-        "best_checkpoint": _portable(best),
+        "best_checkpoint": portable_path(best),
         "best_val": float(best_cb.best_model_score) if best_cb.best_model_score is not None else None,
         "test": {k.removeprefix("test/"): float(v) for k, v in test_metrics[0].items()},
         "monitor": task.monitor,
@@ -261,16 +261,6 @@ def fit(cfg: TrainConfig, resume: bool | str = False) -> dict[str, Any]:
         if task.plot is not None:
             results["plots"] = task.plot(module.model, task, out)
     return results
-
-
-def _portable(path: str) -> str:
-    """``path`` relative to the working directory when it lies below it (no machine paths in
-    results), else as given."""
-    p = Path(path)
-    try:
-        return p.resolve().relative_to(Path.cwd().resolve()).as_posix()
-    except ValueError:
-        return str(path)
 
 
 def _provenance(cfg: TrainConfig, started: float) -> dict[str, Any]:
