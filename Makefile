@@ -27,6 +27,7 @@ install-test: venv
 # Everything: lint, types (so3, ops, nn), then every test (the docs build and the examples included).
 test: install-test
 	$(PY) -m ruff check src tests tools examples
+	$(PY) -m ruff format --check src tests tools examples
 	$(PY) -m mypy
 	$(PY) -m pytest -q -x --durations=15
 
@@ -50,6 +51,7 @@ demo: install
 
 lint: install-test
 	$(PY) -m ruff check src tests tools examples
+	$(PY) -m ruff format --check src tests tools examples
 
 # Regenerate the committed operator and context benchmarks on this machine (about an hour on a
 # 2-core CPU); pass DEVICE=cuda on a GPU. Each writes JSON + PNG under results/.

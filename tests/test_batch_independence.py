@@ -46,10 +46,12 @@ def test_wigner6j_conv_nan_in_other_structure(centring):
 
 
 MODELS = {
-    "e2former": lambda: E2Former(num_elements=4, channels=8, lmax=2, num_layers=2, heads=2,
-                                 num_radial=4, cutoff=3.0),
-    "gauntnet": lambda: GauntNet(num_elements=4, channels=4, lmax=1, lmax_sh=2, num_layers=2,
-                                 correlation=2, cutoff=3.0),
+    "e2former": lambda: E2Former(
+        num_elements=4, channels=8, lmax=2, num_layers=2, heads=2, num_radial=4, cutoff=3.0
+    ),
+    "gauntnet": lambda: GauntNet(
+        num_elements=4, channels=4, lmax=1, lmax_sh=2, num_layers=2, correlation=2, cutoff=3.0
+    ),
     "egnn_energy": lambda: EGNNEnergy(num_elements=4, channels=8, num_layers=2, cutoff=3.0),
 }
 
@@ -75,8 +77,10 @@ def test_model_structures_independent(name):
 
 def test_neighbor_list_rejects_non_finite_cell():
     pos = torch.rand(4, 3, dtype=torch.float64)
-    for cell in (torch.full((3, 3), float("nan"), dtype=torch.float64),
-                 torch.eye(3, dtype=torch.float64) * float("inf")):
+    for cell in (
+        torch.full((3, 3), float("nan"), dtype=torch.float64),
+        torch.eye(3, dtype=torch.float64) * float("inf"),
+    ):
         with pytest.raises(ValueError, match="cell must be finite"):
             neighbor_list(pos, 1.0, cell=cell, pbc=True)
     with pytest.raises(ValueError, match="nonzero volume"):

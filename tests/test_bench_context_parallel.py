@@ -40,9 +40,15 @@ def test_bench_context_parallel_writes_a_record(tmp_path):
     assert (tmp_path / "cp.png").stat().st_size > 0
 
 
-@pytest.mark.parametrize("kw,match", [({"tokens": 0}, "--tokens"), ({"ranks": [0, 2]}, "--ranks"),
-                                      ({"longest": [-5]}, "--longest"),
-                                      ({"memory_budget_mb": 0.0}, "--memory-budget-mb")])
+@pytest.mark.parametrize(
+    "kw,match",
+    [
+        ({"tokens": 0}, "--tokens"),
+        ({"ranks": [0, 2]}, "--ranks"),
+        ({"longest": [-5]}, "--longest"),
+        ({"memory_budget_mb": 0.0}, "--memory-budget-mb"),
+    ],
+)
 def test_bench_context_parallel_rejects_absurd_options(tmp_path, kw, match):
     with pytest.raises(ValueError, match=match):
         context_parallel.run(_args(tmp_path, **kw))

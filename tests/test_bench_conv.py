@@ -19,8 +19,9 @@ def test_e3nn_edge_conv_equals_edge_reference_float64():
         nb = neighbor_list(pos, 3.0)
         h = torch.randn(20, (lmax + 1) ** 2, 5, generator=g, dtype=torch.float64)
         alpha = torch.rand(nb.edge_index.shape[1], 5, generator=g, dtype=torch.float64)
-        ref = edge_reference(h, pos, nb.edge_index, alpha, lmax_in=lmax,
-                             l_filter=list(range(lmax + 1)), lmax_out=lmax)
+        ref = edge_reference(
+            h, pos, nb.edge_index, alpha, lmax_in=lmax, l_filter=list(range(lmax + 1)), lmax_out=lmax
+        )
         # e3nn bakes its Wigner 3j constants in the default dtype when the module is built
         default = torch.get_default_dtype()
         torch.set_default_dtype(torch.float64)
@@ -36,9 +37,26 @@ def test_e3nn_edge_conv_equals_edge_reference_float64():
 def test_lmax_section_runs_with_e3nn(tmp_path):
     parser = argparse.ArgumentParser()
     conv.add_arguments(parser)
-    args = parser.parse_args(["--sections", "lmax", "--lmax-scan", "1", "2", "--atoms", "27",
-                              "--lscan-neighbors", "6", "--lscan-channels", "4", "--repeats", "1",
-                              "--no-plot", "--out", str(tmp_path / "c.json")])
+    args = parser.parse_args(
+        [
+            "--sections",
+            "lmax",
+            "--lmax-scan",
+            "1",
+            "2",
+            "--atoms",
+            "27",
+            "--lscan-neighbors",
+            "6",
+            "--lscan-channels",
+            "4",
+            "--repeats",
+            "1",
+            "--no-plot",
+            "--out",
+            str(tmp_path / "c.json"),
+        ]
+    )
     rec = conv.run(args)
     assert [r["lmax"] for r in rec["vs_lmax"]] == [1, 2]
     for row in rec["vs_lmax"]:

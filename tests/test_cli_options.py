@@ -14,18 +14,21 @@ from equiscale import registry
 from equiscale.cli import _sub_parser, format_results, main
 
 
-@pytest.mark.parametrize("argv,match", [
-    (["bench", "tp", "--batch", "0"], "--batch must be >= 1"),
-    (["bench", "tp", "--channels", "-3"], "--channels must be >= 1"),
-    (["bench", "tp", "--threads", "0"], "--threads must be >= 1"),
-    (["bench", "tp", "--lmax", "-1"], "--lmax must be >= --lmin"),
-    (["bench", "tp", "--device", "foo"], "not a device name"),
-    (["bench", "conv", "--atoms", "0"], "--atoms must be >= 1"),
-    (["bench", "conv", "--neighbors", "0", "8"], "--neighbors must list values >= 1"),
-    (["bench", "context", "--tokens", "0"], "--tokens must list values >= 1"),
-    (["train", "--task", "nbody", "--devices", "0"], "'devices' must be an int >= 1"),
-    (["train", "--task", "nbody", "--accelerator", "tpu"], "'accelerator' must be"),
-])
+@pytest.mark.parametrize(
+    "argv,match",
+    [
+        (["bench", "tp", "--batch", "0"], "--batch must be >= 1"),
+        (["bench", "tp", "--channels", "-3"], "--channels must be >= 1"),
+        (["bench", "tp", "--threads", "0"], "--threads must be >= 1"),
+        (["bench", "tp", "--lmax", "-1"], "--lmax must be >= --lmin"),
+        (["bench", "tp", "--device", "foo"], "not a device name"),
+        (["bench", "conv", "--atoms", "0"], "--atoms must be >= 1"),
+        (["bench", "conv", "--neighbors", "0", "8"], "--neighbors must list values >= 1"),
+        (["bench", "context", "--tokens", "0"], "--tokens must list values >= 1"),
+        (["train", "--task", "nbody", "--devices", "0"], "'devices' must be an int >= 1"),
+        (["train", "--task", "nbody", "--accelerator", "tpu"], "'accelerator' must be"),
+    ],
+)
 def test_absurd_values_are_one_line_errors(tmp_path, capsys, argv, match):
     out = tmp_path / "out.json"
     extra = ["--out", str(out)] if argv[0] == "bench" else ["--out", str(tmp_path / "run")]
@@ -49,12 +52,17 @@ def test_help_of_the_groups(capsys, kind):
     assert f"equiscale {kind}" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("kind,name", [("bench", n) for n in sorted(registry.BENCHES)]
-                         + [("data", n) for n in sorted(registry.DATASETS)])
+@pytest.mark.parametrize(
+    "kind,name",
+    [("bench", n) for n in sorted(registry.BENCHES)] + [("data", n) for n in sorted(registry.DATASETS)],
+)
 def test_every_option_has_help(kind, name):
     parser, _ = _sub_parser(kind, name)
-    missing = [a.option_strings or a.dest for a in parser._actions  # noqa: SLF001
-               if "-h" not in a.option_strings and not (a.help or "").strip()]
+    missing = [
+        a.option_strings or a.dest
+        for a in parser._actions  # noqa: SLF001
+        if "-h" not in a.option_strings and not (a.help or "").strip()
+    ]
     assert not missing, f"equiscale {kind} {name}: options without help: {missing}"
 
 
@@ -63,8 +71,13 @@ def test_option_help_shows_defaults():
     assert "(default:" in text and "(default: 12)" in " ".join(text.split())
 
 
-_RESULTS = {"task": "nbody", "model": "egnn", "n_parameters": 1000, "test": {"mse": 0.02},
-            "config": {"max_epochs": 150, "max_time": "00:05:00"}}
+_RESULTS = {
+    "task": "nbody",
+    "model": "egnn",
+    "n_parameters": 1000,
+    "test": {"mse": 0.02},
+    "config": {"max_epochs": 150, "max_time": "00:05:00"},
+}
 
 
 def test_results_say_when_max_time_stopped_the_run():

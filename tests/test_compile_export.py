@@ -54,8 +54,9 @@ def _wigner(centring):
 
 def _operators():
     x, y = _rand(4, 9, 3, seed=3), _rand(4, 9, 3, seed=4)
-    cases = {f"gaunt_{b}": (GauntTensorProduct(2, 2, 2, backend=b), (x, y))
-             for b in ("dense", "grid", "fourier")}
+    cases = {
+        f"gaunt_{b}": (GauntTensorProduct(2, 2, 2, backend=b), (x, y)) for b in ("dense", "grid", "fourier")
+    }
     cases["gaunt_product"] = (GauntProduct([2, 2, 2], 2), (x, y, x))
     cases["gaunt_powers"] = (GauntPowers(2, 3, 2), (x,))
     cases["cg_odd_paths"] = (CGOddPaths(2, 2, 2), (x, y))
@@ -63,11 +64,9 @@ def _operators():
     cases["wigner6j_structure"] = _wigner("structure")
     u, q = _rand(2, 40, 3, seed=5), _rand(2, 40, 3, 3, seed=6)
     cases["fft_conv_causal"] = (lambda u, h: fft_conv(u, h), (u, _rand(40, 3, seed=7)))
-    cases["fft_conv_bidirectional"] = (lambda u, h: fft_conv(u, h, causal=False),
-                                       (u, _rand(79, 3, seed=8)))
+    cases["fft_conv_bidirectional"] = (lambda u, h: fft_conv(u, h, causal=False), (u, _rand(79, 3, seed=8)))
     cases["fft_cross_conv"] = (lambda a, b: fft_cross_conv(a, b), (q, _rand(2, 40, 3, 3, seed=9)))
-    cases["fft_dot_conv"] = (lambda a, b: fft_dot_conv(a, b, causal=False),
-                             (q, _rand(2, 40, 3, 3, seed=10)))
+    cases["fft_dot_conv"] = (lambda a, b: fft_dot_conv(a, b, causal=False), (q, _rand(2, 40, 3, 3, seed=10)))
     torch.manual_seed(0)
     op = SE3HyenaOperator(4, 3).double()
     cases["se3_hyena"] = (op, (_rand(2, 40, 4, seed=11), _rand(2, 40, 3, 3, seed=12)))
@@ -100,8 +99,9 @@ def test_operator_compiles_without_graph_breaks(name):
 
 def _models():
     return {
-        "gauntnet": lambda: GauntNet(num_elements=4, channels=8, lmax=1, lmax_sh=2, num_layers=2,
-                                     cutoff=3.5, self_connection=True),
+        "gauntnet": lambda: GauntNet(
+            num_elements=4, channels=8, lmax=1, lmax_sh=2, num_layers=2, cutoff=3.5, self_connection=True
+        ),
         "e2former": lambda: E2Former(num_elements=4),
         "egnn_energy": lambda: EGNNEnergy(num_elements=4),
     }

@@ -15,10 +15,17 @@ def test_yaml_and_overrides(tmp_path):
     assert cfg.max_epochs == 7 and cfg.seed == 3
 
 
-@pytest.mark.parametrize("override, field", [
-    ("lr=-1", "lr"), ("batch_size=abc", "batch_size"), ("bogus=1", "bogus"),
-    ("scheduler=linear", "scheduler"), ("max_time=5", "max_time"), ("model_args=3", "model_args"),
-])
+@pytest.mark.parametrize(
+    "override, field",
+    [
+        ("lr=-1", "lr"),
+        ("batch_size=abc", "batch_size"),
+        ("bogus=1", "bogus"),
+        ("scheduler=linear", "scheduler"),
+        ("max_time=5", "max_time"),
+        ("model_args=3", "model_args"),
+    ],
+)
 def test_invalid_config_names_the_field(override, field):
     with pytest.raises(ValueError, match=field):
         load_config(None, [override])
@@ -40,11 +47,16 @@ def test_defaults_are_valid():
     TrainConfig()
 
 
-@pytest.mark.parametrize("override,match", [
-    ("lr=inf", "'lr' must be finite"), ("lr=.nan", "'lr' must be finite"),
-    ("max_time=abc", "HH:MM:SS"), ("max_time=00:00:00", "longer than"),
-    ("ema_decay=1.5", "ema_decay"),
-])
+@pytest.mark.parametrize(
+    "override,match",
+    [
+        ("lr=inf", "'lr' must be finite"),
+        ("lr=.nan", "'lr' must be finite"),
+        ("max_time=abc", "HH:MM:SS"),
+        ("max_time=00:00:00", "longer than"),
+        ("ema_decay=1.5", "ema_decay"),
+    ],
+)
 def test_nonsense_values_are_rejected(override, match):
     with pytest.raises(ValueError, match=match):
         load_config(None, [override])

@@ -32,8 +32,16 @@ def _env() -> dict[str, str]:
 
 
 def _torchrun(n: int, *args: str) -> list[str]:
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={n}",
-            "-m", "equiscale.cli", *args]
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={n}",
+        "-m",
+        "equiscale.cli",
+        *args,
+    ]
 
 
 def _equiscale(*args: str) -> list[str]:
@@ -50,8 +58,22 @@ def _run(cmd: list[str]) -> str:
 def runs(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("dpcp")
     common = ("train", "--config", CONFIG, "--epochs", "2", "--no-progress")
-    _run(_torchrun(4, *common, "--strategy", "ddp", "--devices", "4", "--context-parallel", "2",
-                   "--batch-size", "16", "--out", str(root / "dpcp")))
+    _run(
+        _torchrun(
+            4,
+            *common,
+            "--strategy",
+            "ddp",
+            "--devices",
+            "4",
+            "--context-parallel",
+            "2",
+            "--batch-size",
+            "16",
+            "--out",
+            str(root / "dpcp"),
+        )
+    )
     _run(_equiscale(*common, "--batch-size", "32", "--out", str(root / "single")))
     yield {"dpcp": root / "dpcp", "single": root / "single"}
     shutil.rmtree(root, ignore_errors=True)
@@ -76,11 +98,25 @@ def test_eval_context_parallel_equals_one_process_however_launched(runs, tmp_pat
     out = _run(_equiscale("eval", "--checkpoint", ckpt, "--no-progress", "--json", str(one)))
     assert "test mse" in out
     lightning = tmp_path / "lightning.json"
-    _run(_equiscale("eval", "--checkpoint", ckpt, "--no-progress", "--context-parallel", "2",
-                    "--json", str(lightning)))
+    _run(
+        _equiscale(
+            "eval", "--checkpoint", ckpt, "--no-progress", "--context-parallel", "2", "--json", str(lightning)
+        )
+    )
     elastic = tmp_path / "torchrun.json"
-    out = _run(_torchrun(2, "eval", "--checkpoint", ckpt, "--no-progress", "--context-parallel", "2",
-                         "--json", str(elastic)))
+    out = _run(
+        _torchrun(
+            2,
+            "eval",
+            "--checkpoint",
+            ckpt,
+            "--no-progress",
+            "--context-parallel",
+            "2",
+            "--json",
+            str(elastic),
+        )
+    )
     assert out.count("test mse") == 1  # one process prints
     ref = json.loads(one.read_text())["metrics"]
     for path in (lightning, elastic):
@@ -96,8 +132,13 @@ def test_eval_context_parallel_equals_one_process_however_launched(runs, tmp_pat
 @pytest.mark.parametrize("value", ["0", "-2"])
 def test_eval_context_parallel_rejects_bad_sizes(runs, value):
     ckpt = str(runs["single"] / "checkpoints" / "last.ckpt")
-    done = subprocess.run(_equiscale("eval", "--checkpoint", ckpt, "--context-parallel", value),
-                          env=_env(), capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        _equiscale("eval", "--checkpoint", ckpt, "--context-parallel", value),
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2
     assert "context_parallel" in done.stderr
 
@@ -105,10 +146,22 @@ def test_eval_context_parallel_rejects_bad_sizes(runs, value):
 def test_eval_context_parallel_needs_a_model_that_splits_sequences(tmp_path):
     from equiscale.train import evaluate, fit, load_config
 
-    cfg = load_config(None, ["data_args.n_train=8", "data_args.n_val=4", "data_args.n_test=4",
-                             "model_args.hidden=8", "model_args.layers=1"],
-                      task="nbody", model="egnn", max_epochs=1, batch_size=4,
-                      out_dir=str(tmp_path / "egnn"), progress=False)
+    cfg = load_config(
+        None,
+        [
+            "data_args.n_train=8",
+            "data_args.n_val=4",
+            "data_args.n_test=4",
+            "model_args.hidden=8",
+            "model_args.layers=1",
+        ],
+        task="nbody",
+        model="egnn",
+        max_epochs=1,
+        batch_size=4,
+        out_dir=str(tmp_path / "egnn"),
+        progress=False,
+    )
     fit(cfg)
     with pytest.raises(ValueError, match="se3hyena"):
         evaluate(tmp_path / "egnn" / "checkpoints" / "last.ckpt", context_parallel=2)

@@ -25,6 +25,7 @@ def _block(conv: Wigner6jConv):
         r = (pos[edges[1]] - pos[edges[0]]).norm(dim=-1)
         alpha = 0.5 * (torch.cos(torch.pi * r / CUTOFF) + 1)  # smooth envelope
         return conv(h, pos, edges, alpha)
+
     return run
 
 

@@ -27,8 +27,19 @@ def _close(a: torch.Tensor, b: torch.Tensor, what: str) -> None:
 
 def _model(causal: bool, parity: str, checkpoint_mixer: bool) -> SE3HyenaNet:
     torch.manual_seed(0)  # the same weights on every rank
-    return SE3HyenaNet(8, 4, 2, scalar_in=1, vector_in=1, scalar_out=2, vector_out=2, causal=causal,
-                       parity=parity, filter_hidden=8, checkpoint_mixer=checkpoint_mixer).double()
+    return SE3HyenaNet(
+        8,
+        4,
+        2,
+        scalar_in=1,
+        vector_in=1,
+        scalar_out=2,
+        vector_out=2,
+        causal=causal,
+        parity=parity,
+        filter_hidden=8,
+        checkpoint_mixer=checkpoint_mixer,
+    ).double()
 
 
 def _check(rank: int, world: int, n: int, causal: bool, parity: str, ckpt: bool) -> None:
@@ -95,8 +106,13 @@ def _worker(rank: int, world: int, init: str, cases: list[tuple]) -> None:
 
 
 CASES = {
-    2: [(10, True, "se3", False), (9, False, "e3", False), (9, True, "e3", True),
-        (1030, True, "se3", False), ("recall", 9)],
+    2: [
+        (10, True, "se3", False),
+        (9, False, "e3", False),
+        (9, True, "e3", True),
+        (1030, True, "se3", False),
+        ("recall", 9),
+    ],
     4: [(16, False, "se3", False), (13, True, "e3", False), (3, False, "se3", False), ("recall", 6)],
 }
 

@@ -32,38 +32,79 @@ def _close(a: torch.Tensor, b: torch.Tensor, what: str) -> None:
 def _cases():
     """(name, single-process fn, sharded fn, shapes of a and b, token axis, b sharded?)."""
     for causal in (True, False):
-        yield ("conv", causal, lambda a, b, c: fft_conv(a, b, c),
-               lambda a, b, c, hs: sharded_fft_conv(a, b, c, h_sharded=hs), "filter")
-        yield ("conv_vector_filter", causal, lambda a, b, c: fft_conv(a, b, c, dim=-3),
-               lambda a, b, c, hs: sharded_fft_conv(a, b, c, dim=-3, h_sharded=hs), "vfilter")
-        yield ("cross", causal, lambda a, b, c: fft_cross_conv(a, b, c, dim=-3),
-               lambda a, b, c, hs: sharded_fft_cross_conv(a, b, c, dim=-3), "pair")
-        yield ("dot", causal, lambda a, b, c: fft_dot_conv(a, b, c, dim=-3, vector_dim=-2),
-               lambda a, b, c, hs: sharded_fft_dot_conv(a, b, c, dim=-3, vector_dim=-2), "pair_cf")
-        yield ("crossdot", causal, lambda a, b, c: torch.cat(
-                   [fft_cross_dot_conv(a, b, c, dim=-3)[0],
-                    fft_cross_dot_conv(a, b, c, dim=-3)[1][..., None]], -1),
-               lambda a, b, c, hs: torch.cat(
-                   [t if i == 0 else t[..., None]
-                    for i, t in enumerate(sharded_fft_cross_dot_conv(a, b, c, dim=-3))], -1),
-               "pair")
+        yield (
+            "conv",
+            causal,
+            lambda a, b, c: fft_conv(a, b, c),
+            lambda a, b, c, hs: sharded_fft_conv(a, b, c, h_sharded=hs),
+            "filter",
+        )
+        yield (
+            "conv_vector_filter",
+            causal,
+            lambda a, b, c: fft_conv(a, b, c, dim=-3),
+            lambda a, b, c, hs: sharded_fft_conv(a, b, c, dim=-3, h_sharded=hs),
+            "vfilter",
+        )
+        yield (
+            "cross",
+            causal,
+            lambda a, b, c: fft_cross_conv(a, b, c, dim=-3),
+            lambda a, b, c, hs: sharded_fft_cross_conv(a, b, c, dim=-3),
+            "pair",
+        )
+        yield (
+            "dot",
+            causal,
+            lambda a, b, c: fft_dot_conv(a, b, c, dim=-3, vector_dim=-2),
+            lambda a, b, c, hs: sharded_fft_dot_conv(a, b, c, dim=-3, vector_dim=-2),
+            "pair_cf",
+        )
+        yield (
+            "crossdot",
+            causal,
+            lambda a, b, c: torch.cat(
+                [fft_cross_dot_conv(a, b, c, dim=-3)[0], fft_cross_dot_conv(a, b, c, dim=-3)[1][..., None]],
+                -1,
+            ),
+            lambda a, b, c, hs: torch.cat(
+                [
+                    t if i == 0 else t[..., None]
+                    for i, t in enumerate(sharded_fft_cross_dot_conv(a, b, c, dim=-3))
+                ],
+                -1,
+            ),
+            "pair",
+        )
 
 
 def _operands(kind: str, n: int, causal: bool, g: torch.Generator):
     """Full operands and the token axis of each (a's, b's)."""
     if kind == "filter":
         m = n if causal else 2 * n - 1
-        return torch.randn(2, n, 3, generator=g, dtype=torch.float64), \
-            torch.randn(m, 3, generator=g, dtype=torch.float64), -2
+        return (
+            torch.randn(2, n, 3, generator=g, dtype=torch.float64),
+            torch.randn(m, 3, generator=g, dtype=torch.float64),
+            -2,
+        )
     if kind == "vfilter":
         m = n if causal else 2 * n - 1
-        return torch.randn(2, n, 2, 3, generator=g, dtype=torch.float64), \
-            torch.randn(m, 2, 1, generator=g, dtype=torch.float64), -3
+        return (
+            torch.randn(2, n, 2, 3, generator=g, dtype=torch.float64),
+            torch.randn(m, 2, 1, generator=g, dtype=torch.float64),
+            -3,
+        )
     if kind == "pair":
-        return torch.randn(2, n, 2, 3, generator=g, dtype=torch.float64), \
-            torch.randn(2, n, 2, 3, generator=g, dtype=torch.float64), -3
-    return torch.randn(2, n, 3, 2, generator=g, dtype=torch.float64), \
-        torch.randn(2, n, 3, 2, generator=g, dtype=torch.float64), -3
+        return (
+            torch.randn(2, n, 2, 3, generator=g, dtype=torch.float64),
+            torch.randn(2, n, 2, 3, generator=g, dtype=torch.float64),
+            -3,
+        )
+    return (
+        torch.randn(2, n, 3, 2, generator=g, dtype=torch.float64),
+        torch.randn(2, n, 3, 2, generator=g, dtype=torch.float64),
+        -3,
+    )
 
 
 def _worker(rank: int, world: int, init: str, lengths: list[int]) -> None:
@@ -73,7 +114,7 @@ def _worker(rank: int, world: int, init: str, lengths: list[int]) -> None:
     try:
         for n in lengths:
             for name, causal, single, sharded, kind in _cases():
-                for b_sharded in ((False, True) if kind in ("filter", "vfilter") else (True,)):
+                for b_sharded in (False, True) if kind in ("filter", "vfilter") else (True,):
                     g = torch.Generator().manual_seed(1000 * n + len(name))
                     a, b, d = _operands(kind, n, causal, g)
                     a.requires_grad_(True)

@@ -33,8 +33,10 @@ def _gen():
 
 def _molecule():
     g = _gen()
-    return {"pos": 1.3 * torch.randn(7, 3, generator=g, dtype=torch.float64),
-            "z": torch.randint(0, 4, (7,), generator=g)}
+    return {
+        "pos": 1.3 * torch.randn(7, 3, generator=g, dtype=torch.float64),
+        "z": torch.randint(0, 4, (7,), generator=g),
+    }
 
 
 def _wigner_inputs():
@@ -52,30 +54,73 @@ def _energy_call(model, inputs):
 
 CASES = {
     # name: (factory, inputs in float64, call(module, inputs) -> tensor, has parameters)
-    **{f"gaunt_tp_{b}": (lambda b=b: GauntTensorProduct(3, 3, 3, backend=b),
-                         lambda: tuple(torch.randn(3, 16, 2, generator=_gen(), dtype=torch.float64)
-                                       for _ in range(2)),
-                         lambda m, x: m(*x), False) for b in ("fourier", "grid", "dense")},
+    **{
+        f"gaunt_tp_{b}": (
+            lambda b=b: GauntTensorProduct(3, 3, 3, backend=b),
+            lambda: tuple(torch.randn(3, 16, 2, generator=_gen(), dtype=torch.float64) for _ in range(2)),
+            lambda m, x: m(*x),
+            False,
+        )
+        for b in ("fourier", "grid", "dense")
+    },
     "wigner6j_conv": (lambda: Wigner6jConv(2, 2, 2), _wigner_inputs, lambda m, x: m(*x), False),
     "se3_hyena_operator": (
         lambda: SE3HyenaOperator(6, 3),
-        lambda: (torch.randn(2, 10, 6, generator=_gen(), dtype=torch.float64),
-                 torch.randn(2, 10, 3, 3, generator=_gen(), dtype=torch.float64)),
-        lambda m, x: torch.cat([t.flatten() for t in m(*x)]), True),
+        lambda: (
+            torch.randn(2, 10, 6, generator=_gen(), dtype=torch.float64),
+            torch.randn(2, 10, 3, 3, generator=_gen(), dtype=torch.float64),
+        ),
+        lambda m, x: torch.cat([t.flatten() for t in m(*x)]),
+        True,
+    ),
     "se3_hyena_net": (
         lambda: SE3HyenaNet(8, 4, depth=1, scalar_in=0),
         lambda: torch.randn(2, 10, 3, generator=_gen(), dtype=torch.float64),
-        lambda m, x: m.forward_tokens(x)[1].flatten(), True),
-    "e2former": (lambda: E2Former(num_elements=4, channels=8, lmax=2, num_layers=1, heads=2,
-                                  num_radial=4, cutoff=3.5), _molecule, _energy_call, True),
-    "gauntnet_fourier": (lambda: GauntNet(num_elements=4, channels=4, lmax=1, lmax_sh=2, num_layers=1,
-                                          correlation=2, cutoff=3.5, backend="fourier"),
-                         _molecule, _energy_call, True),
-    "gauntnet_bessel": (lambda: GauntNet(num_elements=4, channels=4, lmax=1, lmax_sh=2, num_layers=1,
-                                         correlation=2, cutoff=3.5, radial="bessel"),
-                        _molecule, _energy_call, True),
-    "egnn_energy": (lambda: EGNNEnergy(num_elements=4, channels=8, num_layers=2, cutoff=3.5),
-                    _molecule, _energy_call, True),
+        lambda m, x: m.forward_tokens(x)[1].flatten(),
+        True,
+    ),
+    "e2former": (
+        lambda: E2Former(num_elements=4, channels=8, lmax=2, num_layers=1, heads=2, num_radial=4, cutoff=3.5),
+        _molecule,
+        _energy_call,
+        True,
+    ),
+    "gauntnet_fourier": (
+        lambda: GauntNet(
+            num_elements=4,
+            channels=4,
+            lmax=1,
+            lmax_sh=2,
+            num_layers=1,
+            correlation=2,
+            cutoff=3.5,
+            backend="fourier",
+        ),
+        _molecule,
+        _energy_call,
+        True,
+    ),
+    "gauntnet_bessel": (
+        lambda: GauntNet(
+            num_elements=4,
+            channels=4,
+            lmax=1,
+            lmax_sh=2,
+            num_layers=1,
+            correlation=2,
+            cutoff=3.5,
+            radial="bessel",
+        ),
+        _molecule,
+        _energy_call,
+        True,
+    ),
+    "egnn_energy": (
+        lambda: EGNNEnergy(num_elements=4, channels=8, num_layers=2, cutoff=3.5),
+        _molecule,
+        _energy_call,
+        True,
+    ),
 }
 
 
@@ -105,10 +150,16 @@ def test_dtype_round_trips_give_the_reference(name):
         "to(float32)": (lambda m: m.to(torch.float32), torch.float32, 1e-4),
         "to(cpu, float64)": (lambda m: m.to("cpu", torch.float64), torch.float64, 1e-12),
         "float().double()": (lambda m: m.float().double(), torch.float64, 1e-12),
-        "half().double()": (lambda m: m.half().double(), torch.float64,
-                            half_budget[torch.float16] if has_params else 1e-12),
-        "to(bfloat16).to(float64)": (lambda m: m.to(torch.bfloat16).to(torch.float64), torch.float64,
-                                     half_budget[torch.bfloat16] if has_params else 1e-12),
+        "half().double()": (
+            lambda m: m.half().double(),
+            torch.float64,
+            half_budget[torch.float16] if has_params else 1e-12,
+        ),
+        "to(bfloat16).to(float64)": (
+            lambda m: m.to(torch.bfloat16).to(torch.float64),
+            torch.float64,
+            half_budget[torch.bfloat16] if has_params else 1e-12,
+        ),
     }
     errors = {}
     for label, (move, dtype, budget) in moves.items():

@@ -36,8 +36,16 @@ def test_energy_invariant_forces_equivariant(centring):
         return out["energy"], out["forces"], out["direct_forces"]
 
     full = centring == "structure"  # the other centring: one rotation (same code otherwise)
-    assert_equivariant(fn, [pos], ["position"], ["scalar", "vector", "vector"], rotation=True,
-                       reflection=full, translation=full, trials=2 if full else 1)
+    assert_equivariant(
+        fn,
+        [pos],
+        ["position"],
+        ["scalar", "vector", "vector"],
+        rotation=True,
+        reflection=full,
+        translation=full,
+        trials=2 if full else 1,
+    )
 
 
 def test_permutation_within_structure():
@@ -129,8 +137,11 @@ def test_stress_matches_finite_strain_and_ase():
     from equiscale.train.ase_calculator import EquiscaleCalculator
 
     torch.manual_seed(0)
-    model = E2Former(channels=8, lmax=1, num_layers=1, heads=2, num_radial=4, cutoff=3.0,
-                     compute_stress=True).double().eval()
+    model = (
+        E2Former(channels=8, lmax=1, num_layers=1, heads=2, num_radial=4, cutoff=3.0, compute_stress=True)
+        .double()
+        .eval()
+    )
     g = torch.Generator().manual_seed(1)
     cell = torch.tensor([[3.6, 0.1, 0.0], [0.0, 3.5, 0.2], [0.1, 0.0, 3.7]], dtype=torch.float64)
     pos = torch.rand(4, 3, generator=g, dtype=torch.float64) @ cell
@@ -144,9 +155,11 @@ def test_stress_matches_finite_strain_and_ase():
     for i, j in [(0, 0), (1, 2), (2, 1)]:
         eps = torch.zeros(3, 3, dtype=torch.float64)
         eps[i, j] = eps[j, i] = d / 2 if i != j else d
+
         def energy(e):
             m = torch.eye(3, dtype=torch.float64) + e
             return float(model({"pos": pos @ m, "cell": (cell @ m)[None], **kw})["energy"].detach())
+
         fd = (energy(eps) - energy(-eps)) / (2 * d) / volume
         expected = float(sigma[i, j] + sigma[j, i]) / 2 if i != j else float(sigma[i, i])
         assert fd == pytest.approx(expected, rel=1e-5, abs=1e-10)

@@ -10,8 +10,11 @@ from equiscale.testing import assert_equivariant, equivariance_error
 
 def _inputs(b=3, n=5):
     g = torch.Generator().manual_seed(0)
-    return [torch.randn(b, n, 3, generator=g), torch.randn(b, n, 3, generator=g),
-            torch.randint(0, 2, (b, n), generator=g).float() * 2 - 1]
+    return [
+        torch.randn(b, n, 3, generator=g),
+        torch.randn(b, n, 3, generator=g),
+        torch.randint(0, 2, (b, n), generator=g).float() * 2 - 1,
+    ]
 
 
 def _call(model):
@@ -28,17 +31,26 @@ def test_egnn_is_e3_and_permutation_equivariant():
     model = EGNN(hidden=16, layers=3).double()
     for layer in model.layers:  # make the coordinate update large enough to matter
         torch.nn.init.normal_(layer.phi_x[-1].weight, std=0.3)
-    errs = assert_equivariant(_call(model), _inputs(), ["position", "vector", "scalar"], ["position"],
-                              reflection=True, translation=True, permutation=True,
-                              node_dims=[1, 1, 1], out_node_dims=[1])
+    errs = assert_equivariant(
+        _call(model),
+        _inputs(),
+        ["position", "vector", "scalar"],
+        ["position"],
+        reflection=True,
+        translation=True,
+        permutation=True,
+        node_dims=[1, 1, 1],
+        out_node_dims=[1],
+    )
     assert set(errs) == {"rotation", "reflection", "translation", "permutation"}
 
 
 def test_baselines_are_not_rotation_equivariant():
     torch.manual_seed(0)
     for model in (MLPBaseline(hidden=32), GNNBaseline(hidden=16, layers=2)):
-        errs = equivariance_error(_call(model.double()), _inputs(), ["position", "vector", "scalar"],
-                                  ["position"])
+        errs = equivariance_error(
+            _call(model.double()), _inputs(), ["position", "vector", "scalar"], ["position"]
+        )
         assert errs["rotation"] > 1e-4
 
 

@@ -24,8 +24,9 @@ def test_energy_invariant_forces_equivariant_and_permutation():
     model = _model()
     pos, z = _molecule()
     fn = lambda pos: tuple(model({"pos": pos, "z": z})[k] for k in ("energy", "forces"))
-    errors = assert_equivariant(fn, [pos], ["position"], ["scalar", "vector"], reflection=True,
-                                translation=True, tol=1e-10)
+    errors = assert_equivariant(
+        fn, [pos], ["position"], ["scalar", "vector"], reflection=True, translation=True, tol=1e-10
+    )
     assert max(errors.values()) < 1e-10
     perm = torch.randperm(pos.shape[0], generator=torch.Generator().manual_seed(1))
     a, b = model({"pos": pos, "z": z}), model({"pos": pos[perm], "z": z[perm]})
@@ -44,6 +45,7 @@ def test_forces_are_minus_gradient_and_batching():
     e_minus = model({"pos": shifted, "z": z})["energy"]
     assert abs(-(e_plus - e_minus).item() / (2 * eps) - forces[3, 0].item()) < 1e-7
     p2, z2 = _molecule(3, seed=3)
-    out = model({"pos": torch.cat([pos, p2]), "z": torch.cat([z, z2]),
-                 "batch": torch.tensor([0] * 5 + [1] * 3)})
+    out = model(
+        {"pos": torch.cat([pos, p2]), "z": torch.cat([z, z2]), "batch": torch.tensor([0] * 5 + [1] * 3)}
+    )
     torch.testing.assert_close(out["energy"][1], model({"pos": p2, "z": z2})["energy"][0])

@@ -31,8 +31,7 @@ def test_fa_hyena_is_e3_equivariant_recall_layout() -> None:
     tt = torch.randn(2, 9, 3, dtype=F64, generator=gen)
     fn = lambda p, t: fa({"pos": p, "token_type": t})
     assert fn(pos, tt).shape == (2, 3)
-    assert_equivariant(fn, [pos, tt], ["position", "scalar"], ["position"], reflection=True,
-                       translation=True)
+    assert_equivariant(fn, [pos, tt], ["position", "scalar"], ["position"], reflection=True, translation=True)
     # the backbone alone is not
     bb = lambda p, t: fa.backbone({"pos": p, "token_type": t})
     assert equivariance_error(bb, [pos, tt], ["position", "scalar"], ["position"])["rotation"] > 1e-3
@@ -47,17 +46,27 @@ def test_fa_gnn_nbody_layout_se3_and_permutation() -> None:
     q = torch.randn(2, 5, dtype=F64, generator=gen).sign()
     fn = lambda x, v, c: fa({"loc": x, "vel": v, "charges": c})
     assert fn(loc, vel, q).shape == (2, 5, 3)
-    assert_equivariant(fn, [loc, vel, q], ["position", "vector", "scalar"], ["position"],
-                       translation=True, permutation=True, node_dims=[1, 1, 1], out_node_dims=[1])
-    err = equivariance_error(fn, [loc, vel, q], ["position", "vector", "scalar"], ["position"],
-                             rotation=False, reflection=True)
+    assert_equivariant(
+        fn,
+        [loc, vel, q],
+        ["position", "vector", "scalar"],
+        ["position"],
+        translation=True,
+        permutation=True,
+        node_dims=[1, 1, 1],
+        out_node_dims=[1],
+    )
+    err = equivariance_error(
+        fn, [loc, vel, q], ["position", "vector", "scalar"], ["position"], rotation=False, reflection=True
+    )
     assert err["reflection"] > 1e-4  # 4 proper frames: rotations only
 
 
 def test_sampled_frames() -> None:
     torch.manual_seed(3)
-    fa = FrameAveraging("hyena", {"scalar_channels": 8, "vector_channels": 2, "depth": 1},
-                        frames="sampled").double()
+    fa = FrameAveraging(
+        "hyena", {"scalar_channels": 8, "vector_channels": 2, "depth": 1}, frames="sampled"
+    ).double()
     pos = torch.randn(4, 7, 3, dtype=F64)
     tt = torch.randn(4, 7, 3, dtype=F64)
     fa.train()
@@ -67,14 +76,18 @@ def test_sampled_frames() -> None:
     assert out.shape == (4, 3) and torch.isfinite(out).all()
     fa.eval()
     assert fa.frames(pos)[0].shape == (4, 8, 3, 3)
-    assert_equivariant(lambda p, t: fa({"pos": p, "token_type": t}), [pos, tt],
-                       ["position", "scalar"], ["position"], reflection=True)
+    assert_equivariant(
+        lambda p, t: fa({"pos": p, "token_type": t}),
+        [pos, tt],
+        ["position", "scalar"],
+        ["position"],
+        reflection=True,
+    )
 
 
 def test_degenerate_spectra_are_flagged_and_finite() -> None:
     torch.manual_seed(4)
-    cube = torch.tensor([[x, y, z] for x in (-1.0, 1.0) for y in (-1.0, 1.0) for z in (-1.0, 1.0)],
-                        dtype=F64)
+    cube = torch.tensor([[x, y, z] for x in (-1.0, 1.0) for y in (-1.0, 1.0) for z in (-1.0, 1.0)], dtype=F64)
     coincident = torch.zeros(8, 3, dtype=F64)
     line = torch.linspace(-1, 1, 8, dtype=F64)[:, None] * torch.tensor([[1.0, 2.0, 3.0]], dtype=F64)
     pos = torch.stack([cube, coincident, line]).requires_grad_(True)
@@ -110,7 +123,8 @@ def test_fa_gnn_with_relative_edges_is_e3_equivariant() -> None:
     assert equivariance_error(raw, [loc, vel, q], kinds, ["position"])["rotation"] > 1e-4
     fa = FrameAveraging("gnn", {"hidden": 16, "layers": 2, "edge_geometry": "relative"}).double()
     fn = lambda x, v, c: fa({"loc": x, "vel": v, "charges": c})
-    assert_equivariant(fn, [loc, vel, q], kinds, ["position"], reflection=True, translation=True,
-                       permutation=True, **nd)
+    assert_equivariant(
+        fn, [loc, vel, q], kinds, ["position"], reflection=True, translation=True, permutation=True, **nd
+    )
     with pytest.raises(ValueError, match="edge_geometry"):
         GNNBaseline(16, 2, edge_geometry="angles")

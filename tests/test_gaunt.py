@@ -77,8 +77,13 @@ def test_reference_matches_gaunt_table_and_e3nn_uuu_paths():
     lmax, c = 3, 2
     x, y = _feature(lmax, 4, c=c, seed=3), _feature(lmax, 4, c=c, seed=4)
     irreps = sh_irreps(lmax, c)
-    paths = [(a, b, d) for a in range(lmax + 1) for b in range(lmax + 1) for d in range(lmax + 1)
-             if abs(a - b) <= d <= a + b and (a + b + d) % 2 == 0]
+    paths = [
+        (a, b, d)
+        for a in range(lmax + 1)
+        for b in range(lmax + 1)
+        for d in range(lmax + 1)
+        if abs(a - b) <= d <= a + b and (a + b + d) % 2 == 0
+    ]
     from equiscale.so3 import gaunt_coefficients
 
     table = gaunt_coefficients(lmax, lmax, lmax)
@@ -91,8 +96,16 @@ def test_reference_matches_gaunt_table_and_e3nn_uuu_paths():
     default = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)  # e3nn bakes its 3j constants in the default dtype
     try:
-        tp = o3.TensorProduct(irreps, irreps, irreps, instructions, irrep_normalization="component",
-                              path_normalization="none", internal_weights=False, shared_weights=True)
+        tp = o3.TensorProduct(
+            irreps,
+            irreps,
+            irreps,
+            instructions,
+            irrep_normalization="component",
+            path_normalization="none",
+            internal_weights=False,
+            shared_weights=True,
+        )
     finally:
         torch.set_default_dtype(default)
     weight = torch.stack([w.repeat(c) for w in weights])  # [paths, c]
@@ -104,8 +117,12 @@ def test_reference_matches_gaunt_table_and_e3nn_uuu_paths():
 def test_equivariance(backend):
     tp = GauntTensorProduct(3, 2, 4, backend=backend)
     errors = assert_equivariant(
-        tp, [_feature(3, 5, seed=5), _feature(2, 5, seed=6)], [("sh", 3), ("sh", 2)], [("sh", 4)],
-        reflection=True, tol=1e-10,
+        tp,
+        [_feature(3, 5, seed=5), _feature(2, 5, seed=6)],
+        [("sh", 3), ("sh", 2)],
+        [("sh", 4)],
+        reflection=True,
+        tol=1e-10,
     )
     assert errors["rotation"] < 1e-10 and errors["reflection"] < 1e-10
 
@@ -207,8 +224,14 @@ def test_odd_paths_complement():
     assert (out - scale * cross).abs().max() < 1e-12 and abs(scale.item()) > 0.1
     assert odd(x, y)[:, 0].abs().max() < 1e-14  # 1 x 1 -> 0 is even: not in the complement
     odd = CGOddPaths(2, 2, 2)
-    assert_equivariant(odd, [_feature(2, 3), _feature(2, 3, seed=1)], [("sh", 2), ("sh", 2)],
-                       [("pseudo_sh", 2)], reflection=True, tol=1e-10)
+    assert_equivariant(
+        odd,
+        [_feature(2, 3), _feature(2, 3, seed=1)],
+        [("sh", 2), ("sh", 2)],
+        [("pseudo_sh", 2)],
+        reflection=True,
+        tol=1e-10,
+    )
     x2, y2 = _feature(2, 3, seed=2), _feature(2, 3, seed=3)
     gaunt = GauntTensorProduct(2, 2, 2, backend="dense")
     assert (gaunt(x2, y2) * odd(x2, y2)).abs().sum() > 0  # both parts present, distinct

@@ -16,19 +16,38 @@ def test_bench_tp_small(tmp_path):
     parser = argparse.ArgumentParser()
     bench_tp.add_arguments(parser)
     out = tmp_path / "tp.json"
-    args = parser.parse_args(["--lmin", "1", "--lmax", "2", "--fit-lmin", "1", "--batch", "2",
-                              "--channels", "2", "--repeats", "1", "--rounds", "2", "--warmup", "0",
-                              "--out", str(out)])
+    args = parser.parse_args(
+        [
+            "--lmin",
+            "1",
+            "--lmax",
+            "2",
+            "--fit-lmin",
+            "1",
+            "--batch",
+            "2",
+            "--channels",
+            "2",
+            "--repeats",
+            "1",
+            "--rounds",
+            "2",
+            "--warmup",
+            "0",
+            "--out",
+            str(out),
+        ]
+    )
     record = bench_tp.run(args)
     saved = json.loads(out.read_text())
     assert saved["command"] and saved["results"] == json.loads(json.dumps(record["results"]))
     methods = {(r["L"], r["method"]) for r in saved["results"]}
-    assert methods == {(l, m) for l in (1, 2) for m in
-                       ("gaunt-dense", "gaunt-fourier", "gaunt-grid", "e3nn")}
+    assert methods == {(l, m) for l in (1, 2) for m in ("gaunt-dense", "gaunt-fourier", "gaunt-grid", "e3nn")}
     assert set(saved["speedup_vs_e3nn"]) == {"1", "2"}
     assert "gaunt-grid" in saved["exponents"]
-    assert saved["notes"] == ["cuEquivariance skipped: GPU only (device is CPU; --cueq times its "
-                              "CPU fallback)"]
+    assert saved["notes"] == [
+        "cuEquivariance skipped: GPU only (device is CPU; --cueq times its CPU fallback)"
+    ]
     assert out.with_suffix(".png").is_file()
 
 
@@ -58,9 +77,32 @@ def test_cueq_runs_on_exactly_the_gaunt_paths(tmp_path):
     parser = argparse.ArgumentParser()
     bench_tp.add_arguments(parser)
     out = tmp_path / "tp.json"
-    args = parser.parse_args(["--lmin", "2", "--lmax", "2", "--fit-lmin", "2", "--batch", "2",
-                              "--channels", "2", "--repeats", "1", "--rounds", "1", "--warmup", "0",
-                              "--backends", "grid", "--cueq", "--no-plot", "--out", str(out)])
+    args = parser.parse_args(
+        [
+            "--lmin",
+            "2",
+            "--lmax",
+            "2",
+            "--fit-lmin",
+            "2",
+            "--batch",
+            "2",
+            "--channels",
+            "2",
+            "--repeats",
+            "1",
+            "--rounds",
+            "1",
+            "--warmup",
+            "0",
+            "--backends",
+            "grid",
+            "--cueq",
+            "--no-plot",
+            "--out",
+            str(out),
+        ]
+    )
     saved = bench_tp.run(args)
     assert {r["method"] for r in saved["results"]} == {"gaunt-grid", "e3nn", "cueq"}
     assert any("naive fallback" in n for n in saved["notes"])

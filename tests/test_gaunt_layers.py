@@ -27,8 +27,7 @@ def test_degree_linear_equivariant_and_bias_on_scalars_only():
     layer = DegreeLinear(3, 4, 5).double()
     with torch.no_grad():
         layer.bias.fill_(1.0)
-    assert_equivariant(layer, [_feature(3, 2, 4)], [("sh", 3)], [("sh", 3)], reflection=True,
-                       tol=1e-10)
+    assert_equivariant(layer, [_feature(3, 2, 4)], [("sh", 3)], [("sh", 3)], reflection=True, tol=1e-10)
     out = layer(torch.zeros(1, 16, 4, dtype=torch.float64))
     assert (out[0, 0] == 1).all() and (out[0, 1:] == 0).all()
     with pytest.raises(ValueError, match="x must have shape"):
@@ -38,15 +37,15 @@ def test_degree_linear_equivariant_and_bias_on_scalars_only():
 @pytest.mark.parametrize("backend", ["grid", "dense"])
 def test_self_mix_equivariant(backend):
     layer = GauntSelfMix(2, 3, 4, backend=backend).double()
-    errors = assert_equivariant(layer, [_feature(2, 3, 4)], [("sh", 2)], [("sh", 3)],
-                                reflection=True, tol=1e-10)
+    errors = assert_equivariant(
+        layer, [_feature(2, 3, 4)], [("sh", 2)], [("sh", 3)], reflection=True, tol=1e-10
+    )
     assert errors["reflection"] < 1e-10
 
 
 def test_self_mix_odd_paths_so3_only():
     layer = GauntSelfMix(2, 2, 4, odd_paths=True).double()
-    errors = equivariance_error(layer, [_feature(2, 3, 4)], [("sh", 2)], [("sh", 2)],
-                                reflection=True)
+    errors = equivariance_error(layer, [_feature(2, 3, 4)], [("sh", 2)], [("sh", 2)], reflection=True)
     assert errors["rotation"] < 1e-10  # rotations: still equivariant
     assert errors["reflection"] > 1e-3  # the odd paths are pseudo-tensors: E(3) is given up
 
@@ -59,8 +58,15 @@ def test_conv_equivariant(odd_paths):
     pos, edges = _graph(5)
     x = _feature(2, 5, 4, seed=1)
     fn = lambda x, pos: layer(x, pos, edges)
-    errors = assert_equivariant(fn, [x, pos], [("sh", 2), "position"], [("sh", 2)],
-                                translation=True, reflection=not odd_paths, tol=1e-10)
+    errors = assert_equivariant(
+        fn,
+        [x, pos],
+        [("sh", 2), "position"],
+        [("sh", 2)],
+        translation=True,
+        reflection=not odd_paths,
+        tol=1e-10,
+    )
     assert errors["rotation"] < 1e-10 and errors["translation"] < 1e-10
 
 
@@ -69,8 +75,9 @@ def test_conv_grid_equals_edge_reference_and_cutoff(lmaxes):
     l_in, l_sh, l_out = lmaxes
     torch.manual_seed(1)
     grid = GauntConv(l_in, l_sh, l_out, 3, cutoff=1.5, avg_neighbors=2.0).double()
-    edge = GauntConv(l_in, l_sh, l_out, 3, cutoff=1.5, avg_neighbors=2.0, method="edge",
-                     backend="dense").double()
+    edge = GauntConv(
+        l_in, l_sh, l_out, 3, cutoff=1.5, avg_neighbors=2.0, method="edge", backend="dense"
+    ).double()
     edge.load_state_dict(grid.state_dict())
     pos, edges = _graph(6, seed=2)
     x = _feature(l_in, 6, 3, seed=3)

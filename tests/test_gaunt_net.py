@@ -18,21 +18,24 @@ def _molecule(n=5, seed=0):
 
 def _model(**kw):
     torch.manual_seed(0)
-    return GauntNet(num_elements=4, channels=8, lmax=2, lmax_sh=2, num_layers=2, correlation=2,
-                    cutoff=4.0, **kw).double()
+    return GauntNet(
+        num_elements=4, channels=8, lmax=2, lmax_sh=2, num_layers=2, correlation=2, cutoff=4.0, **kw
+    ).double()
 
 
 def test_energy_invariant_forces_equivariant():
     model = _model().eval()
     pos, z = _molecule()
     fn = lambda pos: tuple(model({"pos": pos, "z": z})[k] for k in ("energy", "forces"))
-    errors = assert_equivariant(fn, [pos], ["position"], ["scalar", "vector"], reflection=True,
-                                translation=True, tol=1e-9)
+    errors = assert_equivariant(
+        fn, [pos], ["position"], ["scalar", "vector"], reflection=True, translation=True, tol=1e-9
+    )
     assert max(errors.values()) < 1e-9
 
 
-@pytest.mark.parametrize("options", [dict(self_connection=True), dict(many_body_mix=True),
-                                     dict(radial_layers=2, radial_hidden=12)])
+@pytest.mark.parametrize(
+    "options", [dict(self_connection=True), dict(many_body_mix=True), dict(radial_layers=2, radial_hidden=12)]
+)
 def test_options_keep_equivariance_and_forces(options):
     model = _model(**options).eval()
     if model.self_connection is not None:  # identity at initialisation: make it do something
@@ -41,8 +44,9 @@ def test_options_keep_equivariance_and_forces(options):
                 w.add_(0.3 * torch.randn_like(w))
     pos, z = _molecule(seed=4)
     fn = lambda pos: tuple(model({"pos": pos, "z": z})[k] for k in ("energy", "forces"))
-    errors = assert_equivariant(fn, [pos], ["position"], ["scalar", "vector"], reflection=True,
-                                translation=True, tol=1e-9)
+    errors = assert_equivariant(
+        fn, [pos], ["position"], ["scalar", "vector"], reflection=True, translation=True, tol=1e-9
+    )
     assert max(errors.values()) < 1e-9
     perm = torch.randperm(pos.shape[0], generator=torch.Generator().manual_seed(0))
     out, permuted = model({"pos": pos, "z": z}), model({"pos": pos[perm], "z": z[perm]})
@@ -69,8 +73,7 @@ def test_forces_are_minus_energy_gradient():
 def test_batched_equals_separate_and_training_grads():
     model = _model()
     (p1, z1), (p2, z2) = _molecule(4, seed=2), _molecule(3, seed=3)
-    batch = {"pos": torch.cat([p1, p2]), "z": torch.cat([z1, z2]),
-             "batch": torch.tensor([0] * 4 + [1] * 3)}
+    batch = {"pos": torch.cat([p1, p2]), "z": torch.cat([z1, z2]), "batch": torch.tensor([0] * 4 + [1] * 3)}
     out = model(batch)
     e1 = model({"pos": p1, "z": z1})["energy"]
     e2 = model({"pos": p2, "z": z2})["energy"]
@@ -89,9 +92,10 @@ def test_non_integer_atomic_numbers_are_an_error(build, z):
     from equiscale.models.e2former import E2Former
     from equiscale.models.egnn_energy import EGNNEnergy
 
-    model = {"gauntnet": lambda: GauntNet(num_elements=4, channels=4, lmax=1, lmax_sh=1,
-                                          num_layers=1),
-             "e2former": lambda: E2Former(num_elements=4),
-             "egnn_energy": lambda: EGNNEnergy(num_elements=4)}[build]()
+    model = {
+        "gauntnet": lambda: GauntNet(num_elements=4, channels=4, lmax=1, lmax_sh=1, num_layers=1),
+        "e2former": lambda: E2Former(num_elements=4),
+        "egnn_energy": lambda: EGNNEnergy(num_elements=4),
+    }[build]()
     with pytest.raises(TypeError, match=r"batch\['z'\] must be an integer tensor"):
         model({"pos": torch.randn(3, 3), "z": z})

@@ -11,8 +11,12 @@ from equiscale.testing import assert_equivariant
 
 def _structures():
     g = torch.Generator().manual_seed(0)
-    pos = torch.cat([torch.randn(7, 3, generator=g, dtype=torch.float64) * 1.6,
-                     torch.randn(5, 3, generator=g, dtype=torch.float64) * 1.4 + 3.0])
+    pos = torch.cat(
+        [
+            torch.randn(7, 3, generator=g, dtype=torch.float64) * 1.6,
+            torch.randn(5, 3, generator=g, dtype=torch.float64) * 1.4 + 3.0,
+        ]
+    )
     z = torch.tensor([6, 1, 1, 8, 7, 1, 6, 8, 1, 1, 6, 7])
     batch = torch.tensor([0] * 7 + [1] * 5)
     return pos, z, batch
@@ -20,8 +24,9 @@ def _structures():
 
 def _model(**kw):
     torch.manual_seed(0)
-    args = dict(num_elements=10, channels=8, lmax=2, num_layers=2, heads=2, num_radial=4, cutoff=3.0,
-                filter_hidden=8)
+    args = dict(
+        num_elements=10, channels=8, lmax=2, num_layers=2, heads=2, num_radial=4, cutoff=3.0, filter_hidden=8
+    )
     args.update(kw)
     model = HybridNet(**args).double().eval()
     with torch.no_grad():
@@ -29,9 +34,15 @@ def _model(**kw):
     return model
 
 
-@pytest.mark.parametrize("parity,centring,long_range", [("e3", "structure", "none"), ("e3", "target", "none"),
-                                                       ("se3", "structure", "none"),
-                                                       ("e3", "target", "coulomb")])
+@pytest.mark.parametrize(
+    "parity,centring,long_range",
+    [
+        ("e3", "structure", "none"),
+        ("e3", "target", "none"),
+        ("se3", "structure", "none"),
+        ("e3", "target", "coulomb"),
+    ],
+)
 def test_energy_invariant_forces_equivariant(parity, centring, long_range):
     pos, z, batch = _structures()
     model = _model(parity=parity, centring=centring, long_range=long_range)
@@ -40,8 +51,17 @@ def test_energy_invariant_forces_equivariant(parity, centring, long_range):
         out = model({"pos": p, "z": z, "batch": batch})
         return out["energy"], out["forces"]
 
-    errors = assert_equivariant(fn, [pos], ["position"], ["scalar", "vector"], rotation=True,
-                                reflection=parity == "e3", translation=True, trials=1, tol=1e-9)
+    errors = assert_equivariant(
+        fn,
+        [pos],
+        ["position"],
+        ["scalar", "vector"],
+        rotation=True,
+        reflection=parity == "e3",
+        translation=True,
+        trials=1,
+        tol=1e-9,
+    )
     assert set(errors) >= {"rotation", "translation"}
 
 
@@ -55,8 +75,9 @@ def test_se3_parity_is_not_reflection_equivariant():
     def fn(p):
         return model({"pos": p, "z": z, "batch": batch})["forces"]
 
-    err = equivariance_error(fn, [pos], ["position"], ["vector"], rotation=False, reflection=True,
-                             translation=False)
+    err = equivariance_error(
+        fn, [pos], ["position"], ["vector"], rotation=False, reflection=True, translation=False
+    )
     assert err["reflection"] > 1e-6
 
 
@@ -95,8 +116,9 @@ def test_forces_are_exact_gradients():
     def forces_of(p):
         return model({"pos": p, "z": z})["forces"]
 
-    assert torch.autograd.gradcheck(forces_of, (pos.clone().requires_grad_(True),), eps=1e-6, atol=1e-6,
-                                    fast_mode=True)
+    assert torch.autograd.gradcheck(
+        forces_of, (pos.clone().requires_grad_(True),), eps=1e-6, atol=1e-6, fast_mode=True
+    )
 
 
 def test_coulomb_term_is_the_pair_sum():
@@ -127,8 +149,9 @@ def test_coulomb_term_is_the_pair_sum():
     small = _model(channels=4, num_layers=1, lmax=1, long_range="coulomb")
     small.compute_forces = False
     p = pos[7:].clone().requires_grad_(True)
-    assert torch.autograd.gradcheck(lambda x: small({"pos": x, "z": z[7:]})["energy"], (p,), eps=1e-6,
-                                    atol=1e-7)
+    assert torch.autograd.gradcheck(
+        lambda x: small({"pos": x, "z": z[7:]})["energy"], (p,), eps=1e-6, atol=1e-7
+    )
 
 
 def test_bad_input_raises():

@@ -25,15 +25,19 @@ def g(seed: int) -> torch.Generator:
 def streams(b: int = 2, n: int = 13, cs: int = 8, cv: int = 4, seed: int = 0):
     """Scalars [b, n, cs] and vectors [b, n, cv, 3] (vectors last, as the testing helpers expect)."""
     gen = g(seed)
-    return (torch.randn(b, n, cs, dtype=F64, generator=gen),
-            torch.randn(b, n, cv, 3, dtype=F64, generator=gen))
+    return (
+        torch.randn(b, n, cs, dtype=F64, generator=gen),
+        torch.randn(b, n, cv, 3, dtype=F64, generator=gen),
+    )
 
 
 def last(mod):
     """Wrap a module on channels-last vector features [..., 3, C] to take and give [..., C, 3]."""
+
     def fn(s, v):
         s_out, v_out = mod(s, v.transpose(-1, -2))
         return s_out, v_out.transpose(-1, -2)
+
     return fn
 
 
@@ -44,8 +48,9 @@ def test_operator_rotation_equivariant_se3_not_reflection(causal: bool) -> None:
     s, v = streams()
     assert_equivariant(last(op), [s, v], ["scalar", "vector"], ["scalar", "vector"])
     # the cross products make it a pseudovector mixture: reflections are NOT a symmetry
-    err = equivariance_error(last(op), [s, v], ["scalar", "vector"], ["scalar", "vector"],
-                             rotation=False, reflection=True)
+    err = equivariance_error(
+        last(op), [s, v], ["scalar", "vector"], ["scalar", "vector"], rotation=False, reflection=True
+    )
     assert err["reflection"] > 1e-2
 
 
@@ -54,8 +59,7 @@ def test_operator_e3_option_is_reflection_equivariant(causal: bool) -> None:
     torch.manual_seed(1)
     op = SE3HyenaOperator(8, 4, causal=causal, parity="e3").double()
     s, v = streams(seed=1)
-    assert_equivariant(last(op), [s, v], ["scalar", "vector"], ["scalar", "vector"],
-                       reflection=True)
+    assert_equivariant(last(op), [s, v], ["scalar", "vector"], ["scalar", "vector"], reflection=True)
 
 
 def test_gate_really_gates() -> None:
@@ -71,8 +75,8 @@ def test_gate_really_gates() -> None:
     _, v_on = op(s, v)
     assert v_on.abs().max() > 1e-3
     with torch.no_grad():
-        op.gate_in.weight[cv:2 * cv] = 0.0  # g_k rows
-        op.gate_in.bias[cv:2 * cv] = 0.0
+        op.gate_in.weight[cv : 2 * cv] = 0.0  # g_k rows
+        op.gate_in.bias[cv : 2 * cv] = 0.0
     _, v_off = op(s, v)
     assert v_off.abs().max() == 0.0
 
@@ -86,21 +90,21 @@ def test_normalised_convolution_broadcasts_one_token_exactly() -> None:
     s, v = streams(b=1, n=9, cs=6, cv=cv, seed=13)
     v = v.transpose(-1, -2)
     with torch.no_grad():
-        op.gate_in.weight[2 * cv:] = 0.0
-        op.gate_in.bias[2 * cv:] = -1e3  # w = e^-10 everywhere ...
+        op.gate_in.weight[2 * cv :] = 0.0
+        op.gate_in.bias[2 * cv :] = -1e3  # w = e^-10 everywhere ...
         op.vector_out.weight.zero_()
-        op.vector_out.weight[3 * cv:, :] = torch.eye(cv, dtype=F64)  # output = m
+        op.vector_out.weight[3 * cv :, :] = torch.eye(cv, dtype=F64)  # output = m
     s_in = s.clone()
     s_in[0, 4] += 100.0  # ... but token 4 gets a large weight through its scalar
     with torch.no_grad():
-        op.gate_in.weight[2 * cv:, :6] = 0.0
-        op.gate_in.weight[2 * cv:, 0] = 10.0
-        op.gate_in.bias[2 * cv:] = -10.0 * s_in[0, :, 0].max() + 50.0 - 1e3 * 0
+        op.gate_in.weight[2 * cv :, :6] = 0.0
+        op.gate_in.weight[2 * cv :, 0] = 10.0
+        op.gate_in.bias[2 * cv :] = -10.0 * s_in[0, :, 0].max() + 50.0 - 1e3 * 0
     # w_j = exp(10 tanh((10 s_j0 + b) / 10)): saturated high only at token 4
     _, out = op(s_in, v)
     inv = torch.cat([s_in, (v * op.dot_proj(v)).sum(-2)], dim=-1)
     _, vp = op._project(inv, v)
-    target = vp[0, 4, :, 2 * cv:3 * cv]  # v_v of token 4
+    target = vp[0, 4, :, 2 * cv : 3 * cv]  # v_v of token 4
     assert (out[0] - target).abs().max() < 1e-6 * target.abs().max()
 
 
@@ -108,8 +112,9 @@ def test_block_and_float32_equivariance() -> None:
     torch.manual_seed(3)
     blk = SE3HyenaBlock(8, 4, causal=False)
     s, v = streams(seed=3)
-    errs = equivariance_error(last(blk), [s.float(), v.float()], ["scalar", "vector"],
-                              ["scalar", "vector"], dtype=None)
+    errs = equivariance_error(
+        last(blk), [s.float(), v.float()], ["scalar", "vector"], ["scalar", "vector"], dtype=None
+    )
     assert errs["rotation"] < 1e-4  # float32 budget
     assert_equivariant(last(blk.double()), [s, v], ["scalar", "vector"], ["scalar", "vector"])
 
@@ -125,29 +130,35 @@ def test_net_rotation_translation_equivariant(causal: bool) -> None:
     gen = g(4)
     pos = torch.randn(2, 11, 3, dtype=F64, generator=gen)
     tt = torch.randn(2, 11, 3, dtype=F64, generator=gen)
-    errs = assert_equivariant(_recall_fn(net), [pos, tt], ["position", "scalar"], ["position"],
-                              translation=True)
+    errs = assert_equivariant(
+        _recall_fn(net), [pos, tt], ["position", "scalar"], ["position"], translation=True
+    )
     assert max(errs.values()) < 1e-9
     # per-token scalars invariant and vectors equivariant, several output channels
-    net2 = SE3HyenaNet(8, 4, depth=2, scalar_in=3, scalar_out=2, vector_out=3,
-                       causal=causal).double()
+    net2 = SE3HyenaNet(8, 4, depth=2, scalar_in=3, scalar_out=2, vector_out=3, causal=causal).double()
     fn = lambda p, t: net2.forward_tokens(p, None, t)
-    assert_equivariant(fn, [pos, tt], ["position", "scalar"], ["scalar", "vector", "position"],
-                       translation=True)
+    assert_equivariant(
+        fn, [pos, tt], ["position", "scalar"], ["scalar", "vector", "position"], translation=True
+    )
 
 
 def test_deep_causal_net_stays_equivariant() -> None:
     """Depth 4, 64 tokens, causal: the first token (centred position exactly 0) must not amplify
     rounding noise (VectorRMSNorm's eps)."""
     torch.manual_seed(15)
-    net = SE3HyenaNet(16, 8, depth=4, causal=True, parity="e3", scalar_out=2,
-                      vector_out=2).double()
+    net = SE3HyenaNet(16, 8, depth=4, causal=True, parity="e3", scalar_out=2, vector_out=2).double()
     gen = g(15)
     pos = torch.randn(2, 64, 3, dtype=F64, generator=gen)
     tt = torch.randn(2, 64, 3, dtype=F64, generator=gen)
     fn = lambda p, t: net.forward_tokens(p, None, t)
-    assert_equivariant(fn, [pos, tt], ["position", "scalar"], ["scalar", "vector", "position"],
-                       translation=True, reflection=True)
+    assert_equivariant(
+        fn,
+        [pos, tt],
+        ["position", "scalar"],
+        ["scalar", "vector", "position"],
+        translation=True,
+        reflection=True,
+    )
 
 
 def test_net_e3_reflection_and_nbody_layout() -> None:
@@ -159,12 +170,14 @@ def test_net_e3_reflection_and_nbody_layout() -> None:
     q = torch.randn(3, 5, dtype=F64, generator=gen).sign()
     fn = lambda x, u, c: net({"loc": x, "vel": u, "charges": c})
     assert fn(loc, vel, q).shape == (3, 5, 3)
-    assert_equivariant(fn, [loc, vel, q], ["position", "vector", "scalar"], ["position"],
-                       reflection=True, translation=True)
+    assert_equivariant(
+        fn, [loc, vel, q], ["position", "vector", "scalar"], ["position"], reflection=True, translation=True
+    )
     se3 = SE3HyenaNet(8, 4, depth=2, scalar_in=1, vector_in=1, causal=False).double()
     fn = lambda x, u, c: se3({"loc": x, "vel": u, "charges": c})
-    err = equivariance_error(fn, [loc, vel, q], ["position", "vector", "scalar"], ["position"],
-                             rotation=False, reflection=True)
+    err = equivariance_error(
+        fn, [loc, vel, q], ["position", "vector", "scalar"], ["position"], rotation=False, reflection=True
+    )
     assert err["reflection"] > 1e-3
 
 
@@ -200,9 +213,16 @@ def test_bidirectional_sees_every_token_and_order_matters() -> None:
     s1, _, _ = net.forward_tokens(pos, None, tt2)
     assert (s1[:, 0] - s0[:, 0]).abs().max() > 1e-8  # rounding noise is ~1e-16
     fn = lambda p, t: net.forward_tokens(p, None, t)[:2]
-    err = equivariance_error(fn, [pos, tt], ["position", "scalar"], ["scalar", "vector"],
-                             rotation=False, permutation=True, node_dims=[1, 1],
-                             out_node_dims=[1, 1])
+    err = equivariance_error(
+        fn,
+        [pos, tt],
+        ["position", "scalar"],
+        ["scalar", "vector"],
+        rotation=False,
+        permutation=True,
+        node_dims=[1, 1],
+        out_node_dims=[1, 1],
+    )
     assert err["permutation"] > 1e-2
     shift = torch.roll(torch.arange(12), 1)
     s2, v2, _ = net.forward_tokens(pos[:, shift], None, tt[:, shift])
@@ -254,8 +274,9 @@ def test_plain_hyena_is_not_rotation_equivariant() -> None:
     gen = g(11)
     pos = torch.randn(2, 10, 3, dtype=F64, generator=gen)
     tt = torch.randn(2, 10, 3, dtype=F64, generator=gen)
-    err = equivariance_error(_recall_fn(net), [pos, tt], ["position", "scalar"], ["position"],
-                             translation=True)
+    err = equivariance_error(
+        _recall_fn(net), [pos, tt], ["position", "scalar"], ["position"], translation=True
+    )
     assert err["rotation"] > 1e-3
     assert err["translation"] < 1e-9  # positions are centred
     op = HyenaOperator(6)
@@ -292,10 +313,12 @@ def test_shuffle_tokens_maps_outputs_back() -> None:
     """Training-time particle shuffling maps outputs back: with depth 0 (no token mixing, only the
     order-free centring) the network is permutation-equivariant, so shuffled == unshuffled."""
     torch.manual_seed(14)
-    net = SE3HyenaNet(8, 4, depth=0, scalar_in=1, vector_in=1, causal=False,
-                      shuffle_tokens=True).double()
-    batch = {"loc": torch.randn(2, 5, 3, dtype=F64), "vel": torch.randn(2, 5, 3, dtype=F64),
-             "charges": torch.randn(2, 5, dtype=F64)}
+    net = SE3HyenaNet(8, 4, depth=0, scalar_in=1, vector_in=1, causal=False, shuffle_tokens=True).double()
+    batch = {
+        "loc": torch.randn(2, 5, 3, dtype=F64),
+        "vel": torch.randn(2, 5, 3, dtype=F64),
+        "charges": torch.randn(2, 5, dtype=F64),
+    }
     net.eval()
     ref = net(batch)
     net.train()
@@ -327,8 +350,9 @@ def test_length_norm_is_the_filters_divided_by_n_and_keeps_equivariance() -> Non
     gen = g(7)
     pos = torch.randn(2, 11, 3, dtype=F64, generator=gen)
     tt = torch.randn(2, 11, 3, dtype=F64, generator=gen)
-    errs = assert_equivariant(_recall_fn(net), [pos, tt], ["position", "scalar"], ["position"],
-                              translation=True, reflection=True)
+    errs = assert_equivariant(
+        _recall_fn(net), [pos, tt], ["position", "scalar"], ["position"], translation=True, reflection=True
+    )
     assert max(errs.values()) < 1e-9
 
 

@@ -34,7 +34,7 @@ def gen(seed: int = 0) -> torch.Generator:
 def test_fft_conv_matches_direct_sum_float64(n: int, causal: bool) -> None:
     g = gen(n)
     u = torch.randn(2, 3, n, 5, dtype=F64, generator=g)
-    for m in ([n] if causal else [n, 2 * n - 1, 3]):
+    for m in [n] if causal else [n, 2 * n - 1, 3]:
         h = torch.randn(m, 5, dtype=F64, generator=g)
         y = fft_conv(u, h, causal=causal)
         assert y.shape == (2, 3, n, 5)
@@ -62,8 +62,12 @@ def test_reference_is_the_textbook_sum() -> None:
     q = torch.randn(n, 3, dtype=F64, generator=g)
     k = torch.randn(n, 3, dtype=F64, generator=g)
     h = torch.randn(n, 1, dtype=F64, generator=g)
-    loop = torch.stack([sum((torch.linalg.cross(q[j], k[i - j]) for j in range(i + 1)),
-                            torch.zeros(3, dtype=F64)) for i in range(n)])
+    loop = torch.stack(
+        [
+            sum((torch.linalg.cross(q[j], k[i - j]) for j in range(i + 1)), torch.zeros(3, dtype=F64))
+            for i in range(n)
+        ]
+    )
     assert rel(fft_cross_conv_reference(q, k), loop) < 1e-14
     dots = torch.stack([sum(q[j] @ k[i - j] for j in range(i + 1)) for i in range(n)])
     assert rel(fft_dot_conv_reference(q, k), dots) < 1e-14
@@ -110,8 +114,10 @@ def test_float32_budget() -> None:
     q = torch.randn(2, n, 3, dtype=F64, generator=g)
     k = torch.randn(2, n, 3, dtype=F64, generator=g)
     assert rel(fft_cross_conv(q.float(), k.float()).double(), fft_cross_conv(q, k)) < 1e-5
-    assert rel(fft_dot_conv(q.float(), k.float(), causal=False).double(),
-               fft_dot_conv(q, k, causal=False)) < 1e-5
+    assert (
+        rel(fft_dot_conv(q.float(), k.float(), causal=False).double(), fft_dot_conv(q, k, causal=False))
+        < 1e-5
+    )
     # the float64 fast path itself is exact against the direct sum at this size (checked at 1024)
     m = 1024
     assert rel(fft_conv(u[:, :m], h[:m]), fft_conv_reference(u[:, :m], h[:m])) < 1e-10
@@ -166,7 +172,8 @@ def test_channels_last_vector_axis() -> None:
     qg = q[:, :6].clone().requires_grad_(True)
     kg = k[:, :6].clone().requires_grad_(True)
     assert torch.autograd.gradcheck(
-        lambda a, b: fft_cross_dot_conv(a, b, False, dim=-3, vector_dim=-2), (qg, kg))
+        lambda a, b: fft_cross_dot_conv(a, b, False, dim=-3, vector_dim=-2), (qg, kg)
+    )
     with pytest.raises(ValueError, match="after the token axis"):
         fft_cross_conv(q.transpose(1, 2), k.transpose(1, 2), dim=-2, vector_dim=-3)
 

@@ -27,11 +27,17 @@ def test_extxyz_roundtrip_and_ase_compatible(tmp_path):
     from ase.io import read
 
     g = np.random.default_rng(0)
-    frames = [Frame(z=np.array([8, 1, 1]), pos=g.normal(size=(3, 3)), energy=-1.5,
-                    forces=g.normal(size=(3, 3))),
-              Frame(z=np.array([29, 29]), pos=g.normal(size=(2, 3)), energy=2.0,
-                    forces=g.normal(size=(2, 3)), cell=np.eye(3) * 3.6,
-                    pbc=np.array([True, True, False]))]
+    frames = [
+        Frame(z=np.array([8, 1, 1]), pos=g.normal(size=(3, 3)), energy=-1.5, forces=g.normal(size=(3, 3))),
+        Frame(
+            z=np.array([29, 29]),
+            pos=g.normal(size=(2, 3)),
+            energy=2.0,
+            forces=g.normal(size=(2, 3)),
+            cell=np.eye(3) * 3.6,
+            pbc=np.array([True, True, False]),
+        ),
+    ]
     path = write_extxyz(tmp_path / "x.extxyz", frames)
     back = read_extxyz(path)
     for a, b in zip(frames, back):
@@ -43,14 +49,17 @@ def test_extxyz_roundtrip_and_ase_compatible(tmp_path):
     assert np.allclose(ase_frames[1].get_forces(), frames[1].forces, atol=1e-9)
 
 
-@pytest.mark.parametrize("text,line,match", [
-    ("3\nProperties=species:S:1:pos:R:3\nO 0 0 0\nH 1 0 0\n", 4, "file ends inside a frame"),
-    ("2\nProperties=species:S:1:pos:R:3\nO 0 0 0\nH 1 x 0\n", 4, "bad pos value"),
-    ("2\nProperties=species:S:1:pos:R:3\nO 0 0 0\nH 1 0\n", 4, "expected 4 columns"),
-    ("two\n\n", 1, "expected the number of atoms"),
-    ("1\nenergy=abc\nO 0 0 0\n", 2, "energy is not a number"),
-    ("1\nProperties=species:S:1:pos:R:3\nXx 0 0 0\n", 1, "unknown chemical symbol"),
-])
+@pytest.mark.parametrize(
+    "text,line,match",
+    [
+        ("3\nProperties=species:S:1:pos:R:3\nO 0 0 0\nH 1 0 0\n", 4, "file ends inside a frame"),
+        ("2\nProperties=species:S:1:pos:R:3\nO 0 0 0\nH 1 x 0\n", 4, "bad pos value"),
+        ("2\nProperties=species:S:1:pos:R:3\nO 0 0 0\nH 1 0\n", 4, "expected 4 columns"),
+        ("two\n\n", 1, "expected the number of atoms"),
+        ("1\nenergy=abc\nO 0 0 0\n", 2, "energy is not a number"),
+        ("1\nProperties=species:S:1:pos:R:3\nXx 0 0 0\n", 1, "unknown chemical symbol"),
+    ],
+)
 def test_extxyz_errors_name_the_line(tmp_path, text, line, match):
     path = tmp_path / "bad.extxyz"
     path.write_text(text)
@@ -61,8 +70,9 @@ def test_extxyz_errors_name_the_line(tmp_path, text, line, match):
 
 def test_md_generation_emt_and_task(tmp_path):
     out = tmp_path / "cu.extxyz"
-    record = md.run(_args(system="Cu", calculator="emt", frames=12, interval=2, equilibrate=2,
-                          repeat=1, out=out))
+    record = md.run(
+        _args(system="Cu", calculator="emt", frames=12, interval=2, equilibrate=2, repeat=1, out=out)
+    )
     assert record["frames"] == 12 and (tmp_path / "cu.json").is_file()
     frames = read_extxyz(out)
     assert len(frames) == 12 and frames[0].pbc.all() and frames[0].forces.shape == (4, 3)
@@ -76,8 +86,7 @@ def test_md_generation_emt_and_task(tmp_path):
     task = md_task(str(out), n_train=6, n_val=3, n_test=3)
     batch = collate_molecules([task.train[i] for i in range(3)])
     assert batch["cell"].shape == (3, 3, 3) and batch["forces"].shape == (12, 3)
-    model = E2Former(channels=8, lmax=1, num_layers=1, heads=2, num_radial=4, cutoff=3.0,
-                     num_elements=30)
+    model = E2Former(channels=8, lmax=1, num_layers=1, heads=2, num_radial=4, cutoff=3.0, num_elements=30)
     pred = model(batch)
     loss = task.loss(pred, batch)
     assert torch.isfinite(loss) and set(task.metrics(pred, batch)) >= {"forces_mae", "energy_mae"}
@@ -107,8 +116,11 @@ def test_ase_calculator_forces_and_nve():
     e0, f0 = atoms.get_potential_energy(), atoms.get_forces()
     assert f0.shape == (9, 3)
     # energy includes the references; forces match a finite difference
-    e_model = float(model({"pos": torch.tensor(atoms.positions), "z": torch.tensor(atoms.numbers)})
-                    ["energy"].detach().sum())
+    e_model = float(
+        model({"pos": torch.tensor(atoms.positions), "z": torch.tensor(atoms.numbers)})["energy"]
+        .detach()
+        .sum()
+    )
     assert e0 == pytest.approx(e_model - 2 * 20 - 6 * 10 - 30, abs=1e-8)
     d = 1e-5
     p = atoms.positions.copy()

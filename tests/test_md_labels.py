@@ -105,8 +105,9 @@ def test_generator_stores_calculator_forces(tmp_path):
     parser = argparse.ArgumentParser()
     md.add_arguments(parser)
     out = tmp_path / "water.extxyz"
-    args = parser.parse_args(["--system", "H2O", "--frames", "6", "--interval", "3",
-                              "--equilibrate", "3", "--out", str(out)])
+    args = parser.parse_args(
+        ["--system", "H2O", "--frames", "6", "--interval", "3", "--equilibrate", "3", "--out", str(out)]
+    )
     record = md.run(args)
     assert record["checks"]["max_net_force_eV_per_A"] < 1e-6
     assert record["checks"]["finite_difference_max_error_eV_per_A"] < 1e-3
@@ -120,14 +121,26 @@ def test_generator_stores_calculator_forces(tmp_path):
         assert np.abs(atoms.get_forces() - f.forces).max() < 1e-6
 
 
-@pytest.mark.parametrize("flag,value", [("timestep", "0"), ("temperature", "-300"),
-                                        ("timestep", "nan"), ("friction", "-1")])
+@pytest.mark.parametrize(
+    "flag,value", [("timestep", "0"), ("temperature", "-300"), ("timestep", "nan"), ("friction", "-1")]
+)
 def test_md_generator_rejects_nonsense(tmp_path, flag, value):
     """`data md --timestep 0` / `--temperature -300` once wrote NaN positions and exited 0."""
     parser = argparse.ArgumentParser()
     md.add_arguments(parser)
-    args = parser.parse_args(["--system", "Cu", "--calculator", "emt", "--frames", "2",
-                              f"--{flag}={value}", "--out", str(tmp_path / "x.extxyz")])
+    args = parser.parse_args(
+        [
+            "--system",
+            "Cu",
+            "--calculator",
+            "emt",
+            "--frames",
+            "2",
+            f"--{flag}={value}",
+            "--out",
+            str(tmp_path / "x.extxyz"),
+        ]
+    )
     with pytest.raises(ValueError, match=flag):
         md.run(args)
     assert not (tmp_path / "x.extxyz").exists()

@@ -51,10 +51,12 @@ def test_metric_equals_the_task_metric():
 
 def test_mace_log_times(tmp_path):
     log = tmp_path / "mace.log"
-    log.write_text("2026-11-30 10:00:00.000 INFO: Started training, reporting errors\n"
-                   "2026-11-30 10:00:30.500 INFO: Epoch 0: head: Default, loss=1\n"
-                   "noise line\n"
-                   "2026-11-30 10:01:00.000 INFO: Epoch 1: head: Default, loss=0.5\n")
+    log.write_text(
+        "2026-11-30 10:00:00.000 INFO: Started training, reporting errors\n"
+        "2026-11-30 10:00:30.500 INFO: Epoch 0: head: Default, loss=1\n"
+        "noise line\n"
+        "2026-11-30 10:01:00.000 INFO: Epoch 1: head: Default, loss=0.5\n"
+    )
     seconds, epochs = mace._log_times(log)
     assert epochs == 2 and seconds == pytest.approx(60.0)
     (tmp_path / "empty.log").write_text("nothing\n")
@@ -65,17 +67,25 @@ def test_mace_log_times(tmp_path):
 def test_mace_needs_the_peers_venv(tmp_path):
     parser = argparse.ArgumentParser()
     mace.add_arguments(parser)
-    args = parser.parse_args(["--peers-python", str(tmp_path / "none" / "python"),
-                              "--out", str(tmp_path / "m")])
+    args = parser.parse_args(
+        ["--peers-python", str(tmp_path / "none" / "python"), "--out", str(tmp_path / "m")]
+    )
     with pytest.raises(FileNotFoundError, match="make peers"):
         mace.run(args)
 
 
 def _fake_result(path: Path, model: str, data: str, fmae: float) -> Path:
     path.mkdir(parents=True)
-    res = {"model": model, "n_parameters": 10, "epochs_run": 2, "train_steps": 20, "fit_time_s": 60.0,
-           "test": {"forces_mae": fmae, "forces_rmse": 2 * fmae, "energy_mae": 0.001},
-           "command": f"equiscale train {model}", "git_commit": "abc"}
+    res = {
+        "model": model,
+        "n_parameters": 10,
+        "epochs_run": 2,
+        "train_steps": 20,
+        "fit_time_s": 60.0,
+        "test": {"forces_mae": fmae, "forces_rmse": 2 * fmae, "energy_mae": 0.001},
+        "command": f"equiscale train {model}",
+        "git_commit": "abc",
+    }
     if model == "mace":
         res |= {"data": data, "split": {"n_train": 10, "n_val": 2, "n_test": 3, "seed": 0}}
     else:

@@ -263,8 +263,9 @@ def test_bad_arguments_raise(test_split, tmp_path):
 def test_cli_writes_npz(test_split, nbody_cache, tmp_path):
     parser = argparse.ArgumentParser()
     nb.add_arguments(parser)
-    args = parser.parse_args(["--out", str(tmp_path / "out"), "--splits", "test",
-                              "--cache-dir", str(nbody_cache)])
+    args = parser.parse_args(
+        ["--out", str(tmp_path / "out"), "--splits", "test", "--cache-dir", str(nbody_cache)]
+    )
     record = nb.run(args)
     path = Path(record["splits"]["test"]["path"])
     assert path == tmp_path / "out" / "nbody_test.npz"

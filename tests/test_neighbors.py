@@ -47,9 +47,12 @@ def test_molecules_batched_equal_brute_force():
 
 def test_periodic_mixed_structures_equal_brute_force():
     g = torch.Generator().manual_seed(1)
-    cell = torch.stack([torch.eye(3, dtype=torch.float64) * 4.0,
-                        torch.tensor([[5.0, 0, 0], [1.0, 4.5, 0], [0.5, 0.3, 5.2]],
-                                     dtype=torch.float64)])
+    cell = torch.stack(
+        [
+            torch.eye(3, dtype=torch.float64) * 4.0,
+            torch.tensor([[5.0, 0, 0], [1.0, 4.5, 0], [0.5, 0.3, 5.2]], dtype=torch.float64),
+        ]
+    )
     frac = torch.rand(20, 3, generator=g, dtype=torch.float64)
     batch = torch.tensor([0] * 8 + [1] * 12)
     pos = torch.einsum("nk,nkx->nx", frac, cell[batch])
@@ -58,8 +61,7 @@ def test_periodic_mixed_structures_equal_brute_force():
     assert as_set(nb) == brute_force(pos, 3.0, batch, cell, pbc.tolist())
     r = edge_vectors(pos, nb.edge_index, nb.shifts)
     assert float(r.norm(dim=1).max()) <= 3.0
-    expected_shifts = torch.einsum("ek,ekx->ex", nb.cell_shifts.double(),
-                                   cell[batch[nb.edge_index[1]]])
+    expected_shifts = torch.einsum("ek,ekx->ex", nb.cell_shifts.double(), cell[batch[nb.edge_index[1]]])
     torch.testing.assert_close(nb.shifts, expected_shifts)
 
 

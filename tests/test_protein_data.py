@@ -82,8 +82,9 @@ def test_forces_equal_openmm_recomputed(ala, omm):
 def _naive_long(pos_nm, params, rc_nm):
     """Pair by pair, in Python: the long-range non-bonded forces (kJ/mol/nm)."""
     exc = {}
-    for i, j, qq, s, e in zip(params["exc_i"], params["exc_j"], params["exc_qq"], params["exc_sigma"],
-                              params["exc_eps"]):
+    for i, j, qq, s, e in zip(
+        params["exc_i"], params["exc_j"], params["exc_qq"], params["exc_sigma"], params["exc_eps"]
+    ):
         exc[(min(i, j), max(i, j))] = (qq, s, e)
     q, sg, ep = params["charge"], params["sigma"], params["epsilon"]
     f = np.zeros_like(pos_nm)
@@ -112,8 +113,9 @@ def test_short_plus_long_is_total(ala, omm):
     assert np.abs(data.forces_short).max() > np.abs(data.forces_long).max()  # ... nor all long
     # the long part pair by pair, independently of the vectorised sum
     pos_nm = data.pos[2] * protein.NM_PER_A
-    np.testing.assert_allclose(data.forces_long[2], _naive_long(pos_nm, params, 0.4) * protein.FORCE_UNIT,
-                               atol=1e-10, rtol=0)
+    np.testing.assert_allclose(
+        data.forces_long[2], _naive_long(pos_nm, params, 0.4) * protein.FORCE_UNIT, atol=1e-10, rtol=0
+    )
     # short + long of the numpy pair sum = OpenMM's NonbondedForce alone
     copy = mm.XmlSerializer.deserialize(mm.XmlSerializer.serialize(system))
     for force in copy.getForces():
@@ -159,8 +161,10 @@ def test_forces_are_minus_gradient(ala, omm):
     data, _ = ala
     system, _ = omm
     ctx = protein._context(system, "Reference", 1)
-    frames = [Frame(z=data.z, pos=p, energy=float(e), forces=f)
-              for p, e, f in zip(data.pos, data.energy, data.forces)]
+    frames = [
+        Frame(z=data.z, pos=p, energy=float(e), forces=f)
+        for p, e, f in zip(data.pos, data.energy, data.forces)
+    ]
     energy = lambda fr: protein.openmm_forces(ctx, fr.pos)[0]
     assert check_finite_differences(frames, energy, n_frames=3, tol=1e-5) < 1e-5
     # a force error with zero net force (invisible to the net-force check) is caught
@@ -204,29 +208,56 @@ def test_cache_checksum_catches_a_corrupted_file(ala):
     load_npz(path)  # intact again
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    ({"system": "ubiquitin"}, "system must be one of"),
-    ({"frames": 0}, "frames must be an int"),
-    ({"cutoff": -1.0}, "cutoff must be a finite number"),
-    ({"platform": "CUDA"}, "platform must be"),
-    ({"label_platform": "OpenCL"}, "label_platform must be"),
-    ({"constraints": "all"}, "constraints must be"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"system": "ubiquitin"}, "system must be one of"),
+        ({"frames": 0}, "frames must be an int"),
+        ({"cutoff": -1.0}, "cutoff must be a finite number"),
+        ({"platform": "CUDA"}, "platform must be"),
+        ({"label_platform": "OpenCL"}, "label_platform must be"),
+        ({"constraints": "all"}, "constraints must be"),
+    ],
+)
 def test_bad_settings_name_the_argument(kwargs, match):
     with pytest.raises(ValueError, match=match):
         protein.generate(**{"frames": 1, "interval": 1, "equilibrate": 0, "platform": "Reference", **kwargs})
     with pytest.raises(ValueError, match=match):
-        protein.protein_frames(cache=False, **{"frames": 1, "interval": 1, "equilibrate": 0,
-                                               "platform": "Reference", **kwargs})
+        protein.protein_frames(
+            cache=False, **{"frames": 1, "interval": 1, "equilibrate": 0, "platform": "Reference", **kwargs}
+        )
 
 
 def test_cli_writes_data_and_record(tmp_path):
     from equiscale.cli import main
 
     out = tmp_path / "ala.npz"
-    assert main(["data", "protein", "--frames", "3", "--interval", "5", "--equilibrate", "0",
-                 "--platform", "Reference", "--cutoff", "4", "--fraction-cutoffs", "6", "100",
-                 "--out", str(out), "--cache-dir", str(tmp_path / "cache")]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "protein",
+                "--frames",
+                "3",
+                "--interval",
+                "5",
+                "--equilibrate",
+                "0",
+                "--platform",
+                "Reference",
+                "--cutoff",
+                "4",
+                "--fraction-cutoffs",
+                "6",
+                "100",
+                "--out",
+                str(out),
+                "--cache-dir",
+                str(tmp_path / "cache"),
+            ]
+        )
+        == 0
+    )
     arrays = load_npz(out, required=protein.REQUIRED)
     assert arrays["forces"].shape == (3, 22, 3)
     record = json.loads(out.with_suffix(".json").read_text())

@@ -22,9 +22,30 @@ CONFIG = Path(__file__).parent / "data" / "tiny_protein.yaml"
 def frames_path(tmp_path_factory):
     folder = tmp_path_factory.mktemp("protein_task")
     out = folder / "ala.npz"
-    assert main(["data", "protein", "--frames", "8", "--interval", "5", "--equilibrate", "5",
-                 "--platform", "Reference", "--cutoff", "4", "--fraction-cutoffs",
-                 "--out", str(out), "--cache-dir", str(folder / "cache")]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "protein",
+                "--frames",
+                "8",
+                "--interval",
+                "5",
+                "--equilibrate",
+                "5",
+                "--platform",
+                "Reference",
+                "--cutoff",
+                "4",
+                "--fraction-cutoffs",
+                "--out",
+                str(out),
+                "--cache-dir",
+                str(folder / "cache"),
+            ]
+        )
+        == 0
+    )
     return out
 
 
@@ -85,8 +106,22 @@ def test_corrupt_file_is_refused(frames_path, tmp_path):
 @pytest.mark.parametrize("model", ["e2former", "hybrid"])
 def test_train_two_steps_through_the_cli(frames_path, tmp_path, capsys, model):
     out = tmp_path / "run"
-    assert main(["train", "--config", str(CONFIG), "--set", f"data_args.path={frames_path}",
-                 "--set", f"model={model}", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--config",
+                str(CONFIG),
+                "--set",
+                f"data_args.path={frames_path}",
+                "--set",
+                f"model={model}",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     results = json.loads((out / "results.json").read_text())
     test = results["test"]
     for key in ("forces_mae", "forces_rmse", "energy_mae", "forces_long_mae", "forces_long_rmse"):
@@ -126,11 +161,13 @@ def test_dynamics_task_pairs_and_baselines(frames_path):
     dt = task.test[0]["dt"].item()
     assert dt == pytest.approx(arrays["time_ps"][7] - arrays["time_ps"][6], rel=1e-6)
     base = task.baselines()
-    loc, vel, target = (torch.as_tensor(arrays[k][i], dtype=torch.float32) for k, i in
-                        (("pos", 6), ("vel", 6), ("pos", 7)))
+    loc, vel, target = (
+        torch.as_tensor(arrays[k][i], dtype=torch.float32) for k, i in (("pos", 6), ("vel", 6), ("pos", 7))
+    )
     assert base["untrained: copy frame"] == pytest.approx(((loc - target) ** 2).mean().item(), rel=1e-5)
     assert base["untrained: constant velocity"] == pytest.approx(
-        ((loc + dt * vel - target) ** 2).mean().item(), rel=1e-5)
+        ((loc + dt * vel - target) ** 2).mean().item(), rel=1e-5
+    )
     batch = task.collate([task.train[i] for i in range(3)])
     assert batch["loc"].shape == (3, 22, 3) and batch["charges"].shape == (3, 22)
     with pytest.raises(ValueError, match="smaller than n_train"):
@@ -142,8 +179,10 @@ def test_dynamics_task_pairs_and_baselines(frames_path):
 def test_dynamics_two_steps_through_the_cli(frames_path, tmp_path):
     out = tmp_path / "run"
     config = Path(__file__).parent / "data" / "tiny_protein_dynamics.yaml"
-    assert main(["train", "--config", str(config), "--set", f"data_args.path={frames_path}",
-                 "--out", str(out)]) == 0
+    assert (
+        main(["train", "--config", str(config), "--set", f"data_args.path={frames_path}", "--out", str(out)])
+        == 0
+    )
     results = json.loads((out / "results.json").read_text())
     assert np.isfinite(results["test"]["mse"]) and results["test"]["mse"] > 0
     assert set(results["baselines"]) == {"untrained: copy frame", "untrained: constant velocity"}

@@ -31,12 +31,25 @@ def test_bessel_closed_form_and_origin():
 
 def test_gauntnet_bessel_equivariant():
     torch.manual_seed(0)
-    model = GauntNet(num_elements=4, channels=8, lmax=1, lmax_sh=3, num_layers=2, correlation=3,
-                     cutoff=4.0, radial="bessel").double().eval()
+    model = (
+        GauntNet(
+            num_elements=4,
+            channels=8,
+            lmax=1,
+            lmax_sh=3,
+            num_layers=2,
+            correlation=3,
+            cutoff=4.0,
+            radial="bessel",
+        )
+        .double()
+        .eval()
+    )
     gen = torch.Generator().manual_seed(0)
     pos = 1.2 * torch.randn(5, 3, generator=gen, dtype=torch.float64)
     z = torch.randint(0, 4, (5,), generator=gen)
     fn = lambda pos: tuple(model({"pos": pos, "z": z})[k] for k in ("energy", "forces"))
-    errors = assert_equivariant(fn, [pos], ["position"], ["scalar", "vector"], reflection=True,
-                                translation=True, tol=1e-9)
+    errors = assert_equivariant(
+        fn, [pos], ["position"], ["scalar", "vector"], reflection=True, translation=True, tol=1e-9
+    )
     assert max(errors.values()) < 1e-9

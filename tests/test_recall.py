@@ -41,8 +41,7 @@ def test_rotation_and_translation_applied_consistently() -> None:
     g1 = torch.Generator().manual_seed(5)
     g2 = torch.Generator().manual_seed(5)
     plain = make_recall_sample(21, 8, rotate=False, generator=g1, dtype=torch.float64)
-    moved = make_recall_sample(21, 8, rotate=True, translate=True, generator=g2,
-                               dtype=torch.float64)
+    moved = make_recall_sample(21, 8, rotate=True, translate=True, generator=g2, dtype=torch.float64)
     # same draws; the rotated sample's pairwise distances and answer agree with the plain one
     d0 = torch.cdist(plain["pos"], plain["pos"])
     d1 = torch.cdist(moved["pos"], moved["pos"])
@@ -97,16 +96,41 @@ def test_recall_vs_length_command_writes_record_and_plot(tmp_path):
     from equiscale.train import fit, load_config
     from equiscale.train.tasks.recall import main
 
-    cfg = load_config(None, ["task=recall", "model=se3hyena", "data_args.length=9",
-                             "data_args.vocab=4", "data_args.n_train=16", "data_args.n_val=8",
-                             "data_args.n_test=8", "model_args={scalar_channels: 4, vector_channels: 2, "
-                             "depth: 1, causal: false, scalar_in: 3, length_norm: true}",
-                             "batch_size=8", "max_epochs=1", "progress=false",
-                             f"out_dir={tmp_path / 'run'}"])
+    cfg = load_config(
+        None,
+        [
+            "task=recall",
+            "model=se3hyena",
+            "data_args.length=9",
+            "data_args.vocab=4",
+            "data_args.n_train=16",
+            "data_args.n_val=8",
+            "data_args.n_test=8",
+            "model_args={scalar_channels: 4, vector_channels: 2, "
+            "depth: 1, causal: false, scalar_in: 3, length_norm: true}",
+            "batch_size=8",
+            "max_epochs=1",
+            "progress=false",
+            f"out_dir={tmp_path / 'run'}",
+        ],
+    )
     res = fit(cfg)
     out = tmp_path / "len.json"
-    record = main(["--checkpoint", res["best_checkpoint"], "--lengths", "9", "17", "--n", "6",
-                   "--batch-size", "4", "--out", str(out)])
+    record = main(
+        [
+            "--checkpoint",
+            res["best_checkpoint"],
+            "--lengths",
+            "9",
+            "17",
+            "--n",
+            "6",
+            "--batch-size",
+            "4",
+            "--out",
+            str(out),
+        ]
+    )
     saved = json.loads(out.read_text())
     by_length = saved["models"][res["best_checkpoint"]]["by_length"]
     assert set(by_length) == {"9", "17"} and saved["command"] and record["samples_per_length"] == 6

@@ -118,8 +118,19 @@ def test_training_run_that_will_not_fit_stops_before_it_starts(tmp_path, capsys)
 
     assert check_config_memory(load_config("configs/hyena_recall.yaml")) < 2**30  # the shipped config fits
     assert check_config_memory(load_config("configs/e2former_md.yaml")) is None  # no estimate without data
-    code = main(["train", "--config", "configs/hyena_recall.yaml", "--out", str(tmp_path / "run"),
-                 "--set", "data_args.length=50000000", "--set", "batch_size=64"])
+    code = main(
+        [
+            "train",
+            "--config",
+            "configs/hyena_recall.yaml",
+            "--out",
+            str(tmp_path / "run"),
+            "--set",
+            "data_args.length=50000000",
+            "--set",
+            "batch_size=64",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "se3hyena needs about" in err and "tokens (sequence length) 50000000" in err
     assert not (tmp_path / "run").exists()  # nothing was started

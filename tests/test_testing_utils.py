@@ -28,8 +28,12 @@ def test_wigner_D_rotates_spherical_harmonics_to_float64_precision(reflection):
 
 
 def test_equivariance_error_detects_a_non_equivariant_map():
-    errs = equivariance_error(lambda x: x * torch.tensor([1.0, 2.0, 3.0], dtype=x.dtype),
-                              [torch.randn(5, 3)], ["vector"], ["vector"])
+    errs = equivariance_error(
+        lambda x: x * torch.tensor([1.0, 2.0, 3.0], dtype=x.dtype),
+        [torch.randn(5, 3)],
+        ["vector"],
+        ["vector"],
+    )
     assert errs["rotation"] > 1e-2
 
 
@@ -49,13 +53,28 @@ def test_translation_and_permutation_checks():
 
     pos = torch.randn(7, 3)
     idx = torch.randint(0, 7, (2, 15))
-    errs = assert_equivariant(centre_and_pair_sum, [pos, idx], ["position", "index"],
-                              ["vector", "vector"], translation=True, permutation=True,
-                              node_dims=[0, None], out_node_dims=[0, 0])
+    errs = assert_equivariant(
+        centre_and_pair_sum,
+        [pos, idx],
+        ["position", "index"],
+        ["vector", "vector"],
+        translation=True,
+        permutation=True,
+        node_dims=[0, None],
+        out_node_dims=[0, 0],
+    )
     assert set(errs) == {"rotation", "translation", "permutation"}
     # a map that depends on node order fails the permutation check
-    errs = equivariance_error(lambda p: p.cumsum(0), [pos], ["vector"], ["vector"],
-                              rotation=False, permutation=True, node_dims=[0], out_node_dims=[0])
+    errs = equivariance_error(
+        lambda p: p.cumsum(0),
+        [pos],
+        ["vector"],
+        ["vector"],
+        rotation=False,
+        permutation=True,
+        node_dims=[0],
+        out_node_dims=[0],
+    )
     assert errs["permutation"] > 1e-3
 
 

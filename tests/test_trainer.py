@@ -20,9 +20,16 @@ from equiscale.cli import main
 from equiscale.train import evaluate, fit, load_checkpoint, load_config
 from equiscale.train.plots import read_metrics
 
-TINY = ["data_args.n_train=200", "data_args.n_val=100", "data_args.n_test=100",
-        "model_args.hidden=16", "model_args.layers=2", "batch_size=50", "eval_batch_size=100",
-        "progress=false"]
+TINY = [
+    "data_args.n_train=200",
+    "data_args.n_val=100",
+    "data_args.n_test=100",
+    "model_args.hidden=16",
+    "model_args.layers=2",
+    "batch_size=50",
+    "eval_batch_size=100",
+    "progress=false",
+]
 
 
 def _cfg(out: Path, *extra: str):
@@ -35,8 +42,7 @@ def test_fit_writes_results_checkpoints_and_plots(tmp_path):
     assert res["epochs_run"] == 3
     last = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
     assert last["epoch"] == 2  # refreshed every epoch, not only when validation improves
-    assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == ["best.ckpt",
-                                                                                   "last.ckpt"]
+    assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
     assert Path(res["best_checkpoint"]).name == "best.ckpt"
     saved = json.loads((tmp_path / "run" / "results.json").read_text())
     for key in ("command", "git_commit", "device", "versions", "wall_time_s", "test"):
@@ -111,9 +117,24 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["eval", "--checkpoint", str(tmp_path / "missing.ckpt")]) == 2
     err = capsys.readouterr().err
     assert "missing.ckpt" in err and "Traceback" not in err
-    assert main(["train", "--set", "model_args.hidden=-3", "--out", str(tmp_path / "r"),
-                 "--set", "data_args.n_train=10", "--set", "data_args.n_val=10",
-                 "--set", "data_args.n_test=10"]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "--set",
+                "model_args.hidden=-3",
+                "--out",
+                str(tmp_path / "r"),
+                "--set",
+                "data_args.n_train=10",
+                "--set",
+                "data_args.n_val=10",
+                "--set",
+                "data_args.n_test=10",
+            ]
+        )
+        == 2
+    )
     assert main(["train", "--set", "nonsense=1"]) == 2
     assert "nonsense" in capsys.readouterr().err
 
@@ -151,8 +172,7 @@ def test_resume_after_sigkill_equals_unbroken_run(tmp_path):
     broken = tmp_path / "broken"
     rng = random.Random(0)
     kills = 0
-    proc = subprocess.Popen(_train_cmd(broken), env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(_train_cmd(broken), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     while kills < 2:
         # wait for a checkpoint, then kill at a random moment of the following epochs
         deadline = time.time() + 300
@@ -164,8 +184,15 @@ def test_resume_after_sigkill_equals_unbroken_run(tmp_path):
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         kills += 1
-        proc = subprocess.Popen(_train_cmd(broken, ) + ["--resume"], env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            _train_cmd(
+                broken,
+            )
+            + ["--resume"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
     assert proc.wait(timeout=600) == 0
     assert kills >= 1
     _assert_same_state(_final_state(unbroken), _final_state(broken))
@@ -181,8 +208,7 @@ def test_resume_after_sigkill_equals_unbroken_run(tmp_path):
 def test_ddp_on_two_cpu_processes(tmp_path):
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = _train_cmd(out, "max_epochs=2") + ["--devices", "2", "--strategy", "ddp",
-                                             "--accelerator", "cpu"]
+    cmd = _train_cmd(out, "max_epochs=2") + ["--devices", "2", "--strategy", "ddp", "--accelerator", "cpu"]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     results = json.loads((out / "results.json").read_text())
@@ -215,8 +241,9 @@ def test_sigterm_exits_nonzero_and_keeps_the_checkpoint(tmp_path):
     and a checkpoint to resume from; the resumed run finishes."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     out = tmp_path / "term"
-    proc = subprocess.Popen(_train_cmd(out), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(
+        _train_cmd(out), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     deadline = time.time() + 300
     while not (out / "checkpoints" / "last.ckpt").exists() and time.time() < deadline:
         time.sleep(0.05)
@@ -225,8 +252,9 @@ def test_sigterm_exits_nonzero_and_keeps_the_checkpoint(tmp_path):
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 143, err
     assert "SIGTERM" in err and (out / "checkpoints" / "last.ckpt").is_file()
-    done = subprocess.run(_train_cmd(out) + ["--resume"], env=env, capture_output=True, text=True,
-                          timeout=600)
+    done = subprocess.run(
+        _train_cmd(out) + ["--resume"], env=env, capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 0, done.stderr
     assert (out / "results.json").is_file()
 

@@ -24,8 +24,9 @@ def test_attention_matches_reference(causal: bool) -> None:
     outs, outv = [], []
     for h in range(2):
         sl, vl = slice(4 * h, 4 * h + 4), slice(2 * h, 2 * h + 2)
-        a, b = equivariant_attention_reference(qs[..., sl], ks[..., sl], ws[..., sl], qv[..., vl],
-                                               kv[..., vl], wv[..., vl], causal)
+        a, b = equivariant_attention_reference(
+            qs[..., sl], ks[..., sl], ws[..., sl], qv[..., vl], kv[..., vl], wv[..., vl], causal
+        )
         outs.append(a)
         outv.append(b)
     ref_s = att.scalar_out(torch.cat(outs, -1))
@@ -44,26 +45,47 @@ def test_attention_e3_and_permutation_equivariant() -> None:
         s_out, v_out = att(s, v.transpose(-1, -2))
         return s_out, v_out.transpose(-1, -2)
 
-    assert_equivariant(fn, [s, v], ["scalar", "vector"], ["scalar", "vector"], reflection=True,
-                       permutation=True, node_dims=[1, 1], out_node_dims=[1, 1])
+    assert_equivariant(
+        fn,
+        [s, v],
+        ["scalar", "vector"],
+        ["scalar", "vector"],
+        reflection=True,
+        permutation=True,
+        node_dims=[1, 1],
+        out_node_dims=[1, 1],
+    )
 
 
 def test_transformer_equivariant() -> None:
     torch.manual_seed(2)
-    net = EquivariantTransformer(8, 4, depth=2, heads=2, causal=False, vector_in=1,
-                                 scalar_in=1).double()
+    net = EquivariantTransformer(8, 4, depth=2, heads=2, causal=False, vector_in=1, scalar_in=1).double()
     loc = torch.randn(3, 5, 3, dtype=F64)
     vel = torch.randn(3, 5, 3, dtype=F64)
     q = torch.randn(3, 5, dtype=F64).sign()
     fn = lambda x, u, c: net({"loc": x, "vel": u, "charges": c})
-    assert_equivariant(fn, [loc, vel, q], ["position", "vector", "scalar"], ["position"],
-                       reflection=True, translation=True, permutation=True, node_dims=[1, 1, 1],
-                       out_node_dims=[1])
+    assert_equivariant(
+        fn,
+        [loc, vel, q],
+        ["position", "vector", "scalar"],
+        ["position"],
+        reflection=True,
+        translation=True,
+        permutation=True,
+        node_dims=[1, 1, 1],
+        out_node_dims=[1],
+    )
     causal = EquivariantTransformer(8, 4, depth=2, heads=2, causal=True).double()
     pos = torch.randn(2, 10, 3, dtype=F64)
     tt = torch.randn(2, 10, 3, dtype=F64)
-    assert_equivariant(lambda p, t: causal({"pos": p, "token_type": t}), [pos, tt],
-                       ["position", "scalar"], ["position"], reflection=True, translation=True)
+    assert_equivariant(
+        lambda p, t: causal({"pos": p, "token_type": t}),
+        [pos, tt],
+        ["position", "scalar"],
+        ["position"],
+        reflection=True,
+        translation=True,
+    )
 
 
 def test_bad_heads() -> None:
@@ -79,8 +101,7 @@ def test_rope_is_relative_e3_equivariant_and_order_aware() -> None:
     k = torch.randn(1, 7, 2, 6, dtype=F64, generator=gen)
     pos = torch.arange(7)
     logits = torch.einsum("bihd,bjhd->bhij", rotary_embedding(q, pos), rotary_embedding(k, pos))
-    shifted = torch.einsum("bihd,bjhd->bhij", rotary_embedding(q, pos + 11),
-                           rotary_embedding(k, pos + 11))
+    shifted = torch.einsum("bihd,bjhd->bhij", rotary_embedding(q, pos + 11), rotary_embedding(k, pos + 11))
     assert (logits - shifted).abs().max() < 1e-12  # depends on i - j only
     plain = torch.einsum("bihd,bjhd->bhij", q, k)
     assert (logits - plain).abs().max() > 1e-3
@@ -90,8 +111,9 @@ def test_rope_is_relative_e3_equivariant_and_order_aware() -> None:
     pos3 = torch.randn(2, 10, 3, dtype=F64)
     tt = torch.randn(2, 10, 3, dtype=F64)
     fn = lambda p, t: net({"pos": p, "token_type": t})
-    errs = assert_equivariant(fn, [pos3, tt], ["position", "scalar"], ["position"],
-                              reflection=True, translation=True)
+    errs = assert_equivariant(
+        fn, [pos3, tt], ["position", "scalar"], ["position"], reflection=True, translation=True
+    )
     assert max(errs.values()) < 1e-9
     # order-aware: permuting the context tokens (the query stays last) changes the prediction
     perm = torch.cat([torch.randperm(9, generator=gen), torch.tensor([9])])

@@ -55,8 +55,10 @@ def test_sampled_arguments_up_to_8_equal_sympy():
 def test_half_integers_and_known_values():
     assert wigner_6j(1, 1, 1, 1, 1, 1) == pytest.approx(1 / 6, rel=1e-15)
     assert wigner_6j(Fraction(1, 2), Fraction(1, 2), 1, Fraction(1, 2), Fraction(1, 2), 0) == (
-        pytest.approx(float(sympy_6j(Rational(1, 2), Rational(1, 2), 1, Rational(1, 2),
-                                     Rational(1, 2), 0)), rel=1e-15))
+        pytest.approx(
+            float(sympy_6j(Rational(1, 2), Rational(1, 2), 1, Rational(1, 2), Rational(1, 2), 0)), rel=1e-15
+        )
+    )
     assert wigner_6j(1, 1, 3, 1, 1, 1) == 0.0  # triangle fails
     assert wigner_6j(1, 1, 1, 1, 1, Fraction(1, 2)) == 0.0  # non-integer triad sum
 
@@ -71,8 +73,7 @@ def test_symmetry_and_large_arguments():
     # far beyond float factorial range: still finite and orthogonality holds
     a, b, c, d = 40, 35, 38, 41
     total = sum(
-        (2 * x + 1) * (2 * 39 + 1) * wigner_6j(a, b, x, c, d, 39) ** 2
-        for x in range(abs(a - b), a + b + 1)
+        (2 * x + 1) * (2 * 39 + 1) * wigner_6j(a, b, x, c, d, 39) ** 2 for x in range(abs(a - b), a + b + 1)
     )
     assert total == pytest.approx(1.0, rel=1e-12)
 
@@ -105,11 +106,11 @@ def test_solid_harmonic_addition_theorem(normalization):
     x = torch.randn(7, 3, generator=g, dtype=torch.float64)
     y = torch.randn(7, 3, generator=g, dtype=torch.float64)
     for l in range(0, 7):
-        lhs = solid_harmonics(l, x + y, normalization)[:, l * l:]
+        lhs = solid_harmonics(l, x + y, normalization)[:, l * l :]
         rhs = torch.zeros_like(lhs)
         for b in range(l + 1):
-            rb = solid_harmonics(b, x, normalization)[:, b * b:]
-            rc = solid_harmonics(l - b, y, normalization)[:, (l - b) ** 2:]
+            rb = solid_harmonics(b, x, normalization)[:, b * b :]
+            rc = solid_harmonics(l - b, y, normalization)[:, (l - b) ** 2 :]
             k = addition_coefficient(l, b, normalization)
             rhs += k * torch.einsum("nx,ny,xym->nm", rb, rc, _cg(b, l - b, l))
         torch.testing.assert_close(rhs, lhs, rtol=1e-12, atol=1e-12 * lhs.abs().max())

@@ -17,7 +17,7 @@ def _graph(n=10, n_edges=50, seed=0, n_struct=1, spread=1.5, dtype=torch.float64
     batch = torch.arange(n) * n_struct // n
     cells = torch.randperm(27, generator=g)[:n]
     grid = torch.stack([cells // 9, (cells // 3) % 3, cells % 3], dim=1).to(torch.float64)
-    pos = (grid * 1.5 + 0.3 * (torch.rand(n, 3, generator=g, dtype=torch.float64) - 0.5))
+    pos = grid * 1.5 + 0.3 * (torch.rand(n, 3, generator=g, dtype=torch.float64) - 0.5)
     pos = (pos * spread / 1.5 + 20.0 * batch[:, None]).to(dtype)
     src = torch.randint(0, n, (n_edges,), generator=g)
     dst = torch.randint(0, n, (n_edges,), generator=g)
@@ -30,8 +30,17 @@ def _rel(a, b):
 
 
 CASES = [  # (lmax_in, l_filter, lmax_out)
-    (0, [0], 0), (1, [1], 1), (2, [2], 2), (2, [0, 1, 2], 3), (1, [3], 2), (3, [4], 3),
-    (1, [5], 4), (0, [6], 6), (2, [7], 5), (1, [8], 7), (0, [8], 8),
+    (0, [0], 0),
+    (1, [1], 1),
+    (2, [2], 2),
+    (2, [0, 1, 2], 3),
+    (1, [3], 2),
+    (3, [4], 3),
+    (1, [5], 4),
+    (0, [6], 6),
+    (2, [7], 5),
+    (1, [8], 7),
+    (0, [8], 8),
 ]
 
 
@@ -79,8 +88,9 @@ def test_rotation_and_translation_equivariance(centring):
     alpha = torch.randn(ei.shape[1], 3, generator=g, dtype=torch.float64)
     conv = Wigner6jConv(2, 3, [1, 2, 3], centring=centring, parity="even")
     fn = lambda h_, pos_: conv(h_, pos_, ei, alpha, batch=batch)
-    assert_equivariant(fn, [h, pos], [("sh", 2), "position"], [("sh", 3)],
-                       rotation=True, reflection=True, translation=True)
+    assert_equivariant(
+        fn, [h, pos], [("sh", 2), "position"], [("sh", 3)], rotation=True, reflection=True, translation=True
+    )
 
 
 def test_gradcheck():
@@ -88,12 +98,13 @@ def test_gradcheck():
     h = torch.randn(5, 4, 2, generator=g, dtype=torch.float64, requires_grad=True)
     alpha = torch.randn(ei.shape[1], 2, generator=g, dtype=torch.float64, requires_grad=True)
     pos = pos.clone().requires_grad_(True)
-    w = torch.randn(len(conv_paths(1, [1, 2], 2)), generator=g, dtype=torch.float64,
-                    requires_grad=True)
+    w = torch.randn(len(conv_paths(1, [1, 2], 2)), generator=g, dtype=torch.float64, requires_grad=True)
     for centring in ("structure", "target"):
+
         def fn(h_, p_, a_, w_, centring=centring):
-            return wigner6j_conv(h_, p_, ei, a_, lmax_in=1, l_filter=[1, 2], lmax_out=2,
-                                 path_weights=w_, centring=centring)
+            return wigner6j_conv(
+                h_, p_, ei, a_, lmax_in=1, l_filter=[1, 2], lmax_out=2, path_weights=w_, centring=centring
+            )
 
         assert torch.autograd.gradcheck(fn, (h, pos, alpha, w), fast_mode=True)
 
@@ -131,8 +142,15 @@ def test_far_from_origin_float32():
 
 def test_empty_and_bad_inputs():
     h = torch.zeros(0, 4, 3)
-    out = wigner6j_conv(h, torch.zeros(0, 3), torch.zeros(2, 0, dtype=torch.long), torch.zeros(0),
-                        lmax_in=1, l_filter=[1], lmax_out=2)
+    out = wigner6j_conv(
+        h,
+        torch.zeros(0, 3),
+        torch.zeros(2, 0, dtype=torch.long),
+        torch.zeros(0),
+        lmax_in=1,
+        l_filter=[1],
+        lmax_out=2,
+    )
     assert out.shape == (0, 9, 3)
     pos, ei, batch, g = _graph(n=5, n_edges=10)
     h = torch.randn(5, 4, 3, dtype=torch.float64)
@@ -210,8 +228,16 @@ def test_stored_tables_follow_settings_changed_after_init():
     for centring, normalization in (("structure", "component"), ("none", "integral")):
         conv.centring, conv.normalization = centring, normalization
         assert conv._tables() is None  # per-call look-up for settings the buffers were not made for
-        ref = edge_reference(h, pos, nb.edge_index, alpha, lmax_in=2, l_filter=[0, 1, 2], lmax_out=2,
-                             normalization=normalization)
+        ref = edge_reference(
+            h,
+            pos,
+            nb.edge_index,
+            alpha,
+            lmax_in=2,
+            l_filter=[0, 1, 2],
+            lmax_out=2,
+            normalization=normalization,
+        )
         torch.testing.assert_close(conv(h, pos, nb.edge_index, alpha), ref, rtol=1e-10, atol=1e-12)
 
 

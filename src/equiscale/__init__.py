@@ -48,12 +48,33 @@ _EXPORTS: dict[str, str] = {
     "GauntNet": "equiscale.models.gaunt_net",
 }
 
-__all__ = ["__version__", "GauntTensorProduct", "gaunt_power", "gaunt_reference",
-           "GauntConv", "GauntManyBody", "GauntSelfMix",
-           "E2Former", "Wigner6jConv", "edge_reference", "neighbor_list", "wigner_6j",
-           "fft_conv", "fft_cross_conv", "fft_cross_dot_conv", "fft_dot_conv",
-           "SE3HyenaOperator", "EquivariantAttention", "SE3HyenaNet", "HyenaNet",
-           "EquivariantTransformer", "FrameAveraging", "Canonicalize", "EGNN", "GauntNet"]
+__all__ = [
+    "__version__",
+    "GauntTensorProduct",
+    "gaunt_power",
+    "gaunt_reference",
+    "GauntConv",
+    "GauntManyBody",
+    "GauntSelfMix",
+    "E2Former",
+    "Wigner6jConv",
+    "edge_reference",
+    "neighbor_list",
+    "wigner_6j",
+    "fft_conv",
+    "fft_cross_conv",
+    "fft_cross_dot_conv",
+    "fft_dot_conv",
+    "SE3HyenaOperator",
+    "EquivariantAttention",
+    "SE3HyenaNet",
+    "HyenaNet",
+    "EquivariantTransformer",
+    "FrameAveraging",
+    "Canonicalize",
+    "EGNN",
+    "GauntNet",
+]
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; the same names, imported eagerly
     from equiscale.models.canonicalize import Canonicalize

@@ -19,8 +19,17 @@ from typing import IO, Any
 
 import torch
 
-__all__ = ["environment", "atomic_open", "atomic_write_bytes", "write_json", "save_figure", "command_line",
-           "provenance", "write_record"]
+__all__ = [
+    "environment",
+    "atomic_open",
+    "atomic_write_bytes",
+    "write_json",
+    "save_figure",
+    "command_line",
+    "provenance",
+    "write_record",
+    "portable_path",
+]
 
 
 def command_line() -> str:
@@ -41,13 +50,19 @@ def _git_commit() -> str:
     the moment the record is written."""
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
             cwd=Path(__file__).resolve().parent,
         )
         commit = out.stdout.strip() or "unknown"
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-            text=True, timeout=10, cwd=Path(__file__).resolve().parent,
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            cwd=Path(__file__).resolve().parent,
         ).stdout.strip()
         return commit + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
@@ -150,8 +165,21 @@ def provenance(device: str = "cpu", started: float | None = None, ndigits: int =
     return out
 
 
+def portable_path(path: str | os.PathLike) -> str:
+    """``path`` relative to the working directory when it lies below it (records name no machine
+    paths), else as given."""
+    p = Path(path)
+    try:
+        return p.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def write_record(
-    path: str | os.PathLike, record: dict[str, Any], *, device: str = "cpu",
+    path: str | os.PathLike,
+    record: dict[str, Any],
+    *,
+    device: str = "cpu",
     started: float | None = None,
 ) -> dict[str, Any]:
     """Add command, commit, environment and wall time to ``record`` and write it atomically as JSON."""

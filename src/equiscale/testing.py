@@ -111,7 +111,7 @@ def wigner_D(lmax: int, R: torch.Tensor, parity: int = 1) -> torch.Tensor:
         y = o3.spherical_harmonics(l, points, normalize=True)  # [P, 2l+1]
         y_rot = o3.spherical_harmonics(l, points @ proper.T, normalize=True)
         d = torch.linalg.lstsq(y, y_rot).solution.T  # y_rot = y @ D.T
-        sign = det ** l if parity == 1 else det ** (l + 1)
+        sign = det**l if parity == 1 else det ** (l + 1)
         blocks.append(sign * d)
     return torch.block_diag(*blocks).to(R.dtype)
 
@@ -135,7 +135,14 @@ def transform(
     """
     name, lmax = (kind, None) if isinstance(kind, str) else (kind[0], int(kind[1]))
     if name not in {
-        "scalar", "pseudoscalar", "vector", "pseudovector", "position", "sh", "pseudo_sh", "index"
+        "scalar",
+        "pseudoscalar",
+        "vector",
+        "pseudovector",
+        "position",
+        "sh",
+        "pseudo_sh",
+        "index",
     }:
         raise ValueError(f"unknown type {kind!r}")
     if perm is not None and node_dim is not None:
@@ -210,8 +217,16 @@ def equivariance_error(
     _check_finite(base, "fn(*inputs)")
     if len(base) != len(out_types):
         raise ValueError(f"out_types has {len(out_types)} entries for {len(base)} outputs")
-    checks = [name for name, on in (("rotation", rotation), ("reflection", reflection),
-                                    ("translation", translation), ("permutation", permutation)) if on]
+    checks = [
+        name
+        for name, on in (
+            ("rotation", rotation),
+            ("reflection", reflection),
+            ("translation", translation),
+            ("permutation", permutation),
+        )
+        if on
+    ]
     errors: dict[str, float] = {}
     for check in checks:
         worst = 0.0
@@ -242,8 +257,9 @@ def _check_finite(outputs: tuple, where: str) -> None:
     """A NaN or inf output is a failure, never an error of 0 (NaN compares false to any bound)."""
     for k, y in enumerate(outputs):
         if isinstance(y, torch.Tensor) and y.is_floating_point() and not torch.isfinite(y).all():
-            raise AssertionError(f"output {k} of {where} is not finite "
-                                 f"({int((~torch.isfinite(y)).sum())} non-finite values)")
+            raise AssertionError(
+                f"output {k} of {where} is not finite ({int((~torch.isfinite(y)).sum())} non-finite values)"
+            )
 
 
 def assert_equivariant(*args: Any, tol: float | None = None, **kwargs: Any) -> dict[str, float]:
@@ -259,8 +275,11 @@ def assert_equivariant(*args: Any, tol: float | None = None, **kwargs: Any) -> d
 # ----------------------------------------------------------------------------- relative error
 
 
-def relative_error(a: torch.Tensor | Sequence[torch.Tensor], b: torch.Tensor | Sequence[torch.Tensor],
-                   batch_dim: int | None = None) -> torch.Tensor:
+def relative_error(
+    a: torch.Tensor | Sequence[torch.Tensor],
+    b: torch.Tensor | Sequence[torch.Tensor],
+    batch_dim: int | None = None,
+) -> torch.Tensor:
     """``||a - b|| / (||a|| + ||b||)`` with Frobenius norms over all entries (of all tensors).
 
     With ``batch_dim`` the ratio is taken per sample (the norms run over the other axes) and a
@@ -305,6 +324,7 @@ def _prepare(inputs: Any, in_types: Any, node_dims: Any):
 
         def rebuild(xs: list) -> Any:
             return [dict(zip(keys, xs))]
+
         return keys, [inputs[k] for k in keys], types, nds, rebuild
     xs = list(inputs)
     if isinstance(in_types, dict) or len(in_types) != len(xs):
@@ -401,8 +421,9 @@ def relative_equivariance_error(
     if not translation_scale > 0:
         raise ValueError(f"translation_scale must be > 0, got {translation_scale!r}")
     if isinstance(inputs, dict):
-        xs = {k: v.to(dtype) if (dtype is not None and v.is_floating_point()) else v
-              for k, v in inputs.items()}
+        xs = {
+            k: v.to(dtype) if (dtype is not None and v.is_floating_point()) else v for k, v in inputs.items()
+        }
     else:
         xs = [x.to(dtype) if (dtype is not None and x.is_floating_point()) else x for x in inputs]
     _, tensors, _, nds, _ = _prepare(xs, in_types, node_dims)
@@ -419,13 +440,23 @@ def relative_equivariance_error(
             else:
                 sizes = {x.shape[d] for x, d in zip(tensors, nds) if d is not None}
                 if len(sizes) != 1:
-                    raise ValueError("permutation needs node_dims naming inputs with one number "
-                                     f"of nodes, got sizes {sorted(sizes)}")
+                    raise ValueError(
+                        "permutation needs node_dims naming inputs with one number "
+                        f"of nodes, got sizes {sorted(sizes)}"
+                    )
                 perm = torch.randperm(sizes.pop(), generator=gen)
-            err = group_error(fn, xs, in_types, out_types, R=R, t=t, perm=perm,
-                              node_dims=node_dims if sym == "permutation" else None,
-                              out_node_dims=out_node_dims if sym == "permutation" else None,
-                              batch_dim=batch_dim)
+            err = group_error(
+                fn,
+                xs,
+                in_types,
+                out_types,
+                R=R,
+                t=t,
+                perm=perm,
+                node_dims=node_dims if sym == "permutation" else None,
+                out_node_dims=out_node_dims if sym == "permutation" else None,
+                batch_dim=batch_dim,
+            )
             total += float(err.detach().mean())
         errors[sym] = total / trials
     return errors

@@ -41,8 +41,7 @@ def main() -> None:
         t0 = time.perf_counter()
         dyn.run(1)
         times.append(time.perf_counter() - t0)
-    print(json.dumps({"atoms": len(atoms), "steps": args.steps,
-                      "seconds_per_step": float(np.median(times))}))
+    print(json.dumps({"atoms": len(atoms), "steps": args.steps, "seconds_per_step": float(np.median(times))}))
 
 
 if __name__ == "__main__":

@@ -40,9 +40,13 @@ def main() -> None:
         forces.append(atoms.get_forces())
         times.append(time.perf_counter() - t0)
     tmp = args.out + ".tmp.npz"
-    np.savez(tmp, energy=np.array(energies), forces=np.concatenate(forces),
-             seconds_per_frame=float(np.median(times[5:] if len(times) > 10 else times)),
-             n_parameters=sum(p.numel() for p in calc.models[0].parameters()))
+    np.savez(
+        tmp,
+        energy=np.array(energies),
+        forces=np.concatenate(forces),
+        seconds_per_frame=float(np.median(times[5:] if len(times) > 10 else times)),
+        n_parameters=sum(p.numel() for p in calc.models[0].parameters()),
+    )
     os.replace(tmp, args.out)
 
 

@@ -103,8 +103,13 @@ def fit_exponent(xs: list[float], ys: list[float]) -> float:
     return sxy / sxx
 
 
-def check_bench_args(args: Any, *, at_least_one: tuple[str, ...] = (), non_negative: tuple[str, ...] = (),
-                     lists_at_least_one: tuple[str, ...] = ()) -> None:
+def check_bench_args(
+    args: Any,
+    *,
+    at_least_one: tuple[str, ...] = (),
+    non_negative: tuple[str, ...] = (),
+    lists_at_least_one: tuple[str, ...] = (),
+) -> None:
     """Reject absurd benchmark options before anything runs or is written: counts that must be
     >= 1 or >= 0, every entry of list options >= 1, and a ``--device`` this machine has. Errors name
     the option (``ValueError``, a one-line message from the command line)."""

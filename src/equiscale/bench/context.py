@@ -60,36 +60,66 @@ ARMS = ("se3hyena", "se3hyena_ckpt", "transformer", "transformer_ckpt")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="torch device: cpu, cuda or cuda:k")
-    parser.add_argument("--tokens", type=int, nargs="+", default=[1024, 2048, 4096, 8192, 16384],
-                        help="sequence lengths N (--full adds 32k and 64k)")
+    parser.add_argument(
+        "--tokens",
+        type=int,
+        nargs="+",
+        default=[1024, 2048, 4096, 8192, 16384],
+        help="sequence lengths N (--full adds 32k and 64k)",
+    )
     parser.add_argument("--full", action="store_true", help="also run N = 32768 and 65536 tokens")
-    parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS,
-                        help="networks to compare (_ckpt: checkpointed token mixer)")
+    parser.add_argument(
+        "--arms",
+        nargs="+",
+        default=list(ARMS),
+        choices=ARMS,
+        help="networks to compare (_ckpt: checkpointed token mixer)",
+    )
     parser.add_argument("--scalar-channels", type=int, default=32, help="scalar channels of both networks")
     parser.add_argument("--vector-channels", type=int, default=8, help="vector channels of both networks")
     parser.add_argument("--depth", type=int, default=4, help="layers of both networks")
     parser.add_argument("--heads", type=int, default=4, help="attention heads (transformer arms)")
     parser.add_argument("--batch", type=int, default=1, help="sequences per batch")
     parser.add_argument("--causal", action="store_true", help="causal token mixers (else bidirectional)")
-    parser.add_argument("--repeats", type=int, default=3,
-                        help="timed calls per measurement (best and median reported)")
-    parser.add_argument("--warmup", type=int, default=1,
-                        help="untimed calls before timing, the first (sizing) call included")
-    parser.add_argument("--long-call-s", type=float, default=3.0,
-                        help="calls longer than this (s) get --long-repeats timed repeats, no warm-up")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="timed calls per measurement (best and median reported)"
+    )
+    parser.add_argument(
+        "--warmup", type=int, default=1, help="untimed calls before timing, the first (sizing) call included"
+    )
+    parser.add_argument(
+        "--long-call-s",
+        type=float,
+        default=3.0,
+        help="calls longer than this (s) get --long-repeats timed repeats, no warm-up",
+    )
     parser.add_argument("--long-repeats", type=int, default=1, help="timed repeats of a long call")
-    parser.add_argument("--memory-budget-mb", type=float, default=1024.0,
-                        help="memory budget (MiB) for the largest N each arm fits")
-    parser.add_argument("--fft-tokens", type=int, nargs="+",
-                        default=[8192, 16384, 32768, 65536, 131072],
-                        help="sequence lengths of the FFT long-convolution scaling")
-    parser.add_argument("--fft-channels", type=int, default=64,
-                        help="channels C of the FFT long-convolution scaling")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads (1 keeps timings stable on a shared machine)")
+    parser.add_argument(
+        "--memory-budget-mb",
+        type=float,
+        default=1024.0,
+        help="memory budget (MiB) for the largest N each arm fits",
+    )
+    parser.add_argument(
+        "--fft-tokens",
+        type=int,
+        nargs="+",
+        default=[8192, 16384, 32768, 65536, 131072],
+        help="sequence lengths of the FFT long-convolution scaling",
+    )
+    parser.add_argument(
+        "--fft-channels", type=int, default=64, help="channels C of the FFT long-convolution scaling"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (1 keeps timings stable on a shared machine)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs and weights")
-    parser.add_argument("--out", default=None,
-                        help="JSON path (results/bench_context_<device>.json when not given)")
+    parser.add_argument(
+        "--out", default=None, help="JSON path (results/bench_context_<device>.json when not given)"
+    )
     parser.add_argument("--no-plot", action="store_true", help="write no PNG beside the JSON")
 
 
@@ -121,8 +151,10 @@ def memory_method(device: str) -> str:
     if torch.device(device).type == "cuda":
         return "torch.cuda.max_memory_allocated - memory_allocated before"
     if os.path.exists("/proc/self/clear_refs") and os.access("/proc/self/clear_refs", os.W_OK):
-        return ("Linux VmHWM after - VmRSS before (clear_refs reset; glibc mmap threshold 64 KiB "
-                "in the memory pass, 32 MiB in the timing pass that follows it)")
+        return (
+            "Linux VmHWM after - VmRSS before (clear_refs reset; glibc mmap threshold 64 KiB "
+            "in the memory pass, 32 MiB in the timing pass that follows it)"
+        )
     raise RuntimeError("CPU peak memory needs Linux /proc/self/clear_refs (writable); not available")
 
 
@@ -167,8 +199,9 @@ def _build(arm: str, args: argparse.Namespace) -> torch.nn.Module:
     common = {"scalar_in": 3, "causal": args.causal, "checkpoint_mixer": arm.endswith("_ckpt")}
     if arm.startswith("se3hyena"):
         return SE3HyenaNet(args.scalar_channels, args.vector_channels, args.depth, **common)
-    return EquivariantTransformer(args.scalar_channels, args.vector_channels, args.depth,
-                                  heads=args.heads, **common)
+    return EquivariantTransformer(
+        args.scalar_channels, args.vector_channels, args.depth, heads=args.heads, **common
+    )
 
 
 def _timed(fn: Callable[[], Any], args: argparse.Namespace, device: str) -> dict[str, Any]:
@@ -188,20 +221,29 @@ def _timed(fn: Callable[[], Any], args: argparse.Namespace, device: str) -> dict
     if not long:
         for _ in range(max(args.warmup - 1, 0)):
             fn()
-    times = [time_fn(fn, warmup=0, repeats=1, device=device)["median_ms"]
-             for _ in range(args.long_repeats if long else args.repeats)]
+    times = [
+        time_fn(fn, warmup=0, repeats=1, device=device)["median_ms"]
+        for _ in range(args.long_repeats if long else args.repeats)
+    ]
     if long:
         times.append(first * 1e3)
     times.sort()
-    return {"median_ms": times[len(times) // 2], "min_ms": times[0], "max_ms": times[-1],
-            "repeats": len(times), "first_call_ms": first * 1e3}
+    return {
+        "median_ms": times[len(times) // 2],
+        "min_ms": times[0],
+        "max_ms": times[-1],
+        "repeats": len(times),
+        "first_call_ms": first * 1e3,
+    }
 
 
 def _setup(arm: str, n: int, args: argparse.Namespace) -> tuple[torch.nn.Module, Callable, Callable]:
     device = args.device
     gen = torch.Generator().manual_seed(args.seed + n)
-    batch = {"pos": torch.randn(args.batch, n, 3, generator=gen).to(device),
-             "token_type": torch.randn(args.batch, n, 3, generator=gen).to(device)}
+    batch = {
+        "pos": torch.randn(args.batch, n, 3, generator=gen).to(device),
+        "token_type": torch.randn(args.batch, n, 3, generator=gen).to(device),
+    }
     torch.manual_seed(args.seed)
     model = _build(arm, args).to(device)
 
@@ -230,12 +272,19 @@ def _measure_arm(arm: str, n: int, args: argparse.Namespace) -> dict[str, Any]:
     model, fwd, fwd_bwd = _setup(arm, n, args)
     t_f = _timed(fwd, args, args.device)
     t_fb = _timed(fwd_bwd, args, args.device)
-    return {"arm": arm, "tokens": n, "forward_ms": t_f["min_ms"],
-            "forward_median_ms": t_f["median_ms"], "forward_max_ms": t_f["max_ms"],
-            "forward_backward_ms": t_fb["min_ms"], "forward_backward_median_ms": t_fb["median_ms"],
-            "forward_backward_max_ms": t_fb["max_ms"], "repeats": t_fb["repeats"],
-            "parameters": sum(p.numel() for p in model.parameters()),
-            "loadavg_1min": os.getloadavg()[0]}
+    return {
+        "arm": arm,
+        "tokens": n,
+        "forward_ms": t_f["min_ms"],
+        "forward_median_ms": t_f["median_ms"],
+        "forward_max_ms": t_f["max_ms"],
+        "forward_backward_ms": t_fb["min_ms"],
+        "forward_backward_median_ms": t_fb["median_ms"],
+        "forward_backward_max_ms": t_fb["max_ms"],
+        "repeats": t_fb["repeats"],
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "loadavg_1min": os.getloadavg()[0],
+    }
 
 
 def _fft_scaling(args: argparse.Namespace) -> dict[str, Any]:
@@ -257,14 +306,25 @@ def _fft_scaling(args: argparse.Namespace) -> dict[str, Any]:
 
         t1 = _timed(conv, args, device)["min_ms"]
         t2 = _timed(cross, args, device)["min_ms"]
-        rows.append({"tokens": n, "fft_conv_fwd_bwd_ms": t1, "fft_cross_dot_conv_fwd_bwd_ms": t2,
-                     "fft_conv_ms_per_NlogN": t1 / (n * math.log2(n)) * 1e6,
-                     "fft_cross_dot_conv_ms_per_NlogN": t2 / (n * math.log2(n)) * 1e6})
+        rows.append(
+            {
+                "tokens": n,
+                "fft_conv_fwd_bwd_ms": t1,
+                "fft_cross_dot_conv_fwd_bwd_ms": t2,
+                "fft_conv_ms_per_NlogN": t1 / (n * math.log2(n)) * 1e6,
+                "fft_cross_dot_conv_ms_per_NlogN": t2 / (n * math.log2(n)) * 1e6,
+            }
+        )
         print(f"  fft  N={n:>7d}  fft_conv {t1:9.1f} ms  fft_cross_dot_conv {t2:9.1f} ms", flush=True)
     ns = [r["tokens"] for r in rows]
-    out: dict[str, Any] = {"rows": rows, "channels": c, "shapes": {
-        "fft_conv": f"u [1, N, {c}], h [N, {c}]",
-        "fft_cross_dot_conv": f"q, k [1, N, 3, {c // 4}]"}}
+    out: dict[str, Any] = {
+        "rows": rows,
+        "channels": c,
+        "shapes": {
+            "fft_conv": f"u [1, N, {c}], h [N, {c}]",
+            "fft_cross_dot_conv": f"q, k [1, N, 3, {c // 4}]",
+        },
+    }
     if len(ns) >= 2:
         nlogn = fit_exponent(ns, [n * math.log2(n) for n in ns])
         out["exponent_of_NlogN_over_range"] = nlogn
@@ -283,7 +343,7 @@ def _fit_budget(rows: list[dict[str, Any]], budget_mb: float) -> dict[str, Any]:
     out: dict[str, Any] = {"largest_measured_within_budget": max(within) if within else None}
     if len(ns) >= 2:
         # least-squares line through the largest half of the points (memory is O(N) for both)
-        pts = sorted(zip(ns, mem))[len(ns) // 2:]
+        pts = sorted(zip(ns, mem))[len(ns) // 2 :]
         if len(pts) >= 2:
             mx = sum(p[0] for p in pts) / len(pts)
             my = sum(p[1] for p in pts) / len(pts)
@@ -291,8 +351,7 @@ def _fit_budget(rows: list[dict[str, Any]], budget_mb: float) -> dict[str, Any]:
             slope = sum((p[0] - mx) * (p[1] - my) for p in pts) / sxx if sxx else float("nan")
             icpt = my - slope * mx
             out["mb_per_token"] = slope
-            out["extrapolated_max_tokens"] = (int((budget_mb - icpt) / slope)
-                                              if slope and slope > 0 else None)
+            out["extrapolated_max_tokens"] = int((budget_mb - icpt) / slope) if slope and slope > 0 else None
     return out
 
 
@@ -301,25 +360,42 @@ def _fit_budget(rows: list[dict[str, Any]], budget_mb: float) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     started = time.time()
-    check_bench_args(args, at_least_one=("scalar_channels", "vector_channels", "heads", "batch",
-                                         "repeats", "long_repeats", "threads"),
-                     non_negative=("depth", "warmup"), lists_at_least_one=("tokens",))
+    check_bench_args(
+        args,
+        at_least_one=(
+            "scalar_channels",
+            "vector_channels",
+            "heads",
+            "batch",
+            "repeats",
+            "long_repeats",
+            "threads",
+        ),
+        non_negative=("depth", "warmup"),
+        lists_at_least_one=("tokens",),
+    )
     if torch.device(args.device).type == "cpu":
         torch.set_num_threads(args.threads)
     tokens = sorted(set(args.tokens + ([32768, 65536] if args.full else [])))
     method = memory_method(args.device)
     cpu = torch.device(args.device).type == "cpu"
-    print(f"context benchmark on {args.device}: width {args.scalar_channels} scalars + "
-          f"{args.vector_channels} vectors, depth {args.depth}, heads {args.heads}, batch "
-          f"{args.batch}, {'causal' if args.causal else 'bidirectional'}; memory: {method}", flush=True)
+    print(
+        f"context benchmark on {args.device}: width {args.scalar_channels} scalars + "
+        f"{args.vector_channels} vectors, depth {args.depth}, heads {args.heads}, batch "
+        f"{args.batch}, {'causal' if args.causal else 'bidirectional'}; memory: {method}",
+        flush=True,
+    )
     memory: dict[tuple[str, int], dict[str, float]] = {}
     if cpu:
         set_allocator_mode("measure")
     for n in tokens:  # 1. all memory probes (see set_allocator_mode)
         for arm in args.arms:
             memory[arm, n] = _memory_arm(arm, n, args)
-            print(f"  {arm:<17s} N={n:>6d}  peak fwd {memory[arm, n]['peak_forward_mb']:8.1f} MB  "
-                  f"fwd+bwd {memory[arm, n]['peak_forward_backward_mb']:8.1f} MB", flush=True)
+            print(
+                f"  {arm:<17s} N={n:>6d}  peak fwd {memory[arm, n]['peak_forward_mb']:8.1f} MB  "
+                f"fwd+bwd {memory[arm, n]['peak_forward_backward_mb']:8.1f} MB",
+                flush=True,
+            )
     if cpu:
         set_allocator_mode("fast")
     rows: list[dict[str, Any]] = []
@@ -327,8 +403,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for arm in args.arms:
             r = {**_measure_arm(arm, n, args), **memory[arm, n]}
             rows.append(r)
-            print(f"  {arm:<17s} N={n:>6d}  fwd {r['forward_ms']:9.1f} ms  fwd+bwd "
-                  f"{r['forward_backward_ms']:9.1f} ms", flush=True)
+            print(
+                f"  {arm:<17s} N={n:>6d}  fwd {r['forward_ms']:9.1f} ms  fwd+bwd "
+                f"{r['forward_backward_ms']:9.1f} ms",
+                flush=True,
+            )
     summary: dict[str, Any] = {}
     for n in tokens:
         by = {r["arm"]: r for r in rows if r["tokens"] == n}
@@ -336,21 +415,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for hy in ("se3hyena", "se3hyena_ckpt"):
             for tf in ("transformer", "transformer_ckpt"):
                 if hy in by and tf in by:
-                    entry[f"{tf}/{hy}_fwd_bwd_time_ratio"] = (by[tf]["forward_backward_ms"]
-                                                             / by[hy]["forward_backward_ms"])
-                    entry[f"{tf}/{hy}_forward_time_ratio"] = (by[tf]["forward_ms"]
-                                                             / by[hy]["forward_ms"])
-                    entry[f"{tf}/{hy}_peak_memory_ratio"] = (by[tf]["peak_forward_backward_mb"]
-                                                            / by[hy]["peak_forward_backward_mb"])
+                    entry[f"{tf}/{hy}_fwd_bwd_time_ratio"] = (
+                        by[tf]["forward_backward_ms"] / by[hy]["forward_backward_ms"]
+                    )
+                    entry[f"{tf}/{hy}_forward_time_ratio"] = by[tf]["forward_ms"] / by[hy]["forward_ms"]
+                    entry[f"{tf}/{hy}_peak_memory_ratio"] = (
+                        by[tf]["peak_forward_backward_mb"] / by[hy]["peak_forward_backward_mb"]
+                    )
         summary[str(n)] = entry
-    budget = {arm: _fit_budget([r for r in rows if r["arm"] == arm], args.memory_budget_mb)
-              for arm in args.arms}
+    budget = {
+        arm: _fit_budget([r for r in rows if r["arm"] == arm], args.memory_budget_mb) for arm in args.arms
+    }
     exponents = {}
     for arm in args.arms:
         sub = [r for r in rows if r["arm"] == arm and r["tokens"] >= 4096]
         if len(sub) >= 2:
-            exponents[arm] = fit_exponent([r["tokens"] for r in sub],
-                                          [r["forward_backward_ms"] for r in sub])
+            exponents[arm] = fit_exponent([r["tokens"] for r in sub], [r["forward_backward_ms"] for r in sub])
     fft = _fft_scaling(args) if args.fft_tokens else {}
     record = {
         "benchmark": "context",
@@ -370,9 +450,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         print(f"  N={n}: {text}")
     if fft:
         rng = f"{min(args.fft_tokens)}..{max(args.fft_tokens)}"
-        print(f"  fft exponents {rng}: fft_conv {fft.get('fft_conv_exponent', float('nan')):.3f}, "
-              f"cross_dot {fft.get('fft_cross_dot_conv_exponent', float('nan')):.3f} "
-              f"(N log2 N over this range: {fft.get('exponent_of_NlogN_over_range', float('nan')):.3f})")
+        print(
+            f"  fft exponents {rng}: fft_conv {fft.get('fft_conv_exponent', float('nan')):.3f}, "
+            f"cross_dot {fft.get('fft_cross_dot_conv_exponent', float('nan')):.3f} "
+            f"(N log2 N over this range: {fft.get('exponent_of_NlogN_over_range', float('nan')):.3f})"
+        )
     print(f"wrote {out}")
     if not args.no_plot:
         full["plot"] = str(_plot(full, out.with_suffix(".png")))
@@ -394,12 +476,9 @@ def _plot(record: dict[str, Any], path: Path) -> Path:
         sub = sorted((r for r in rows if r["arm"] == arm), key=lambda r: r["tokens"])
         ns = [r["tokens"] for r in sub]
         color = f"C{i}"
-        axes[0].loglog(ns, [r["forward_backward_ms"] for r in sub], "o-", color=color,
-                       label=f"{arm} fwd+bwd")
-        axes[0].loglog(ns, [r["forward_ms"] for r in sub], "x--", color=color, alpha=0.6,
-                       label=f"{arm} fwd")
-        axes[1].loglog(ns, [r["peak_forward_backward_mb"] for r in sub], "o-", color=color,
-                       label=arm)
+        axes[0].loglog(ns, [r["forward_backward_ms"] for r in sub], "o-", color=color, label=f"{arm} fwd+bwd")
+        axes[0].loglog(ns, [r["forward_ms"] for r in sub], "x--", color=color, alpha=0.6, label=f"{arm} fwd")
+        axes[1].loglog(ns, [r["peak_forward_backward_mb"] for r in sub], "o-", color=color, label=arm)
     axes[0].set(xlabel="tokens N", ylabel="time (ms)", title="time vs N")
     axes[1].axhline(record["memory_budget_mb"], color="gray", ls=":", label="budget")
     axes[1].set(xlabel="tokens N", ylabel="peak memory fwd+bwd (MiB)", title="peak memory vs N")
@@ -408,12 +487,12 @@ def _plot(record: dict[str, Any], path: Path) -> Path:
         ns = [r["tokens"] for r in fft["rows"]]
         for key, c in (("fft_conv", "C0"), ("fft_cross_dot_conv", "C1")):
             ts = [r[f"{key}_fwd_bwd_ms"] for r in fft["rows"]]
-            axes[2].loglog(ns, ts, "o-", color=c,
-                           label=f"{key} (p={fft.get(key + '_exponent', float('nan')):.2f})")
+            axes[2].loglog(
+                ns, ts, "o-", color=c, label=f"{key} (p={fft.get(key + '_exponent', float('nan')):.2f})"
+            )
             ref = [ts[0] * (n * math.log2(n)) / (ns[0] * math.log2(ns[0])) for n in ns]
             axes[2].loglog(ns, ref, ":", color=c, alpha=0.7, label=f"{key}: N log N from first")
-        axes[2].set(xlabel="tokens N", ylabel="fwd+bwd time (ms)",
-                    title="FFT long convolutions vs N log N")
+        axes[2].set(xlabel="tokens N", ylabel="fwd+bwd time (ms)", title="FFT long convolutions vs N log N")
     for ax in axes:
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)

@@ -33,8 +33,9 @@ __all__ = ["add_arguments", "run", "mace_train_command"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", default="data/md_CH3CH2OH_xtb.extxyz",
-                        help="extxyz with energies and forces")
+    parser.add_argument(
+        "--data", default="data/md_CH3CH2OH_xtb.extxyz", help="extxyz with energies and forces"
+    )
     parser.add_argument("--n-train", type=int, default=1000, help="training frames (the md task's split)")
     parser.add_argument("--n-val", type=int, default=100, help="validation frames")
     parser.add_argument("--n-test", type=int, default=300, help="test frames")
@@ -42,30 +43,75 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=30, help="MACE max_num_epochs (sets the budget)")
     parser.add_argument("--channels", type=int, default=32, help="MACE --num_channels")
     parser.add_argument("--max-L", type=int, default=1, help="MACE --max_L (largest degree of the messages)")
-    parser.add_argument("--correlation", type=int, default=3,
-                        help="MACE --correlation (order of the many-body product)")
+    parser.add_argument(
+        "--correlation", type=int, default=3, help="MACE --correlation (order of the many-body product)"
+    )
     parser.add_argument("--r-max", type=float, default=5.0, help="MACE --r_max: cutoff radius (A)")
-    parser.add_argument("--batch-size", type=int, default=10,
-                        help="MACE --batch_size (training frames per step)")
+    parser.add_argument(
+        "--batch-size", type=int, default=10, help="MACE --batch_size (training frames per step)"
+    )
     parser.add_argument("--threads", type=int, default=1, help="OMP/torch threads for MACE")
-    parser.add_argument("--peers-python", default=".venv-peers/bin/python",
-                        help="python of the venv with mace-torch (make peers)")
-    parser.add_argument("--out", default="results/mlip/mace_ethanol",
-                        help="run folder (must not hold a results.json yet)")
+    parser.add_argument(
+        "--peers-python",
+        default=".venv-peers/bin/python",
+        help="python of the venv with mace-torch (make peers)",
+    )
+    parser.add_argument(
+        "--out", default="results/mlip/mace_ethanol", help="run folder (must not hold a results.json yet)"
+    )
 
 
 def mace_train_command(args: argparse.Namespace, files: dict[str, str], work: Path) -> list[str]:
     """The ``mace_run_train`` command line (MACE 32x0e+32x1o, max_L 1, correlation 3, EMA 0.99,
     AMSGrad, float64, batch 10: the configuration of the MACE reference run in the design notes)."""
     exe = str(Path(args.peers_python).parent / "mace_run_train")
-    return [exe, "--name", "mace", "--work_dir", str(work), "--seed", str(args.seed),
-            "--train_file", files["train"], "--valid_file", files["valid"], "--test_file", files["test"],
-            "--energy_key", "REF_energy", "--forces_key", "REF_forces", "--E0s", "average",
-            "--model", "MACE", "--num_channels", str(args.channels), "--max_L", str(args.max_L),
-            "--correlation", str(args.correlation), "--r_max", str(args.r_max),
-            "--batch_size", str(args.batch_size), "--valid_batch_size", "50",
-            "--max_num_epochs", str(args.epochs), "--ema", "--ema_decay", "0.99", "--amsgrad",
-            "--default_dtype", "float64", "--device", "cpu", "--eval_interval", "1"]
+    return [
+        exe,
+        "--name",
+        "mace",
+        "--work_dir",
+        str(work),
+        "--seed",
+        str(args.seed),
+        "--train_file",
+        files["train"],
+        "--valid_file",
+        files["valid"],
+        "--test_file",
+        files["test"],
+        "--energy_key",
+        "REF_energy",
+        "--forces_key",
+        "REF_forces",
+        "--E0s",
+        "average",
+        "--model",
+        "MACE",
+        "--num_channels",
+        str(args.channels),
+        "--max_L",
+        str(args.max_L),
+        "--correlation",
+        str(args.correlation),
+        "--r_max",
+        str(args.r_max),
+        "--batch_size",
+        str(args.batch_size),
+        "--valid_batch_size",
+        "50",
+        "--max_num_epochs",
+        str(args.epochs),
+        "--ema",
+        "--ema_decay",
+        "0.99",
+        "--amsgrad",
+        "--default_dtype",
+        "float64",
+        "--device",
+        "cpu",
+        "--eval_interval",
+        "1",
+    ]
 
 
 def _log_times(log: Path) -> tuple[float, int]:
@@ -99,8 +145,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     python = Path(args.peers_python)
     if not python.is_file():
-        raise FileNotFoundError(f"--peers-python {python} not found: run `make peers` (mace-torch in its "
-                                "own venv)")
+        raise FileNotFoundError(
+            f"--peers-python {python} not found: run `make peers` (mace-torch in its own venv)"
+        )
     out = Path(args.out)
     if (out / "results.json").exists():
         raise FileExistsError(f"{out} already holds a result (results.json); choose another --out")
@@ -117,8 +164,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     fit_time, epochs = _log_times(mace_logs[-1])
     pred_path = out / "test_predictions.npz"
     tool = Path(__file__).resolve().parents[3] / "tools" / "peers" / "mace_predict.py"
-    subprocess.run([str(python), str(tool), str(work / "mace.model"), files["test"], str(pred_path),
-                    "--threads", str(args.threads)], env=env, check=True)
+    subprocess.run(
+        [
+            str(python),
+            str(tool),
+            str(work / "mace.model"),
+            files["test"],
+            str(pred_path),
+            "--threads",
+            str(args.threads),
+        ],
+        env=env,
+        check=True,
+    )
     pred = np.load(pred_path)
     frames = read_extxyz(args.data)
     test_idx = split_indices(len(frames), args.n_train, args.n_val, args.n_test, args.seed)[2]
@@ -126,11 +184,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     forces = np.concatenate([frames[int(k)].forces for k in test_idx])
     steps_per_epoch = -(-args.n_train // args.batch_size)
     record = {
-        "task": "md", "model": "mace", "peer": "mace-torch 0.3.16 (mace_run_train)",
-        "data": args.data, "split": {"n_train": args.n_train, "n_val": args.n_val,
-                                     "n_test": args.n_test, "seed": args.seed},
+        "task": "md",
+        "model": "mace",
+        "peer": "mace-torch 0.3.16 (mace_run_train)",
+        "data": args.data,
+        "split": {"n_train": args.n_train, "n_val": args.n_val, "n_test": args.n_test, "seed": args.seed},
         "mace_command": " ".join(Path(c).name if c.startswith("/") else c for c in cmd),
-        "epochs_run": epochs, "train_steps": epochs * steps_per_epoch, "fit_time_s": round(fit_time, 1),
+        "epochs_run": epochs,
+        "train_steps": epochs * steps_per_epoch,
+        "fit_time_s": round(fit_time, 1),
         "test": force_energy_errors(pred["energy"], pred["forces"], energy, forces),
         "n_parameters": int(pred["n_parameters"]),
         "md_seconds_per_call": float(pred["seconds_per_frame"]),

@@ -25,16 +25,24 @@ __all__ = ["add_arguments", "run", "molecule_cluster"]
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoints", nargs="*", default=[], help="our trained md checkpoints to time")
-    parser.add_argument("--mace-model", default=None,
-                        help="MACE .model file to time (bench mace writes one); MACE is skipped without it")
-    parser.add_argument("--peers-python", default=".venv-peers/bin/python",
-                        help="python of the venv with mace-torch (make peers)")
-    parser.add_argument("--molecule", default="CH3CH2OH",
-                        help="ase.build.molecule name; the cluster is made of copies of it")
+    parser.add_argument(
+        "--mace-model",
+        default=None,
+        help="MACE .model file to time (bench mace writes one); MACE is skipped without it",
+    )
+    parser.add_argument(
+        "--peers-python",
+        default=".venv-peers/bin/python",
+        help="python of the venv with mace-torch (make peers)",
+    )
+    parser.add_argument(
+        "--molecule", default="CH3CH2OH", help="ase.build.molecule name; the cluster is made of copies of it"
+    )
     parser.add_argument("--big-atoms", type=int, default=1000, help="atoms in the cluster (about)")
     parser.add_argument("--spacing", type=float, default=5.0, help="A between molecule centres")
-    parser.add_argument("--steps", type=int, default=20,
-                        help="timed MD steps (median reported, after 3 warm-up steps)")
+    parser.add_argument(
+        "--steps", type=int, default=20, help="timed MD steps (median reported, after 3 warm-up steps)"
+    )
     parser.add_argument("--out", default="results/mlip/md_speed_cpu.json", help="JSON record")
 
 
@@ -89,17 +97,27 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.steps < 1 or args.big_atoms < 1 or args.spacing <= 0:
         raise ValueError("--steps and --big-atoms must be >= 1 and --spacing > 0")
     torch.set_num_threads(1)
-    systems = {"molecule": molecule(args.molecule),
-               "cluster": molecule_cluster(args.molecule, args.big_atoms, args.spacing)}
+    systems = {
+        "molecule": molecule(args.molecule),
+        "cluster": molecule_cluster(args.molecule, args.big_atoms, args.spacing),
+    }
     rows = []
     for ckpt in args.checkpoints:
         calc = EquiscaleCalculator.from_checkpoint(ckpt)
         run_results = Path(ckpt).parents[1] / "results.json"
-        name = (json.loads(run_results.read_text())["model"] if run_results.is_file()
-                else run_results.parent.name)
+        name = (
+            json.loads(run_results.read_text())["model"] if run_results.is_file() else run_results.parent.name
+        )
         for key, atoms in systems.items():
-            rows.append({"model": name, "checkpoint": ckpt, "system": key, "atoms": len(atoms),
-                         "seconds_per_step": _time_md(atoms, calc, args.steps)})
+            rows.append(
+                {
+                    "model": name,
+                    "checkpoint": ckpt,
+                    "system": key,
+                    "atoms": len(atoms),
+                    "seconds_per_step": _time_md(atoms, calc, args.steps),
+                }
+            )
     if args.mace_model is not None:
         out = Path(args.out)
         tool = Path(__file__).resolve().parents[3] / "tools" / "peers" / "mace_md_speed.py"
@@ -107,15 +125,30 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             xyz = out.with_name(f".{out.stem}_{key}.xyz")
             write(xyz, atoms)
             try:
-                res = subprocess.run([args.peers_python, str(tool), args.mace_model, str(xyz),
-                                      str(args.steps)], capture_output=True, text=True, check=True,
-                                     env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
+                res = subprocess.run(
+                    [args.peers_python, str(tool), args.mace_model, str(xyz), str(args.steps)],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                    env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"},
+                )
             finally:
                 xyz.unlink(missing_ok=True)
-            rows.append({"model": "mace", "checkpoint": args.mace_model, "system": key,
-                         **json.loads(res.stdout.strip().splitlines()[-1])})
+            rows.append(
+                {
+                    "model": "mace",
+                    "checkpoint": args.mace_model,
+                    "system": key,
+                    **json.loads(res.stdout.strip().splitlines()[-1]),
+                }
+            )
     for r in rows:
-        print(f"{r['model']:12s} {r['system']:9s} {r['atoms']:5d} atoms: "
-              f"{1000 * r['seconds_per_step']:.1f} ms per MD step")
-    return write_record(args.out, {"benchmark": "md_speed", "molecule": args.molecule,
-                                   "steps": args.steps, "rows": rows}, started=started)
+        print(
+            f"{r['model']:12s} {r['system']:9s} {r['atoms']:5d} atoms: "
+            f"{1000 * r['seconds_per_step']:.1f} ms per MD step"
+        )
+    return write_record(
+        args.out,
+        {"benchmark": "md_speed", "molecule": args.molecule, "steps": args.steps, "rows": rows},
+        started=started,
+    )

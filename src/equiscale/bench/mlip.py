@@ -16,8 +16,7 @@ import numpy as np
 __all__ = ["write_splits", "force_energy_errors"]
 
 
-def write_splits(data: str, out_dir: str, n_train: int, n_val: int, n_test: int,
-                 seed: int) -> dict[str, str]:
+def write_splits(data: str, out_dir: str, n_train: int, n_val: int, n_test: int, seed: int) -> dict[str, str]:
     """Write ``train.xyz``, ``valid.xyz``, ``test.xyz`` (ASE extxyz, keys ``REF_energy`` and
     ``REF_forces``) holding exactly the frames of ``md_task(data, n_train, n_val, n_test, seed)``."""
     from ase import Atoms
@@ -33,8 +32,9 @@ def write_splits(data: str, out_dir: str, n_train: int, n_val: int, n_test: int,
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {}
-    for name, idx in zip(("train", "valid", "test"),
-                         split_indices(len(frames), n_train, n_val, n_test, seed)):
+    for name, idx in zip(
+        ("train", "valid", "test"), split_indices(len(frames), n_train, n_val, n_test, seed)
+    ):
         images = []
         for k in idx:
             f = frames[int(k)]
@@ -49,14 +49,18 @@ def write_splits(data: str, out_dir: str, n_train: int, n_val: int, n_test: int,
     return paths
 
 
-def force_energy_errors(pred_energy: np.ndarray, pred_forces: np.ndarray, energy: np.ndarray,
-                        forces: np.ndarray) -> dict[str, float]:
+def force_energy_errors(
+    pred_energy: np.ndarray, pred_forces: np.ndarray, energy: np.ndarray, forces: np.ndarray
+) -> dict[str, float]:
     """``energy_mae`` (eV per structure), ``forces_mae``, ``forces_rmse`` (eV/A, per component):
     the definitions of the ``md`` task's metrics."""
     ferr = np.asarray(pred_forces, dtype=np.float64) - np.asarray(forces, dtype=np.float64)
     eerr = np.asarray(pred_energy, dtype=np.float64) - np.asarray(energy, dtype=np.float64)
-    return {"energy_mae": float(np.abs(eerr).mean()), "forces_mae": float(np.abs(ferr).mean()),
-            "forces_rmse": float(np.sqrt((ferr**2).mean()))}
+    return {
+        "energy_mae": float(np.abs(eerr).mean()),
+        "forces_mae": float(np.abs(ferr).mean()),
+        "forces_rmse": float(np.sqrt((ferr**2).mean())),
+    }
 
 
 def run_row(path: str | Path) -> dict:
@@ -84,11 +88,15 @@ def run_row(path: str | Path) -> dict:
 
 def markdown_table(rows: list[dict]) -> str:
     """Rows as a markdown table (errors in meV/A and meV)."""
-    head = ("| model | run | parameters | epochs | training (min) | ms per step | force MAE (meV/A) | "
-            "force RMSE (meV/A) | energy MAE (meV) |\n|---|---|---|---|---|---|---|---|---|\n")
+    head = (
+        "| model | run | parameters | epochs | training (min) | ms per step | force MAE (meV/A) | "
+        "force RMSE (meV/A) | energy MAE (meV) |\n|---|---|---|---|---|---|---|---|---|\n"
+    )
     body = "".join(
         f"| {r['model']} | {Path(r['run']).name} | {r['n_parameters']:,} | {r['epochs']} | "
         f"{r['fit_time_min']} | "
         f"{r['time_per_step_ms']} | {1000 * r['forces_mae']:.1f} | {1000 * r['forces_rmse']:.1f} | "
-        f"{1000 * r['energy_mae']:.1f} |\n" for r in rows)
+        f"{1000 * r['energy_mae']:.1f} |\n"
+        for r in rows
+    )
     return head + body

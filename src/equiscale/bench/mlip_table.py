@@ -20,8 +20,11 @@ __all__ = ["add_arguments", "run"]
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runs", nargs="+", required=True, help="results.json files of finished runs")
     parser.add_argument("--title", default="", help="heading of the markdown table")
-    parser.add_argument("--out", default="results/mlip/table.json",
-                        help="JSON record; the markdown table is written beside it (.md)")
+    parser.add_argument(
+        "--out",
+        default="results/mlip/table.json",
+        help="JSON record; the markdown table is written beside it (.md)",
+    )
 
 
 def _split_of(res: dict[str, Any]) -> tuple:
@@ -48,8 +51,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     out = Path(args.out)
     table = markdown_table(rows)
     data, n_train, n_val, n_test, seed = next(iter(splits.values()))
-    text = (f"# {args.title or data}\n\n{data}: {n_train}/{n_val}/{n_test} train/val/test frames "
-            f"(seed {seed}), test-set errors.\n\n{table}\nCommands:\n\n" +
-            "".join(f"- {r['model']}: `{r['command']}` (commit {r['git_commit']})\n" for r in rows))
+    text = (
+        f"# {args.title or data}\n\n{data}: {n_train}/{n_val}/{n_test} train/val/test frames "
+        f"(seed {seed}), test-set errors.\n\n{table}\nCommands:\n\n"
+        + "".join(f"- {r['model']}: `{r['command']}` (commit {r['git_commit']})\n" for r in rows)
+    )
     atomic_write_bytes(out.with_suffix(".md"), text.encode())
     return write_record(out, {"benchmark": "mlip", "data": data, "rows": rows})

@@ -59,41 +59,80 @@ __all__ = ["add_arguments", "run", "e3nn_gaunt_paths_tp", "cueq_gaunt_paths_tp"]
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="torch device: cpu, cuda or cuda:k")
-    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"],
-                        help="floating-point type of the features")
-    parser.add_argument("--lmin", type=int, default=1,
-                        help="smallest degree L timed (both inputs and the output of degree L)")
+    parser.add_argument(
+        "--dtype",
+        default="float32",
+        choices=["float32", "float64"],
+        help="floating-point type of the features",
+    )
+    parser.add_argument(
+        "--lmin", type=int, default=1, help="smallest degree L timed (both inputs and the output of degree L)"
+    )
     parser.add_argument("--lmax", type=int, default=12, help="largest degree L timed")
-    parser.add_argument("--fit-lmin", type=int, default=8,
-                        help="fit the log-log exponents over L = fit-lmin..lmax")
-    parser.add_argument("--batch", type=int, default=64,
-                        help="batch size of the features [batch, (L+1)^2, C]")
+    parser.add_argument(
+        "--fit-lmin", type=int, default=8, help="fit the log-log exponents over L = fit-lmin..lmax"
+    )
+    parser.add_argument(
+        "--batch", type=int, default=64, help="batch size of the features [batch, (L+1)^2, C]"
+    )
     parser.add_argument("--channels", type=int, default=16, help="channels C of the features")
-    parser.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=list(BACKENDS),
-                        help="Gaunt tensor product back ends to time")
-    parser.add_argument("--dense-lmax", type=int, default=8,
-                        help="largest L for the dense back end (its memory grows like L^5 N)")
-    parser.add_argument("--dense-max-gb", type=float, default=2.0,
-                        help="skip the dense back end where its [nnz, N] intermediate exceeds this (GB)")
+    parser.add_argument(
+        "--backends",
+        nargs="+",
+        default=list(BACKENDS),
+        choices=list(BACKENDS),
+        help="Gaunt tensor product back ends to time",
+    )
+    parser.add_argument(
+        "--dense-lmax",
+        type=int,
+        default=8,
+        help="largest L for the dense back end (its memory grows like L^5 N)",
+    )
+    parser.add_argument(
+        "--dense-max-gb",
+        type=float,
+        default=2.0,
+        help="skip the dense back end where its [nnz, N] intermediate exceeds this (GB)",
+    )
     parser.add_argument("--e3nn-lmax", type=int, default=12, help="largest L for e3nn (slow to build)")
     parser.add_argument("--no-e3nn", action="store_true", help="do not time e3nn")
-    parser.add_argument("--cueq", action="store_true",
-                        help="time cuEquivariance on the CPU too (its slow reference fallback; on "
-                             "CUDA it is timed whenever cuequivariance_torch is installed)")
+    parser.add_argument(
+        "--cueq",
+        action="store_true",
+        help="time cuEquivariance on the CPU too (its slow reference fallback; on "
+        "CUDA it is timed whenever cuequivariance_torch is installed)",
+    )
     parser.add_argument("--repeats", type=int, default=10, help="timed calls per round")
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="interleaved rounds over all methods (median of the round medians)")
-    parser.add_argument("--warmup", type=int, default=2,
-                        help="warm-up calls in the first round, after the one that sizes the repeats "
-                             "(1 in later rounds)")
-    parser.add_argument("--slow-ms", type=float, default=500.0,
-                        help="calls slower than this (ms) get 3 repeats and 1 warm-up")
-    parser.add_argument("--no-heap-reuse", action="store_true",
-                        help="keep glibc's default malloc policy (fresh pages for large tensors)")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads (1 keeps timings stable on a shared machine)")
-    parser.add_argument("--out", default=None,
-                        help="JSON path (results/bench_tp_<device>.json when not given)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="interleaved rounds over all methods (median of the round medians)",
+    )
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=2,
+        help="warm-up calls in the first round, after the one that sizes the repeats (1 in later rounds)",
+    )
+    parser.add_argument(
+        "--slow-ms", type=float, default=500.0, help="calls slower than this (ms) get 3 repeats and 1 warm-up"
+    )
+    parser.add_argument(
+        "--no-heap-reuse",
+        action="store_true",
+        help="keep glibc's default malloc policy (fresh pages for large tensors)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (1 keeps timings stable on a shared machine)",
+    )
+    parser.add_argument(
+        "--out", default=None, help="JSON path (results/bench_tp_<device>.json when not given)"
+    )
     parser.add_argument("--no-plot", action="store_true", help="write no PNG beside the JSON")
 
 
@@ -125,12 +164,20 @@ def cueq_gaunt_paths_tp(lmax: int, channels: int, device: str | torch.device = "
     irreps1 = cue.Irreps("O3", str(sh_irreps(lmax, channels)))
     irreps2 = cue.Irreps("O3", str(sh_irreps(lmax, 1)))
     out = [cue.O3(l, (-1) ** l) for l in range(lmax + 1)]
-    return cuet.ChannelWiseTensorProduct(irreps1, irreps2, filter_irreps_out=out, layout=cue.mul_ir,
-                                         shared_weights=True, internal_weights=True, device=device)
+    return cuet.ChannelWiseTensorProduct(
+        irreps1,
+        irreps2,
+        filter_irreps_out=out,
+        layout=cue.mul_ir,
+        shared_weights=True,
+        internal_weights=True,
+        device=device,
+    )
 
 
 def _phases(forward, inputs) -> dict[str, Any]:
     """The two timed callables of ``forward(*inputs)``: forward (no grad) and forward+backward."""
+
     def fwd():
         with torch.no_grad():
             return forward(*inputs)
@@ -146,8 +193,9 @@ def _phases(forward, inputs) -> dict[str, Any]:
     return {"forward": fwd, "forward_backward": fwd_bwd}
 
 
-def _time_interleaved(methods: dict[str, dict[str, Any]], args,
-                      notes: list[str]) -> dict[str, dict[str, Any]]:
+def _time_interleaved(
+    methods: dict[str, dict[str, Any]], args, notes: list[str]
+) -> dict[str, dict[str, Any]]:
     """Time every (method, phase) in ``--rounds`` interleaved rounds (method after method, so a
     burst of load on the shared machine hits all methods alike); report the median of the
     per-round medians, and the spread of the round medians."""
@@ -172,9 +220,12 @@ def _time_interleaved(methods: dict[str, dict[str, Any]], args,
             continue
         ordered = sorted(medians)
         out.setdefault(name, {})[phase] = {
-            "median_ms": statistics.median(ordered), "min_round_ms": ordered[0],
-            "max_round_ms": ordered[-1], "round_medians_ms": medians,
-            "repeats_per_round": repeats[(name, phase)], "rounds": args.rounds,
+            "median_ms": statistics.median(ordered),
+            "min_round_ms": ordered[0],
+            "max_round_ms": ordered[-1],
+            "round_medians_ms": medians,
+            "repeats_per_round": repeats[(name, phase)],
+            "rounds": args.rounds,
         }
     return out
 
@@ -201,14 +252,20 @@ def _reuse_heap() -> str:
     if libc is None or not hasattr(libc, "mallopt"):
         return "default allocator (no glibc mallopt available)"
     ok = libc.mallopt(-3, 1 << 30) == 1 and libc.mallopt(-1, 1 << 30) == 1  # MMAP, TRIM thresholds
-    return ("glibc mallopt M_MMAP_THRESHOLD = M_TRIM_THRESHOLD = 1 GiB (heap reused)" if ok
-            else "default allocator (mallopt refused)")
+    return (
+        "glibc mallopt M_MMAP_THRESHOLD = M_TRIM_THRESHOLD = 1 GiB (heap reused)"
+        if ok
+        else "default allocator (mallopt refused)"
+    )
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     started = time.time()
-    check_bench_args(args, at_least_one=("batch", "channels", "threads", "repeats", "rounds"),
-                     non_negative=("lmin", "warmup", "dense_lmax", "e3nn_lmax"))
+    check_bench_args(
+        args,
+        at_least_one=("batch", "channels", "threads", "repeats", "rounds"),
+        non_negative=("lmin", "warmup", "dense_lmax", "e3nn_lmax"),
+    )
     if args.lmax < max(args.lmin, 0):
         raise ValueError(f"--lmax must be >= --lmin ({args.lmin}) and >= 0, got {args.lmax}")
     torch.set_num_threads(args.threads)
@@ -223,8 +280,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     elif not cueq:
         notes.append("cuEquivariance skipped: GPU only (device is CPU; --cueq times its CPU fallback)")
     elif not device.startswith("cuda"):
-        notes.append("cuEquivariance on the CPU runs its naive fallback: a correctness run, not "
-                     "its speed")
+        notes.append("cuEquivariance on the CPU runs its naive fallback: a correctness run, not its speed")
     rows = []
     gen = torch.Generator().manual_seed(0)
     print(f"{'L':>3} {'method':>14} {'fwd ms':>10} {'fwd+bwd ms':>11}")
@@ -242,8 +298,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 nnz = gaunt_coefficients_sparse(lmax, lmax, lmax)[1].numel()
                 gigabytes = nnz * args.batch * args.channels * x.element_size() / 1e9
                 if gigabytes > args.dense_max_gb:
-                    notes.append(f"dense skipped at L={lmax}: [nnz, N] intermediate "
-                                 f"{gigabytes:.3g} GB > --dense-max-gb {args.dense_max_gb}")
+                    notes.append(
+                        f"dense skipped at L={lmax}: [nnz, N] intermediate "
+                        f"{gigabytes:.3g} GB > --dense-max-gb {args.dense_max_gb}"
+                    )
                     continue
             tp = GauntTensorProduct(lmax, lmax, lmax, backend=backend, device=device)
             try:
@@ -314,8 +372,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _print(row: dict[str, Any]) -> None:
-    print(f"{row['L']:>3} {row['method']:>14} {row['forward']['median_ms']:>10.3f} "
-          f"{row['forward_backward']['median_ms']:>11.3f}", flush=True)
+    print(
+        f"{row['L']:>3} {row['method']:>14} {row['forward']['median_ms']:>10.3f} "
+        f"{row['forward_backward']['median_ms']:>11.3f}",
+        flush=True,
+    )
 
 
 def _summarise(rows: list[dict[str, Any]], args: argparse.Namespace) -> dict[str, Any]:
@@ -323,11 +384,15 @@ def _summarise(rows: list[dict[str, Any]], args: argparse.Namespace) -> dict[str
     exponents: dict[str, dict[str, float]] = {}
     for method in methods:
         for phase in ("forward", "forward_backward"):
-            pts = [(r["L"], r[phase]["median_ms"]) for r in rows
-                   if r["method"] == method and r["L"] >= args.fit_lmin]
+            pts = [
+                (r["L"], r[phase]["median_ms"])
+                for r in rows
+                if r["method"] == method and r["L"] >= args.fit_lmin
+            ]
             if len(pts) >= 2:
                 exponents.setdefault(method, {})[phase] = round(
-                    fit_exponent([p[0] for p in pts], [p[1] for p in pts]), 3)
+                    fit_exponent([p[0] for p in pts], [p[1] for p in pts]), 3
+                )
     speedup: dict[str, dict[str, Any]] = {}
     lines = []
     for lmax in sorted({r["L"] for r in rows}):
@@ -341,9 +406,11 @@ def _summarise(rows: list[dict[str, Any]], args: argparse.Namespace) -> dict[str
             ratio = at["e3nn"][phase]["median_ms"] / gaunt[best]
             entry[phase] = {"best": best, "ratio": round(ratio, 2)}
         speedup[str(lmax)] = entry
-        lines.append(f"L={lmax}: e3nn / {entry['forward']['best']} forward "
-                     f"{entry['forward']['ratio']:.1f}x, forward+backward "
-                     f"{entry['forward_backward']['ratio']:.1f}x ({entry['forward_backward']['best']})")
+        lines.append(
+            f"L={lmax}: e3nn / {entry['forward']['best']} forward "
+            f"{entry['forward']['ratio']:.1f}x, forward+backward "
+            f"{entry['forward_backward']['ratio']:.1f}x ({entry['forward_backward']['best']})"
+        )
     for method, e in exponents.items():
         lines.append(f"exponent {method}: " + ", ".join(f"{k} {v:.2f}" for k, v in e.items()))
     return {"exponents": exponents, "speedup": speedup, "lines": lines}
@@ -365,11 +432,11 @@ def _plot(rows, exponents, path: Path, args) -> None:
             ax.loglog([p[0] for p in pts], [p[1] for p in pts], "o-", label=label)
         ax.set_xlabel("L (inputs and output 0..L)")
         ax.set_ylabel("median time [ms]")
-        ax.set_title(f"{phase.replace('_', '+')}, {args.device}, {args.dtype}, "
-                     f"batch {args.batch} x C {args.channels}")
+        ax.set_title(
+            f"{phase.replace('_', '+')}, {args.device}, {args.dtype}, batch {args.batch} x C {args.channels}"
+        )
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle(f"Gaunt tensor product vs e3nn on the same paths (exponent fit over L >= "
-                 f"{args.fit_lmin})")
+    fig.suptitle(f"Gaunt tensor product vs e3nn on the same paths (exponent fit over L >= {args.fit_lmin})")
     fig.tight_layout()
     save_figure(fig, path, dpi=120)

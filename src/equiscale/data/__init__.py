@@ -4,5 +4,14 @@ from equiscale.data.extxyz import Frame, read_extxyz, write_extxyz
 from equiscale.data.nbody import NBodyTrajectories, charged_particles, nbody_baselines
 from equiscale.data.recall import RecallDataset, make_recall_sample, recall_accuracy
 
-__all__ = ["Frame", "read_extxyz", "write_extxyz", "NBodyTrajectories", "charged_particles",
-           "nbody_baselines", "RecallDataset", "make_recall_sample", "recall_accuracy"]
+__all__ = [
+    "Frame",
+    "read_extxyz",
+    "write_extxyz",
+    "NBodyTrajectories",
+    "charged_particles",
+    "nbody_baselines",
+    "RecallDataset",
+    "make_recall_sample",
+    "recall_accuracy",
+]

@@ -86,8 +86,7 @@ def save_npz(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray]) -> 
     arrays = {name: np.asarray(a) for name, a in arrays.items()}
     for name, a in arrays.items():
         if name == CHECKSUM_KEY or not name.isidentifier():
-            raise ValueError(f"array name must be an identifier other than {CHECKSUM_KEY!r}, "
-                             f"got {name!r}")
+            raise ValueError(f"array name must be an identifier other than {CHECKSUM_KEY!r}, got {name!r}")
         if a.dtype.hasobject:
             raise TypeError(f"array {name!r} has dtype object; only plain dtypes can be cached")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -98,9 +97,7 @@ def save_npz(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray]) -> 
     return path
 
 
-def load_npz(
-    path: str | os.PathLike[str], required: tuple[str, ...] = ()
-) -> dict[str, np.ndarray]:
+def load_npz(path: str | os.PathLike[str], required: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
     """Read an ``.npz`` written by :func:`save_npz` and verify its checksum.
 
     Raises FileNotFoundError if absent, :class:`CacheError` if it is unreadable, lacks the
@@ -122,8 +119,9 @@ def load_npz(
         raise CacheError(f"{path} lacks arrays {missing}")
     actual = array_checksum(arrays)
     if str(stored) != actual:
-        raise CacheError(f"checksum mismatch in {path}: stored {str(stored)[:12]}..., "
-                         f"computed {actual[:12]}...")
+        raise CacheError(
+            f"checksum mismatch in {path}: stored {str(stored)[:12]}..., computed {actual[:12]}..."
+        )
     return arrays
 
 
@@ -143,8 +141,7 @@ def cached_arrays(
     except FileNotFoundError:
         pass
     except CacheError as err:
-        warnings.warn(f"corrupt cache file, rebuilding it: {err}", CorruptCacheWarning,
-                      stacklevel=2)
+        warnings.warn(f"corrupt cache file, rebuilding it: {err}", CorruptCacheWarning, stacklevel=2)
     arrays = {name: np.asarray(a) for name, a in build().items()}
     save_npz(path, arrays)
     return arrays

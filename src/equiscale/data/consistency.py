@@ -29,8 +29,13 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-__all__ = ["DataConsistencyError", "check_frames", "check_finite_differences",
-           "trajectory_work_residual", "net_forces"]
+__all__ = [
+    "DataConsistencyError",
+    "check_frames",
+    "check_finite_differences",
+    "trajectory_work_residual",
+    "net_forces",
+]
 
 
 class DataConsistencyError(ValueError):
@@ -39,12 +44,14 @@ class DataConsistencyError(ValueError):
 
 def net_forces(frames: Sequence) -> np.ndarray:
     """|sum_i F_i| per frame [n_frames] (eV/A); frames without forces give NaN."""
-    return np.array([np.linalg.norm(np.asarray(f.forces).sum(axis=0)) if f.forces is not None
-                     else np.nan for f in frames])
+    return np.array(
+        [np.linalg.norm(np.asarray(f.forces).sum(axis=0)) if f.forces is not None else np.nan for f in frames]
+    )
 
 
-def check_frames(frames: Sequence, *, source: str = "data", net_force_tol: float = 0.05,
-                 max_force_rms: float = 50.0) -> dict[str, float]:
+def check_frames(
+    frames: Sequence, *, source: str = "data", net_force_tol: float = 0.05, max_force_rms: float = 50.0
+) -> dict[str, float]:
     """Raise :class:`DataConsistencyError` unless every frame is finite, in plausible units and
     free of net force; return the figures (max net force, force RMS) for the record."""
     if not frames:
@@ -60,8 +67,10 @@ def check_frames(frames: Sequence, *, source: str = "data", net_force_tol: float
             continue
         forces = np.asarray(f.forces, dtype=np.float64)
         if forces.shape != np.asarray(f.pos).shape:
-            raise DataConsistencyError(f"{source}: frame {k} has forces of shape {forces.shape} "
-                                       f"for positions {np.asarray(f.pos).shape}")
+            raise DataConsistencyError(
+                f"{source}: frame {k} has forces of shape {forces.shape} "
+                f"for positions {np.asarray(f.pos).shape}"
+            )
         if not np.isfinite(forces).all():
             raise DataConsistencyError(f"{source}: frame {k} has non-finite forces")
         net = float(np.linalg.norm(forces.sum(axis=0)))
@@ -74,17 +83,26 @@ def check_frames(frames: Sequence, *, source: str = "data", net_force_tol: float
             f"{source}: frame {worst_k} has a net force of {worst_net:.3g} eV/A (tolerance "
             f"{net_force_tol:g}): forces of a system without external field sum to zero, so these "
             "labels are not -dE/dr (were they read through an ASE constraint such as FixCom? store "
-            "atoms.get_forces(apply_constraint=False))")
+            "atoms.get_forces(apply_constraint=False))"
+        )
     rms = float(np.sqrt(sq / count)) if count else 0.0
     if rms > max_force_rms:
-        raise DataConsistencyError(f"{source}: force RMS {rms:.3g} eV/A exceeds {max_force_rms:g}: "
-                                   "are the forces in eV/A?")
+        raise DataConsistencyError(
+            f"{source}: force RMS {rms:.3g} eV/A exceeds {max_force_rms:g}: are the forces in eV/A?"
+        )
     return {"max_net_force_eV_per_A": worst_net, "force_rms_eV_per_A": rms}
 
 
-def check_finite_differences(frames: Sequence, energy_fn: Callable[[object], float], *,
-                             n_frames: int = 3, step: float = 1e-3, tol: float = 1e-3,
-                             seed: int = 0, source: str = "data") -> float:
+def check_finite_differences(
+    frames: Sequence,
+    energy_fn: Callable[[object], float],
+    *,
+    n_frames: int = 3,
+    step: float = 1e-3,
+    tol: float = 1e-3,
+    seed: int = 0,
+    source: str = "data",
+) -> float:
     """Check -dE/dr = F at ``n_frames`` frames by central differences along random directions.
 
     ``energy_fn(frame_like)`` returns the energy (eV) of a frame whose ``pos`` is displaced; the
@@ -111,7 +129,8 @@ def check_finite_differences(frames: Sequence, energy_fn: Callable[[object], flo
             raise DataConsistencyError(
                 f"{source}: frame {k}: dE/dr along a random direction is {slope:.6g} eV/A by finite "
                 f"differences but -F.d = {-float((np.asarray(f.forces) * d).sum()):.6g} (difference "
-                f"{err:.3g} > {tol:g}): the stored forces are not -dE/dr")
+                f"{err:.3g} > {tol:g}): the stored forces are not -dE/dr"
+            )
         worst = max(worst, err)
     return worst
 
@@ -133,5 +152,7 @@ def trajectory_work_residual(frames: Sequence) -> dict[str, float]:
         de.append(b.energy - a.energy)
         res.append(b.energy - a.energy - de_from_forces)
     de_arr, res_arr = np.array(de), np.array(res)
-    return {"rms_dE": float(np.sqrt((de_arr**2).mean())) if de else float("nan"),
-            "rms_residual": float(np.sqrt((res_arr**2).mean())) if res else float("nan")}
+    return {
+        "rms_dE": float(np.sqrt((de_arr**2).mean())) if de else float("nan"),
+        "rms_residual": float(np.sqrt((res_arr**2).mean())) if res else float("nan"),
+    }

@@ -92,19 +92,18 @@ def read_extxyz(path: str | os.PathLike) -> list[Frame]:
         props = _properties(info.get("Properties", "species:S:1:pos:R:3"), f"{path}:{i + 2}")
         names = [p[0] for p in props]
         if "pos" not in names or not ({"species", "Z"} & set(names)):
-            raise ValueError(f"{path}:{i + 2}: Properties must include pos and species (or Z), "
-                             f"got {names}")
+            raise ValueError(f"{path}:{i + 2}: Properties must include pos and species (or Z), got {names}")
         width = sum(p[2] for p in props)
         if i + 2 + n > len(lines):
-            raise ValueError(f"{path}:{len(lines)}: file ends inside a frame: expected {n} atom "
-                             f"lines from line {i + 3}")
+            raise ValueError(
+                f"{path}:{len(lines)}: file ends inside a frame: expected {n} atom lines from line {i + 3}"
+            )
         columns: dict[str, list] = {p[0]: [] for p in props}
         for k in range(n):
             ln = i + 2 + k
             fields = lines[ln].split()
             if len(fields) != width:
-                raise ValueError(f"{path}:{ln + 1}: expected {width} columns ({names}), "
-                                 f"got {len(fields)}")
+                raise ValueError(f"{path}:{ln + 1}: expected {width} columns ({names}), got {len(fields)}")
             col = 0
             for name, kind, count in props:
                 vals = fields[col : col + count]
@@ -140,8 +139,9 @@ def read_extxyz(path: str | os.PathLike) -> list[Frame]:
             try:
                 frame.cell = np.array([float(v) for v in info["Lattice"].split()]).reshape(3, 3)
             except ValueError:
-                raise ValueError(f"{path}:{i + 2}: Lattice must hold 9 numbers, got "
-                                 f"{info['Lattice']!r}") from None
+                raise ValueError(
+                    f"{path}:{i + 2}: Lattice must hold 9 numbers, got {info['Lattice']!r}"
+                ) from None
             frame.pbc = np.ones(3, dtype=bool)
         if "pbc" in info:
             flags = info["pbc"].split()

@@ -40,22 +40,33 @@ METALS = ("Cu", "Al", "Ni", "Pd", "Ag", "Pt", "Au")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--system", default="CH3CH2OH",
-                        help="ase.build.molecule name (xtb) or fcc metal symbol (emt)")
-    parser.add_argument("--calculator", default="xtb", choices=["xtb", "emt"],
-                        help="labels: xtb (GFN2-xTB, molecules) or emt (ASE's EMT, fcc metals)")
+    parser.add_argument(
+        "--system", default="CH3CH2OH", help="ase.build.molecule name (xtb) or fcc metal symbol (emt)"
+    )
+    parser.add_argument(
+        "--calculator",
+        default="xtb",
+        choices=["xtb", "emt"],
+        help="labels: xtb (GFN2-xTB, molecules) or emt (ASE's EMT, fcc metals)",
+    )
     parser.add_argument("--frames", type=int, default=2000, help="frames to store")
     parser.add_argument("--interval", type=int, default=10, help="MD steps between stored frames")
     parser.add_argument("--equilibrate", type=int, default=200, help="MD steps before the first stored frame")
     parser.add_argument("--temperature", type=float, default=500.0, help="Langevin temperature (K)")
     parser.add_argument("--timestep", type=float, default=0.5, help="MD time step (fs)")
     parser.add_argument("--friction", type=float, default=0.01, help="Langevin friction (1/fs)")
-    parser.add_argument("--repeat", type=int, default=2,
-                        help="cubic cells per side of the fcc supercell (emt)")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="seed of the velocities, the Langevin noise and the finite-difference frames")
-    parser.add_argument("--out", default=None,
-                        help="extxyz path (data/md_<system>_<calculator>.extxyz when not given)")
+    parser.add_argument(
+        "--repeat", type=int, default=2, help="cubic cells per side of the fcc supercell (emt)"
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the velocities, the Langevin noise and the finite-difference frames",
+    )
+    parser.add_argument(
+        "--out", default=None, help="extxyz path (data/md_<system>_<calculator>.extxyz when not given)"
+    )
 
 
 def build_system(system: str, calculator: str, repeat: int = 2):
@@ -69,8 +80,9 @@ def build_system(system: str, calculator: str, repeat: int = 2):
     try:
         return molecule(system)
     except KeyError:
-        raise ValueError(f"unknown molecule {system!r} (ase.build.molecule names, e.g. "
-                         f"CH3CH2OH, H2O, C6H6)") from None
+        raise ValueError(
+            f"unknown molecule {system!r} (ase.build.molecule names, e.g. CH3CH2OH, H2O, C6H6)"
+        ) from None
 
 
 def make_calculator(calculator: str):
@@ -93,8 +105,18 @@ def make_calculator(calculator: str):
     raise ValueError(f"calculator must be 'xtb' or 'emt', got {calculator!r}")
 
 
-def generate(atoms, calc, *, frames: int, interval: int, equilibrate: int, temperature: float,
-             timestep: float, friction: float, seed: int) -> list[Frame]:
+def generate(
+    atoms,
+    calc,
+    *,
+    frames: int,
+    interval: int,
+    equilibrate: int,
+    temperature: float,
+    timestep: float,
+    friction: float,
+    seed: int,
+) -> list[Frame]:
     """Langevin MD; returns ``frames`` labelled frames every ``interval`` steps."""
     from ase import units
     from ase.constraints import FixCom
@@ -107,18 +129,28 @@ def generate(atoms, calc, *, frames: int, interval: int, equilibrate: int, tempe
     MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=rng)
     Stationary(atoms)
     atoms.set_constraint(FixCom())
-    dyn = Langevin(atoms, timestep * units.fs, temperature_K=temperature,
-                   friction=friction / units.fs, fixcm=False, rng=rng)
+    dyn = Langevin(
+        atoms,
+        timestep * units.fs,
+        temperature_K=temperature,
+        friction=friction / units.fs,
+        fixcm=False,
+        rng=rng,
+    )
     dyn.run(equilibrate)
     out = []
     for _ in range(frames):
         dyn.run(interval)
-        out.append(Frame(
-            z=atoms.numbers.copy(), pos=atoms.positions.copy(),
-            energy=float(atoms.get_potential_energy()),
-            forces=atoms.get_forces(apply_constraint=False).copy(),
-            cell=atoms.cell.array.copy() if atoms.pbc.any() else None, pbc=atoms.pbc.copy(),
-        ))
+        out.append(
+            Frame(
+                z=atoms.numbers.copy(),
+                pos=atoms.positions.copy(),
+                energy=float(atoms.get_potential_energy()),
+                forces=atoms.get_forces(apply_constraint=False).copy(),
+                cell=atoms.cell.array.copy() if atoms.pbc.any() else None,
+                pbc=atoms.pbc.copy(),
+            )
+        )
     return out
 
 
@@ -132,7 +164,7 @@ def frame_energy(frame: Frame, calc) -> float:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from equiscale.provenance import write_record
+    from equiscale.provenance import portable_path, write_record
 
     started = time.time()
     if args.frames < 1 or args.interval < 1:
@@ -141,30 +173,44 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if not (np.isfinite(value) and value > low):
             raise ValueError(f"--{name} must be a finite number > 0, got {value}")
     if not (np.isfinite(args.friction) and args.friction >= 0) or args.equilibrate < 0:
-        raise ValueError(f"--friction and --equilibrate must be >= 0, got {args.friction}, "
-                         f"{args.equilibrate}")
+        raise ValueError(
+            f"--friction and --equilibrate must be >= 0, got {args.friction}, {args.equilibrate}"
+        )
     atoms = build_system(args.system, args.calculator, args.repeat)
-    frames = generate(atoms, make_calculator(args.calculator), frames=args.frames,
-                      interval=args.interval, equilibrate=args.equilibrate,
-                      temperature=args.temperature, timestep=args.timestep,
-                      friction=args.friction, seed=args.seed)
+    frames = generate(
+        atoms,
+        make_calculator(args.calculator),
+        frames=args.frames,
+        interval=args.interval,
+        equilibrate=args.equilibrate,
+        temperature=args.temperature,
+        timestep=args.timestep,
+        friction=args.friction,
+        seed=args.seed,
+    )
     out = Path(args.out or f"data/md_{args.system}_{args.calculator}.extxyz")
     checks = check_frames(frames, source=str(out))
     fd_calc = make_calculator(args.calculator)
     checks["finite_difference_max_error_eV_per_A"] = check_finite_differences(
-        frames, lambda f: frame_energy(f, fd_calc), source=str(out), seed=args.seed)
+        frames, lambda f: frame_energy(f, fd_calc), source=str(out), seed=args.seed
+    )
     write_extxyz(out, frames)
     energies = np.array([f.energy for f in frames])
     forces = np.concatenate([f.forces for f in frames])
     record = {
-        "dataset": "md", "output": str(out), "atoms": len(atoms), "frames": len(frames),
+        "dataset": "md",
+        "output": portable_path(out),
+        "atoms": len(atoms),
+        "frames": len(frames),
         "settings": {k: v for k, v in vars(args).items() if k != "func"},
         "energy_eV": {"mean": float(energies.mean()), "std": float(energies.std())},
         "force_rms_eV_per_A": float(np.sqrt((forces**2).mean())),
         "checks": checks,
     }
     full = write_record(out.with_suffix(".json"), record, started=started)
-    print(f"wrote {len(frames)} frames of {len(atoms)} atoms to {out} "
-          f"(energy std {energies.std():.3f} eV, force rms {record['force_rms_eV_per_A']:.3f} eV/A, "
-          f"{full.get('wall_time_s', 0):.0f} s)")
+    print(
+        f"wrote {len(frames)} frames of {len(atoms)} atoms to {out} "
+        f"(energy std {energies.std():.3f} eV, force rms {record['force_rms_eV_per_A']:.3f} eV/A, "
+        f"{full.get('wall_time_s', 0):.0f} s)"
+    )
     return full

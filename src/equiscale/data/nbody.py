@@ -147,8 +147,9 @@ def _split_draws(split: str, start: int = 0, stop: int | None = None):
     n = SPLITS[split]
     stop = n if stop is None else stop
     if not 0 <= start <= stop <= n:
-        raise ValueError(f"need 0 <= start <= stop <= {n} for split {split!r}, "
-                         f"got start={start}, stop={stop}")
+        raise ValueError(
+            f"need 0 <= start <= stop <= {n} for split {split!r}, got start={start}, stop={stop}"
+        )
     offset = 0
     for name in SPLITS:
         if name == split:
@@ -159,8 +160,7 @@ def _split_draws(split: str, start: int = 0, stop: int | None = None):
         _draw_one(rs)
     draws = [_draw_one(rs) for _ in range(stop - start)]
     if not draws:
-        return (np.zeros((0, N_BALLS, 1)), np.zeros((0, DIM, N_BALLS)),
-                np.zeros((0, DIM, N_BALLS)))
+        return (np.zeros((0, N_BALLS, 1)), np.zeros((0, DIM, N_BALLS)), np.zeros((0, DIM, N_BALLS)))
     charges, loc_draw, vel_draw = (np.stack(a) for a in zip(*draws))
     return charges, loc_draw, vel_draw
 
@@ -182,17 +182,21 @@ def _reference_forces(loc: np.ndarray, edges: np.ndarray) -> np.ndarray:
         l2_dist_power3 = np.power(_reference_l2(loc.transpose(), loc.transpose()), 3.0 / 2.0)
         forces_size = INTERACTION_STRENGTH * edges / l2_dist_power3
     np.fill_diagonal(forces_size, 0)
-    f = (forces_size.reshape(1, n, n) * np.concatenate([
-        np.subtract.outer(loc[c, :], loc[c, :]).reshape(1, n, n) for c in range(DIM)
-    ])).sum(axis=-1)
+    f = (
+        forces_size.reshape(1, n, n)
+        * np.concatenate([np.subtract.outer(loc[c, :], loc[c, :]).reshape(1, n, n) for c in range(DIM)])
+    ).sum(axis=-1)
     f[f > MAX_F] = MAX_F
     f[f < -MAX_F] = -MAX_F
     return f
 
 
 def _reference_trajectory(
-    charges: np.ndarray, loc_draw: np.ndarray, vel_draw: np.ndarray,
-    length: int = LENGTH, sample_freq: int = SAMPLE_FREQ,
+    charges: np.ndarray,
+    loc_draw: np.ndarray,
+    vel_draw: np.ndarray,
+    length: int = LENGTH,
+    sample_freq: int = SAMPLE_FREQ,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Plain per-trajectory transcription of ``ChargedParticlesSim.sample_trajectory``.
 
@@ -301,9 +305,7 @@ def _forces(x: np.ndarray, qq: np.ndarray, qfield: np.ndarray | None = None) -> 
     return f
 
 
-def _initial_state(
-    loc_draw: np.ndarray, vel_draw: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+def _initial_state(loc_draw: np.ndarray, vel_draw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Scale the draws ``[m, 3, n]`` and reflect them into the box once (the original's
     ``_clamp``); returns positions and velocities ``[m, 3, n]``."""
     loc = loc_draw * LOC_STD
@@ -319,8 +321,12 @@ def _initial_state(
 
 
 def _simulate(
-    charges: np.ndarray, loc_draw: np.ndarray, vel_draw: np.ndarray,
-    length: int = LENGTH, chunk: int = 2000, progress: bool = False,
+    charges: np.ndarray,
+    loc_draw: np.ndarray,
+    vel_draw: np.ndarray,
+    length: int = LENGTH,
+    chunk: int = 2000,
+    progress: bool = False,
     field: tuple[float, float, float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Vectorised ``sample_trajectory`` over trajectories.
@@ -335,8 +341,9 @@ def _simulate(
         loc, vel ``[m, length / 100 - 1, 5, 3]``.
     """
     if length % SAMPLE_FREQ or length < 2 * SAMPLE_FREQ:
-        raise ValueError(f"length must be a multiple of {SAMPLE_FREQ} and at least "
-                         f"{2 * SAMPLE_FREQ}, got {length}")
+        raise ValueError(
+            f"length must be a multiple of {SAMPLE_FREQ} and at least {2 * SAMPLE_FREQ}, got {length}"
+        )
     t_save = length // SAMPLE_FREQ - 1
     m = loc_draw.shape[0]
     q = charges.reshape(m, N_BALLS)
@@ -398,8 +405,12 @@ def field_tag(field: tuple[float, float, float] | None) -> str:
     return "-field" + "_".join(repr(e).replace("-", "m") for e in field)
 
 
-def _generate(split: str, progress: bool = False, stop: int | None = None,
-              field: tuple[float, float, float] | None = None) -> dict[str, np.ndarray]:
+def _generate(
+    split: str,
+    progress: bool = False,
+    stop: int | None = None,
+    field: tuple[float, float, float] | None = None,
+) -> dict[str, np.ndarray]:
     charges, loc_draw, vel_draw = _split_draws(split, 0, stop)
     loc, vel = _simulate(charges, loc_draw, vel_draw, progress=progress, field=field)
     return {"loc": loc, "vel": vel, "charges": charges.reshape(-1, N_BALLS)}
@@ -446,9 +457,13 @@ def charged_particles(
             path = folder / f"{name}-{split}-first{stop}.npz"
         subset = stop if "first" in path.name else None
         extra = {} if field is None else {"field": field}  # the standard call, as it always was
-        arrays = cached_arrays(path, (lambda: _generate(split, progress, **extra)) if subset is None
-                               else (lambda: _generate(split, progress, subset, **extra)),
-                               required=("loc", "vel", "charges"))
+        arrays = cached_arrays(
+            path,
+            (lambda: _generate(split, progress, **extra))
+            if subset is None
+            else (lambda: _generate(split, progress, subset, **extra)),
+            required=("loc", "vel", "charges"),
+        )
     else:
         if cache_dir is not None:
             raise ValueError("cache_dir was given but cache=False; pass one or the other")
@@ -456,15 +471,17 @@ def charged_particles(
     size = arrays["loc"].shape[0]
     if size not in (full, stop):
         raise ValueError(f"cached split {split!r} has {size} trajectories, expected {full}")
-    expected = {"loc": (size, T_SAVE, N_BALLS, DIM), "vel": (size, T_SAVE, N_BALLS, DIM),
-                "charges": (size, N_BALLS)}
+    expected = {
+        "loc": (size, T_SAVE, N_BALLS, DIM),
+        "vel": (size, T_SAVE, N_BALLS, DIM),
+        "charges": (size, N_BALLS),
+    }
     for name, shape in expected.items():
         if arrays[name].shape != shape:
             raise ValueError(f"cached {name} has shape {arrays[name].shape}, expected {shape}")
     if stop is not None and size != stop:
         arrays = {k: v[:stop] for k, v in arrays.items()}
-    return NBodyTrajectories(loc=arrays["loc"], vel=arrays["vel"], charges=arrays["charges"],
-                             split=split)
+    return NBodyTrajectories(loc=arrays["loc"], vel=arrays["vel"], charges=arrays["charges"], split=split)
 
 
 def nbody_baselines(
@@ -483,8 +500,9 @@ def nbody_baselines(
         raise TypeError(f"traj must be NBodyTrajectories, got {type(traj).__name__}")
     n_frames = traj.loc.shape[1]
     if not 0 <= frame_in < frame_out < n_frames:
-        raise ValueError(f"need 0 <= frame_in < frame_out < {n_frames}, "
-                         f"got frame_in={frame_in}, frame_out={frame_out}")
+        raise ValueError(
+            f"need 0 <= frame_in < frame_out < {n_frames}, got frame_in={frame_in}, frame_out={frame_out}"
+        )
     x0, v0, x1 = traj.loc[:, frame_in], traj.vel[:, frame_in], traj.loc[:, frame_out]
     horizon = (frame_out - frame_in) * SAMPLE_FREQ * DT
     return {
@@ -498,13 +516,23 @@ def nbody_baselines(
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``equiscale data nbody``."""
-    parser.add_argument("--out", type=Path, default=Path("data/nbody"),
-                        help="folder for the .npz files, one per split")
-    parser.add_argument("--splits", nargs="+", default=list(SPLITS), choices=list(SPLITS),
-                        metavar="SPLIT",
-                        help="splits to write, any of: train valid test")
-    parser.add_argument("--cache-dir", type=Path, default=None,
-                        help="cache folder ($EQUISCALE_CACHE or ~/.cache/equiscale when not given)")
+    parser.add_argument(
+        "--out", type=Path, default=Path("data/nbody"), help="folder for the .npz files, one per split"
+    )
+    parser.add_argument(
+        "--splits",
+        nargs="+",
+        default=list(SPLITS),
+        choices=list(SPLITS),
+        metavar="SPLIT",
+        help="splits to write, any of: train valid test",
+    )
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="cache folder ($EQUISCALE_CACHE or ~/.cache/equiscale when not given)",
+    )
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -517,15 +545,22 @@ def run(args: argparse.Namespace) -> dict:
     for split in args.splits:
         _check_split(split)
         t0 = time.perf_counter()
-        traj = charged_particles(split, cache_dir=getattr(args, "cache_dir", None),
-                                 progress=True)
-        path = save_npz(out / f"nbody_{split}.npz", {
-            "loc": traj.loc, "vel": traj.vel, "charges": traj.charges, "edges": traj.edges})
+        traj = charged_particles(split, cache_dir=getattr(args, "cache_dir", None), progress=True)
+        path = save_npz(
+            out / f"nbody_{split}.npz",
+            {"loc": traj.loc, "vel": traj.vel, "charges": traj.charges, "edges": traj.edges},
+        )
         seconds = time.perf_counter() - t0
         base = nbody_baselines(traj)
-        record["splits"][split] = {"path": str(path), "n_traj": len(traj),
-                                   "seconds": round(seconds, 2), "baselines": base}
-        print(f"{split:>5}: {len(traj)} trajectories -> {path} ({seconds:.1f} s); "
-              f"copy MSE {base['copy']:.4f}, constant-velocity MSE "
-              f"{base['constant_velocity']:.4f}")
+        record["splits"][split] = {
+            "path": str(path),
+            "n_traj": len(traj),
+            "seconds": round(seconds, 2),
+            "baselines": base,
+        }
+        print(
+            f"{split:>5}: {len(traj)} trajectories -> {path} ({seconds:.1f} s); "
+            f"copy MSE {base['copy']:.4f}, constant-velocity MSE "
+            f"{base['constant_velocity']:.4f}"
+        )
     return record

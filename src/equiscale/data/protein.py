@@ -79,10 +79,23 @@ from equiscale.data.cache import cached_arrays, save_npz
 from equiscale.data.consistency import DataConsistencyError, check_finite_differences, check_frames
 from equiscale.data.extxyz import Frame
 
-__all__ = ["SYSTEMS", "ProteinFrames", "add_arguments", "run", "protein_frames", "generate",
-           "pair_forces", "pair_forces_at", "nonbonded_parameters", "long_range_fraction",
-           "time_block_splits",
-           "openmm_forces", "load_structure", "build_system", "short_range_system"]
+__all__ = [
+    "SYSTEMS",
+    "ProteinFrames",
+    "add_arguments",
+    "run",
+    "protein_frames",
+    "generate",
+    "pair_forces",
+    "pair_forces_at",
+    "nonbonded_parameters",
+    "long_range_fraction",
+    "time_block_splits",
+    "openmm_forces",
+    "load_structure",
+    "build_system",
+    "short_range_system",
+]
 
 #: name -> (folder in openmmtools/data, prmtop, coordinates); vacuum set-ups of these systems.
 SYSTEMS: dict[str, tuple[str, str, str]] = {
@@ -141,13 +154,29 @@ class ProteinFrames:
         missing = [k for k in REQUIRED if k not in arrays]
         if missing:
             raise ValueError(f"protein data lacks arrays {missing}")
-        meta = {"settings": json.loads(str(arrays.get("settings_json", "{}"))),
-                "checks": json.loads(str(arrays.get("checks_json", "{}"))),
-                "generation_seconds": float(arrays.get("generation_seconds", np.nan)),
-                "md_seconds_per_step": float(arrays.get("md_seconds_per_step", np.nan))}
-        names = ("pos", "vel", "energy", "forces", "forces_short", "forces_long", "energy_short",
-                 "energy_long", "time_ps", "z", "charges", "residue_index", "chain_index", "atom_names",
-                 "residue_names")
+        meta = {
+            "settings": json.loads(str(arrays.get("settings_json", "{}"))),
+            "checks": json.loads(str(arrays.get("checks_json", "{}"))),
+            "generation_seconds": float(arrays.get("generation_seconds", np.nan)),
+            "md_seconds_per_step": float(arrays.get("md_seconds_per_step", np.nan)),
+        }
+        names = (
+            "pos",
+            "vel",
+            "energy",
+            "forces",
+            "forces_short",
+            "forces_long",
+            "energy_short",
+            "energy_long",
+            "time_ps",
+            "z",
+            "charges",
+            "residue_index",
+            "chain_index",
+            "atom_names",
+            "residue_names",
+        )
         return cls(**{k: arrays[k] for k in names}, cutoff=float(arrays["cutoff"]), meta=meta)
 
 
@@ -157,8 +186,10 @@ class ProteinFrames:
 def _data_dir() -> Path:
     spec = importlib.util.find_spec("openmmtools")
     if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError("openmmtools is not installed (pip install equiscale[bio]): the protein "
-                                  "structures come from its wheel")
+        raise ModuleNotFoundError(
+            "openmmtools is not installed (pip install equiscale[bio]): the protein "
+            "structures come from its wheel"
+        )
     return Path(spec.submodule_search_locations[0]) / "data"
 
 
@@ -182,9 +213,13 @@ def build_system(prmtop, constraints: str = "hbonds"):
 
     if constraints not in ("hbonds", "none"):
         raise ValueError(f"constraints must be 'hbonds' or 'none', got {constraints!r}")
-    return prmtop.createSystem(nonbondedMethod=app.NoCutoff, implicitSolvent=None,
-                               constraints=app.HBonds if constraints == "hbonds" else None,
-                               rigidWater=constraints == "hbonds", removeCMMotion=True)
+    return prmtop.createSystem(
+        nonbondedMethod=app.NoCutoff,
+        implicitSolvent=None,
+        constraints=app.HBonds if constraints == "hbonds" else None,
+        rigidWater=constraints == "hbonds",
+        removeCMMotion=True,
+    )
 
 
 def _nonbonded_force(system):
@@ -222,12 +257,21 @@ def nonbonded_parameters(system) -> dict[str, np.ndarray]:
         qq[k] = qqk.value_in_unit(unit.elementary_charge**2)
         es[k] = sk.value_in_unit(unit.nanometer)
         ee[k] = ek.value_in_unit(unit.kilojoule_per_mole)
-    return {"charge": q, "sigma": s, "epsilon": e, "exc_i": ei_, "exc_j": ej_, "exc_qq": qq,
-            "exc_sigma": es, "exc_eps": ee}
+    return {
+        "charge": q,
+        "sigma": s,
+        "epsilon": e,
+        "exc_i": ei_,
+        "exc_j": ej_,
+        "exc_qq": qq,
+        "exc_sigma": es,
+        "exc_eps": ee,
+    }
 
 
-def _pair_terms(r: np.ndarray, qq: np.ndarray, sig: np.ndarray,
-                eps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _pair_terms(
+    r: np.ndarray, qq: np.ndarray, sig: np.ndarray, eps: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Pair energy e(r) and -de/dr / r (so that the force on i is that times (r_i - r_j))."""
     inv_r = 1.0 / r
     s6 = (sig * inv_r) ** 6
@@ -238,8 +282,9 @@ def _pair_terms(r: np.ndarray, qq: np.ndarray, sig: np.ndarray,
     return energy, f_over_r
 
 
-def pair_forces(pos_nm: np.ndarray, params: dict[str, np.ndarray], cutoff_nm: float,
-                side: str = "long", block: int = 256) -> tuple[float, np.ndarray]:
+def pair_forces(
+    pos_nm: np.ndarray, params: dict[str, np.ndarray], cutoff_nm: float, side: str = "long", block: int = 256
+) -> tuple[float, np.ndarray]:
     """Non-bonded energy (kJ/mol) and forces ``[N, 3]`` (kJ/mol/nm) of the pairs beyond
     (``side="long"``: r_ij > r_c) or within (``"short"``: r_ij <= r_c) ``cutoff_nm``, in float64.
 
@@ -249,8 +294,13 @@ def pair_forces(pos_nm: np.ndarray, params: dict[str, np.ndarray], cutoff_nm: fl
     return pair_forces_at(pos_nm, params, [cutoff_nm], side, block)[0]
 
 
-def pair_forces_at(pos_nm: np.ndarray, params: dict[str, np.ndarray], cutoffs_nm: list[float],
-                   side: str = "long", block: int = 256) -> list[tuple[float, np.ndarray]]:
+def pair_forces_at(
+    pos_nm: np.ndarray,
+    params: dict[str, np.ndarray],
+    cutoffs_nm: list[float],
+    side: str = "long",
+    block: int = 256,
+) -> list[tuple[float, np.ndarray]]:
     """:func:`pair_forces` at several cutoffs in one pass over the pairs: ``[(energy, forces)]``,
     one per cutoff, in the order given."""
     if side not in ("long", "short"):
@@ -313,9 +363,10 @@ def short_range_system(system, cutoff_nm: float):
     copy = mm.XmlSerializer.deserialize(mm.XmlSerializer.serialize(system))
     index = [k for k, f in enumerate(copy.getForces()) if isinstance(f, mm.NonbondedForce)]
     copy.removeForce(index[0])
-    pair = (f"step({cutoff_nm!r} - r) * ({ONE_4PI_EPS0!r} * qq / r + 4 * eps * ((sig / r)^12 - (sig / r)^6))")
-    custom = mm.CustomNonbondedForce(pair + "; qq = q1 * q2; sig = 0.5 * (sigma1 + sigma2); "
-                                            "eps = sqrt(epsilon1 * epsilon2)")
+    pair = f"step({cutoff_nm!r} - r) * ({ONE_4PI_EPS0!r} * qq / r + 4 * eps * ((sig / r)^12 - (sig / r)^6))"
+    custom = mm.CustomNonbondedForce(
+        pair + "; qq = q1 * q2; sig = 0.5 * (sigma1 + sigma2); eps = sqrt(epsilon1 * epsilon2)"
+    )
     for name in ("q", "sigma", "epsilon"):
         custom.addPerParticleParameter(name)
     custom.setNonbondedMethod(mm.CustomNonbondedForce.NoCutoff)
@@ -326,8 +377,9 @@ def short_range_system(system, cutoff_nm: float):
     bond = mm.CustomBondForce(pair)
     for name in ("qq", "sig", "eps"):
         bond.addPerBondParameter(name)
-    for i, j, qq, s, e in zip(params["exc_i"], params["exc_j"], params["exc_qq"], params["exc_sigma"],
-                              params["exc_eps"]):
+    for i, j, qq, s, e in zip(
+        params["exc_i"], params["exc_j"], params["exc_qq"], params["exc_sigma"], params["exc_eps"]
+    ):
         custom.addExclusion(int(i), int(j))
         if qq != 0 or e != 0:
             bond.addBond(int(i), int(j), [qq, s, e])
@@ -357,8 +409,13 @@ def openmm_forces(context, pos_A: np.ndarray) -> tuple[float, np.ndarray]:
     return float(e), np.array(f, dtype=np.float64) * FORCE_UNIT
 
 
-def long_range_fraction(pos_A: np.ndarray, forces: np.ndarray, params: dict[str, np.ndarray],
-                        cutoffs: list[float], max_frames: int | None = 50) -> dict[str, dict[str, float]]:
+def long_range_fraction(
+    pos_A: np.ndarray,
+    forces: np.ndarray,
+    params: dict[str, np.ndarray],
+    cutoffs: list[float],
+    max_frames: int | None = 50,
+) -> dict[str, dict[str, float]]:
     """Per r_c (A): ``rms_ratio`` = ||F^long|| / ||F|| (Frobenius norms over the frames and atoms),
     ``mean_ratio`` = mean_i |F_i^long| / mean_i |F_i|, and ``mean_long`` = mean_i |F_i^long| (eV/A).
 
@@ -371,14 +428,18 @@ def long_range_fraction(pos_A: np.ndarray, forces: np.ndarray, params: dict[str,
         pick = np.linspace(0, t - 1, max_frames).round()
     pick = np.unique(pick.astype(np.int64))
     norm_total = np.linalg.norm(forces[pick], axis=-1)  # [T', N]
-    longs = [pair_forces_at(pos_A[k] * NM_PER_A, params, [rc * NM_PER_A for rc in cutoffs], "long")
-             for k in pick]
+    longs = [
+        pair_forces_at(pos_A[k] * NM_PER_A, params, [rc * NM_PER_A for rc in cutoffs], "long") for k in pick
+    ]
     out = {}
     for c, rc in enumerate(cutoffs):
         norm_long = np.linalg.norm(np.stack([lf[c][1] for lf in longs]) * FORCE_UNIT, axis=-1)
-        out[f"{rc:g}"] = {"rms_ratio": float(np.sqrt((norm_long**2).sum() / (norm_total**2).sum())),
-                          "mean_ratio": float(norm_long.mean() / norm_total.mean()),
-                          "mean_long": float(norm_long.mean()), "frames": int(len(pick))}
+        out[f"{rc:g}"] = {
+            "rms_ratio": float(np.sqrt((norm_long**2).sum() / (norm_total**2).sum())),
+            "mean_ratio": float(norm_long.mean() / norm_total.mean()),
+            "mean_long": float(norm_long.mean()),
+            "frames": int(len(pick)),
+        }
     return out
 
 
@@ -389,17 +450,31 @@ def _topology_arrays(prmtop) -> dict[str, np.ndarray]:
     atoms = list(prmtop.topology.atoms())
     if any(a.element is None for a in atoms):
         raise ValueError("the topology has atoms without an element (virtual sites are not supported)")
-    return {"z": np.array([a.element.atomic_number for a in atoms], dtype=np.int64),
-            "residue_index": np.array([a.residue.index for a in atoms], dtype=np.int64),
-            "chain_index": np.array([a.residue.chain.index for a in atoms], dtype=np.int64),
-            "atom_names": np.array([a.name for a in atoms], dtype="U8"),
-            "residue_names": np.array([a.residue.name for a in atoms], dtype="U8")}
+    return {
+        "z": np.array([a.element.atomic_number for a in atoms], dtype=np.int64),
+        "residue_index": np.array([a.residue.index for a in atoms], dtype=np.int64),
+        "chain_index": np.array([a.residue.chain.index for a in atoms], dtype=np.int64),
+        "atom_names": np.array([a.name for a in atoms], dtype="U8"),
+        "residue_names": np.array([a.residue.name for a in atoms], dtype="U8"),
+    }
 
 
-def _check_settings(frames: int, interval: int, equilibrate: int, temperature: float, timestep: float,
-                    friction: float, cutoff: float, threads: int) -> None:
-    for name, value, low in (("frames", frames, 1), ("interval", interval, 1),
-                             ("equilibrate", equilibrate, 0), ("threads", threads, 1)):
+def _check_settings(
+    frames: int,
+    interval: int,
+    equilibrate: int,
+    temperature: float,
+    timestep: float,
+    friction: float,
+    cutoff: float,
+    threads: int,
+) -> None:
+    for name, value, low in (
+        ("frames", frames, 1),
+        ("interval", interval, 1),
+        ("equilibrate", equilibrate, 0),
+        ("threads", threads, 1),
+    ):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
             raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
     for name, value in (("temperature", temperature), ("timestep", timestep), ("cutoff", cutoff)):
@@ -409,11 +484,24 @@ def _check_settings(frames: int, interval: int, equilibrate: int, temperature: f
         raise ValueError(f"friction must be a finite number >= 0, got {friction!r}")
 
 
-def generate(system: str = "alanine-dipeptide", *, frames: int = 100, interval: int = 50,
-             equilibrate: int = 500, temperature: float = 300.0, timestep: float = 2.0,
-             friction: float = 1.0, cutoff: float = 5.0, constraints: str = "hbonds",
-             platform: str = "CPU", label_platform: str = "Reference", threads: int = 1, seed: int = 0,
-             split_tol: float = 1e-6, fd_tol: float = 1e-3) -> dict[str, np.ndarray]:
+def generate(
+    system: str = "alanine-dipeptide",
+    *,
+    frames: int = 100,
+    interval: int = 50,
+    equilibrate: int = 500,
+    temperature: float = 300.0,
+    timestep: float = 2.0,
+    friction: float = 1.0,
+    cutoff: float = 5.0,
+    constraints: str = "hbonds",
+    platform: str = "CPU",
+    label_platform: str = "Reference",
+    threads: int = 1,
+    seed: int = 0,
+    split_tol: float = 1e-6,
+    fd_tol: float = 1e-3,
+) -> dict[str, np.ndarray]:
     """Run Langevin MD and label ``frames`` frames; returns the arrays of the module docstring.
 
     The dynamics runs on ``platform``; energies and forces (total and short-range) are computed
@@ -438,8 +526,9 @@ def generate(system: str = "alanine-dipeptide", *, frames: int = 100, interval: 
     omm_system = build_system(prmtop, constraints)
     params = nonbonded_parameters(omm_system)
     topo = _topology_arrays(prmtop)
-    integrator = mm.LangevinMiddleIntegrator(temperature * unit.kelvin, friction / unit.picosecond,
-                                             timestep * unit.femtosecond)
+    integrator = mm.LangevinMiddleIntegrator(
+        temperature * unit.kelvin, friction / unit.picosecond, timestep * unit.femtosecond
+    )
     integrator.setRandomNumberSeed(seed + 1)  # OpenMM reads seed 0 as "pick one at random"
     md = _context(omm_system, platform, threads, integrator)
     md.setPositions(pos0)
@@ -449,8 +538,20 @@ def generate(system: str = "alanine-dipeptide", *, frames: int = 100, interval: 
         integrator.step(equilibrate)
     label = _context(omm_system, label_platform, threads)
     short = _context(short_range_system(omm_system, cutoff * NM_PER_A), label_platform, threads)
-    out: dict[str, list] = {k: [] for k in ("pos", "vel", "energy", "forces", "forces_short", "energy_short",
-                                            "forces_long", "energy_long", "time_ps")}
+    out: dict[str, list] = {
+        k: []
+        for k in (
+            "pos",
+            "vel",
+            "energy",
+            "forces",
+            "forces_short",
+            "energy_short",
+            "forces_long",
+            "energy_long",
+            "time_ps",
+        )
+    }
     md_seconds = 0.0
     for _ in range(frames):
         t0 = time.perf_counter()
@@ -474,46 +575,84 @@ def generate(system: str = "alanine-dipeptide", *, frames: int = 100, interval: 
     arrays = {k: np.asarray(v, dtype=np.float64) for k, v in out.items()}
     checks = check_protein_arrays(arrays, system=system, split_tol=split_tol)
     reference = label if label_platform == "Reference" else _context(omm_system, "Reference", 1)
-    frame_list = [Frame(z=topo["z"], pos=p, energy=float(e), forces=f)
-                  for p, e, f in zip(arrays["pos"], arrays["energy"], arrays["forces"])]
+    frame_list = [
+        Frame(z=topo["z"], pos=p, energy=float(e), forces=f)
+        for p, e, f in zip(arrays["pos"], arrays["energy"], arrays["forces"])
+    ]
     checks["finite_difference_max_error_eV_per_A"] = check_finite_differences(
-        frame_list, lambda fr: openmm_forces(reference, fr.pos)[0], step=1e-3, tol=fd_tol, seed=seed,
-        source=system)
+        frame_list,
+        lambda fr: openmm_forces(reference, fr.pos)[0],
+        step=1e-3,
+        tol=fd_tol,
+        seed=seed,
+        source=system,
+    )
     seconds = time.perf_counter() - started
-    settings = {"system": system, "frames": frames, "interval": interval, "equilibrate": equilibrate,
-                "temperature_K": temperature, "timestep_fs": timestep, "friction_per_ps": friction,
-                "cutoff_A": cutoff, "constraints": constraints, "platform": platform,
-                "label_platform": label_platform, "threads": threads,
-                "seed": seed, "protocol": PROTOCOL, "solvent": "vacuum", "nonbonded": "NoCutoff"}
-    return {**arrays, **topo, "charges": params["charge"], "cutoff": np.array(float(cutoff)),
-            "generation_seconds": np.array(seconds),
-            "md_seconds_per_step": np.array(md_seconds / (frames * interval)),
-            "settings_json": np.array(json.dumps(settings)),
-            "checks_json": np.array(json.dumps(checks))}
+    settings = {
+        "system": system,
+        "frames": frames,
+        "interval": interval,
+        "equilibrate": equilibrate,
+        "temperature_K": temperature,
+        "timestep_fs": timestep,
+        "friction_per_ps": friction,
+        "cutoff_A": cutoff,
+        "constraints": constraints,
+        "platform": platform,
+        "label_platform": label_platform,
+        "threads": threads,
+        "seed": seed,
+        "protocol": PROTOCOL,
+        "solvent": "vacuum",
+        "nonbonded": "NoCutoff",
+    }
+    return {
+        **arrays,
+        **topo,
+        "charges": params["charge"],
+        "cutoff": np.array(float(cutoff)),
+        "generation_seconds": np.array(seconds),
+        "md_seconds_per_step": np.array(md_seconds / (frames * interval)),
+        "settings_json": np.array(json.dumps(settings)),
+        "checks_json": np.array(json.dumps(checks)),
+    }
 
 
-def check_protein_arrays(arrays: dict[str, np.ndarray], *, system: str = "data",
-                         split_tol: float = 1e-6, net_force_tol: float = 0.05) -> dict[str, float]:
+def check_protein_arrays(
+    arrays: dict[str, np.ndarray],
+    *,
+    system: str = "data",
+    split_tol: float = 1e-6,
+    net_force_tol: float = 0.05,
+) -> dict[str, float]:
     """Finite, eV/A-plausible, net-force-free frames (total, short and long parts) and
     max |F - F^short - F^long| <= ``split_tol`` (eV/A); returns the figures. Raises
     :class:`~equiscale.data.consistency.DataConsistencyError` naming the failing check."""
     pos, forces = arrays["pos"], arrays["forces"]
     z = np.zeros(pos.shape[1], dtype=np.int64)
-    checks = check_frames([Frame(z=z, pos=p, energy=float(e), forces=f)
-                           for p, e, f in zip(pos, arrays["energy"], forces)], source=system,
-                          net_force_tol=net_force_tol)
+    checks = check_frames(
+        [Frame(z=z, pos=p, energy=float(e), forces=f) for p, e, f in zip(pos, arrays["energy"], forces)],
+        source=system,
+        net_force_tol=net_force_tol,
+    )
     for part in ("forces_short", "forces_long"):
-        part_checks = check_frames([Frame(z=z, pos=p, forces=f) for p, f in zip(pos, arrays[part])],
-                                   source=f"{system} {part}", net_force_tol=net_force_tol)
+        part_checks = check_frames(
+            [Frame(z=z, pos=p, forces=f) for p, f in zip(pos, arrays[part])],
+            source=f"{system} {part}",
+            net_force_tol=net_force_tol,
+        )
         checks[f"{part}_max_net_force_eV_per_A"] = part_checks["max_net_force_eV_per_A"]
     split = float(np.abs(forces - arrays["forces_short"] - arrays["forces_long"]).max())
     if not split <= split_tol:
-        raise DataConsistencyError(f"{system}: |F - F_short - F_long| reaches {split:.3g} eV/A "
-                                   f"(tolerance {split_tol:g}): the short/long split does not add up")
+        raise DataConsistencyError(
+            f"{system}: |F - F_short - F_long| reaches {split:.3g} eV/A "
+            f"(tolerance {split_tol:g}): the short/long split does not add up"
+        )
     checks["split_max_error_eV_per_A"] = split
     if "energy_short" in arrays:
-        checks["split_energy_max_error_eV"] = float(np.abs(
-            arrays["energy"] - arrays["energy_short"] - arrays["energy_long"]).max())
+        checks["split_energy_max_error_eV"] = float(
+            np.abs(arrays["energy"] - arrays["energy_short"] - arrays["energy_long"]).max()
+        )
     return checks
 
 
@@ -521,8 +660,13 @@ def _settings_digest(settings: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def protein_frames(system: str = "alanine-dipeptide", *, cache_dir: str | os.PathLike[str] | None = None,
-                   cache: bool = True, **settings: Any) -> ProteinFrames:
+def protein_frames(
+    system: str = "alanine-dipeptide",
+    *,
+    cache_dir: str | os.PathLike[str] | None = None,
+    cache: bool = True,
+    **settings: Any,
+) -> ProteinFrames:
     """Labelled frames of ``system`` (see :func:`generate` for ``settings``), from the on-disk
     cache when present and intact (sha256 checked; a corrupt file is reported and rebuilt),
     else generated and stored atomically under ``<cache_dir>/protein/``."""
@@ -542,8 +686,13 @@ def protein_frames(system: str = "alanine-dipeptide", *, cache_dir: str | os.Pat
 def time_block_splits(n_frames: int, n_train: int, n_val: int, n_test: int, gap: int = 0) -> list[np.ndarray]:
     """Contiguous time blocks ``[train, val, test]`` of frame indices, in this order along the
     trajectory, with ``gap`` frames left out between blocks (neighbouring frames are correlated)."""
-    for name, value, low in (("n_train", n_train, 1), ("n_val", n_val, 1), ("n_test", n_test, 1),
-                             ("gap", gap, 0), ("n_frames", n_frames, 1)):
+    for name, value, low in (
+        ("n_train", n_train, 1),
+        ("n_val", n_val, 1),
+        ("n_test", n_test, 1),
+        ("gap", gap, 0),
+        ("n_frames", n_frames, 1),
+    ):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
             raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
     need = n_train + n_val + n_test + 2 * gap
@@ -558,8 +707,12 @@ def time_block_splits(n_frames: int, n_train: int, n_val: int, n_test: int, gap:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``equiscale data protein``."""
-    parser.add_argument("--system", default="alanine-dipeptide", choices=sorted(SYSTEMS),
-                        help="structure from the openmmtools wheel (vacuum, no cutoff)")
+    parser.add_argument(
+        "--system",
+        default="alanine-dipeptide",
+        choices=sorted(SYSTEMS),
+        help="structure from the openmmtools wheel (vacuum, no cutoff)",
+    )
     parser.add_argument("--frames", type=int, default=200, help="frames to store")
     parser.add_argument("--interval", type=int, default=50, help="MD steps between stored frames")
     parser.add_argument("--equilibrate", type=int, default=500, help="MD steps before the first frame")
@@ -567,30 +720,57 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timestep", type=float, default=2.0, help="time step (fs)")
     parser.add_argument("--friction", type=float, default=1.0, help="Langevin friction (1/ps)")
     parser.add_argument("--cutoff", type=float, default=5.0, help="r_c of the short/long force split (A)")
-    parser.add_argument("--fraction-cutoffs", type=float, nargs="*", default=[4.0, 6.0, 8.0, 10.0, 12.0],
-                        help="further r_c (A) at which the long-range force fraction is reported")
-    parser.add_argument("--fraction-frames", type=int, default=50,
-                        help="frames (evenly spaced) over which the long-range fractions are measured")
-    parser.add_argument("--constraints", default="hbonds", choices=["hbonds", "none"],
-                        help="constrain bonds to hydrogen (2 fs steps) or not (use ~1 fs)")
-    parser.add_argument("--platform", default="CPU", choices=["CPU", "Reference"],
-                        help="OpenMM platform of the dynamics")
-    parser.add_argument("--label-platform", default="Reference", choices=["CPU", "Reference"],
-                        help="OpenMM platform of the labels (Reference: float64, short + long = total "
-                             "to ~1e-12 eV/A; CPU: faster, mixed precision)")
+    parser.add_argument(
+        "--fraction-cutoffs",
+        type=float,
+        nargs="*",
+        default=[4.0, 6.0, 8.0, 10.0, 12.0],
+        help="further r_c (A) at which the long-range force fraction is reported",
+    )
+    parser.add_argument(
+        "--fraction-frames",
+        type=int,
+        default=50,
+        help="frames (evenly spaced) over which the long-range fractions are measured",
+    )
+    parser.add_argument(
+        "--constraints",
+        default="hbonds",
+        choices=["hbonds", "none"],
+        help="constrain bonds to hydrogen (2 fs steps) or not (use ~1 fs)",
+    )
+    parser.add_argument(
+        "--platform", default="CPU", choices=["CPU", "Reference"], help="OpenMM platform of the dynamics"
+    )
+    parser.add_argument(
+        "--label-platform",
+        default="Reference",
+        choices=["CPU", "Reference"],
+        help="OpenMM platform of the labels (Reference: float64, short + long = total "
+        "to ~1e-12 eV/A; CPU: faster, mixed precision)",
+    )
     parser.add_argument("--threads", type=int, default=1, help="CPU platform threads")
     parser.add_argument("--seed", type=int, default=0, help="velocities, Langevin noise, check frames")
-    parser.add_argument("--split-tol", type=float, default=1e-6,
-                        help="largest allowed |F - F_short - F_long| (eV/A)")
-    parser.add_argument("--out", type=Path, default=None,
-                        help=".npz path (data/protein_<system>.npz when not given); a .json record beside it")
-    parser.add_argument("--cache-dir", type=Path, default=None,
-                        help="cache folder ($EQUISCALE_CACHE or ~/.cache/equiscale when not given)")
+    parser.add_argument(
+        "--split-tol", type=float, default=1e-6, help="largest allowed |F - F_short - F_long| (eV/A)"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help=".npz path (data/protein_<system>.npz when not given); a .json record beside it",
+    )
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="cache folder ($EQUISCALE_CACHE or ~/.cache/equiscale when not given)",
+    )
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Generate (or load from the cache) the frames, write ``--out`` and its JSON record."""
-    from equiscale.provenance import write_record
+    from equiscale.provenance import portable_path, write_record
 
     started = time.time()
     if args.fraction_frames < 1:
@@ -598,35 +778,75 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for rc in args.fraction_cutoffs:
         if not (np.isfinite(rc) and rc > 0):
             raise ValueError(f"--fraction-cutoffs must be finite numbers > 0, got {rc}")
-    data = protein_frames(args.system, cache_dir=args.cache_dir, frames=args.frames, interval=args.interval,
-                          equilibrate=args.equilibrate, temperature=args.temperature,
-                          timestep=args.timestep, friction=args.friction, cutoff=args.cutoff,
-                          constraints=args.constraints, platform=args.platform,
-                          label_platform=args.label_platform, threads=args.threads,
-                          seed=args.seed, split_tol=args.split_tol)
+    data = protein_frames(
+        args.system,
+        cache_dir=args.cache_dir,
+        frames=args.frames,
+        interval=args.interval,
+        equilibrate=args.equilibrate,
+        temperature=args.temperature,
+        timestep=args.timestep,
+        friction=args.friction,
+        cutoff=args.cutoff,
+        constraints=args.constraints,
+        platform=args.platform,
+        label_platform=args.label_platform,
+        threads=args.threads,
+        seed=args.seed,
+        split_tol=args.split_tol,
+    )
     out = Path(args.out or f"data/protein_{args.system}.npz")
-    arrays = {k: getattr(data, k) for k in ("pos", "vel", "energy", "forces", "forces_short", "forces_long",
-                                            "energy_short", "energy_long", "time_ps", "z", "charges",
-                                            "residue_index", "chain_index", "atom_names", "residue_names")}
-    arrays.update(cutoff=np.array(data.cutoff), generation_seconds=np.array(data.meta["generation_seconds"]),
-                  md_seconds_per_step=np.array(data.meta["md_seconds_per_step"]),
-                  settings_json=np.array(json.dumps(data.meta["settings"])),
-                  checks_json=np.array(json.dumps(data.meta["checks"])))
+    arrays = {
+        k: getattr(data, k)
+        for k in (
+            "pos",
+            "vel",
+            "energy",
+            "forces",
+            "forces_short",
+            "forces_long",
+            "energy_short",
+            "energy_long",
+            "time_ps",
+            "z",
+            "charges",
+            "residue_index",
+            "chain_index",
+            "atom_names",
+            "residue_names",
+        )
+    }
+    arrays.update(
+        cutoff=np.array(data.cutoff),
+        generation_seconds=np.array(data.meta["generation_seconds"]),
+        md_seconds_per_step=np.array(data.meta["md_seconds_per_step"]),
+        settings_json=np.array(json.dumps(data.meta["settings"])),
+        checks_json=np.array(json.dumps(data.meta["checks"])),
+    )
     save_npz(out, arrays)
     prmtop, _ = load_structure(args.system)
     params = nonbonded_parameters(build_system(prmtop, args.constraints))
     cutoffs = sorted({float(args.cutoff), *map(float, args.fraction_cutoffs)})
     fractions = long_range_fraction(data.pos, data.forces, params, cutoffs, max_frames=args.fraction_frames)
-    record = {"dataset": "protein", "output": str(out), "system": args.system, "atoms": data.n_atoms,
-              "frames": len(data), "settings": data.meta["settings"],
-              "generation_seconds": data.meta["generation_seconds"],
-              "md_seconds_per_step": data.meta["md_seconds_per_step"], "checks": data.meta["checks"],
-              "energy_eV": {"mean": float(data.energy.mean()), "std": float(data.energy.std())},
-              "force_rms_eV_per_A": float(np.sqrt((data.forces**2).mean())),
-              "long_range_fraction": fractions}
+    record = {
+        "dataset": "protein",
+        "output": portable_path(out),
+        "system": args.system,
+        "atoms": data.n_atoms,
+        "frames": len(data),
+        "settings": data.meta["settings"],
+        "generation_seconds": data.meta["generation_seconds"],
+        "md_seconds_per_step": data.meta["md_seconds_per_step"],
+        "checks": data.meta["checks"],
+        "energy_eV": {"mean": float(data.energy.mean()), "std": float(data.energy.std())},
+        "force_rms_eV_per_A": float(np.sqrt((data.forces**2).mean())),
+        "long_range_fraction": fractions,
+    }
     full = write_record(out.with_suffix(".json"), record, started=started)
     frac = ", ".join(f"r_c {k} A: {v['rms_ratio']:.3f}" for k, v in fractions.items())
-    print(f"wrote {len(data)} frames of {data.n_atoms} atoms to {out} (generated in "
-          f"{data.meta['generation_seconds']:.1f} s, {1e3 * data.meta['md_seconds_per_step']:.2f} "
-          f"ms per MD step); long-range force fraction ||F_long||/||F||: {frac}")
+    print(
+        f"wrote {len(data)} frames of {data.n_atoms} atoms to {out} (generated in "
+        f"{data.meta['generation_seconds']:.1f} s, {1e3 * data.meta['md_seconds_per_step']:.2f} "
+        f"ms per MD step); long-range force fraction ||F_long||/||F||: {frac}"
+    )
     return full

@@ -28,9 +28,18 @@ HARTREE_TO_EV = 27.211386245988
 
 #: numeric CSV columns kept, by their wheel names
 QM9_COLUMNS = (
-    "Dipole_debye", "Polarizability_bohr3", "HOMO_au", "LUMO_au", "HOMO_LUMO_gap_au", "R2_bohr2",
-    "ZPVE_au", "InternalEnergy_0K_au", "InternalEnergy_298K_au", "Enthalphy_298K_au",
-    "GibbsFreeEnergy_298K_au", "Heatcapacity_Cv_cal_mol_K",
+    "Dipole_debye",
+    "Polarizability_bohr3",
+    "HOMO_au",
+    "LUMO_au",
+    "HOMO_LUMO_gap_au",
+    "R2_bohr2",
+    "ZPVE_au",
+    "InternalEnergy_0K_au",
+    "InternalEnergy_298K_au",
+    "Enthalphy_298K_au",
+    "GibbsFreeEnergy_298K_au",
+    "Heatcapacity_Cv_cal_mol_K",
 )
 
 #: conventional target names -> (column, factor to the unit used for training/metrics, unit)
@@ -100,8 +109,12 @@ def _parse(folder: Path, limit: int | None = None) -> dict[str, np.ndarray]:
                 index.append(int(row["Index"]))
                 for c, v in zip(QM9_COLUMNS, values):
                     cols[c].append(v)
-    arrays = {"z": np.array(zs, dtype=np.int8), "pos": np.concatenate(pos).astype(np.float64),
-              "ptr": np.array(ptr, dtype=np.int64), "index": np.array(index, dtype=np.int64)}
+    arrays = {
+        "z": np.array(zs, dtype=np.int8),
+        "pos": np.concatenate(pos).astype(np.float64),
+        "ptr": np.array(ptr, dtype=np.int64),
+        "index": np.array(index, dtype=np.int64),
+    }
     arrays.update({c: np.array(v, dtype=np.float64) for c, v in cols.items()})
     return arrays
 
@@ -110,5 +123,4 @@ def load_qm9(cache: str | None = None) -> dict[str, np.ndarray]:
     """All of QM9 as flat arrays (module docstring), parsed once and cached."""
     folder = qm9_folder()
     path = cache_dir(cache) / "qm9pack_1.0.3.npz"
-    return cached_arrays(path, lambda: _parse(folder),
-                         required=("z", "pos", "ptr", "index", *QM9_COLUMNS))
+    return cached_arrays(path, lambda: _parse(folder), required=("z", "pos", "ptr", "index", *QM9_COLUMNS))

@@ -38,9 +38,16 @@ def _rotation(gen: torch.Generator, dtype: torch.dtype) -> Tensor:
     return q.to(dtype)
 
 
-def make_recall_sample(length: int, vocab: int, *, rotate: bool = True, translate: bool = False,
-                       translate_scale: float = 10.0, generator: torch.Generator | None = None,
-                       dtype: torch.dtype = torch.float32) -> dict[str, Tensor]:
+def make_recall_sample(
+    length: int,
+    vocab: int,
+    *,
+    rotate: bool = True,
+    translate: bool = False,
+    translate_scale: float = 10.0,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> dict[str, Tensor]:
     """One sample: ``pos [N, 3]``, ``token_type [N, 3]``, ``target [3]``, ``keys, values [V, 3]``,
     ``answer`` (index of the target in ``values``)."""
     if not isinstance(length, int) or isinstance(length, bool) or length < 3:
@@ -73,17 +80,31 @@ def make_recall_sample(length: int, vocab: int, *, rotate: bool = True, translat
     if translate:
         b = translate_scale * torch.randn(3, dtype=torch.float64, generator=gen)
         pos, target, keys, values = pos + b, target + b, keys + b, values + b
-    return {"pos": pos.to(dtype), "token_type": ttype.to(dtype), "target": target.to(dtype),
-            "keys": keys.to(dtype), "values": values.to(dtype),
-            "answer": torch.tensor(query, dtype=torch.long)}
+    return {
+        "pos": pos.to(dtype),
+        "token_type": ttype.to(dtype),
+        "target": target.to(dtype),
+        "keys": keys.to(dtype),
+        "values": values.to(dtype),
+        "answer": torch.tensor(query, dtype=torch.long),
+    }
 
 
 class RecallDataset(Dataset):
     """``size`` samples of :func:`make_recall_sample`; sample ``i`` is generated from ``(seed, i)``."""
 
-    def __init__(self, size: int, length: int, vocab: int, *, rotate: bool = True,
-                 translate: bool = False, translate_scale: float = 10.0, seed: int = 0,
-                 dtype: torch.dtype = torch.float32) -> None:
+    def __init__(
+        self,
+        size: int,
+        length: int,
+        vocab: int,
+        *,
+        rotate: bool = True,
+        translate: bool = False,
+        translate_scale: float = 10.0,
+        seed: int = 0,
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
         if size < 0:
             raise ValueError(f"size must be >= 0, got {size}")
         if length < 3 or vocab < 1:
@@ -99,9 +120,15 @@ class RecallDataset(Dataset):
         if not 0 <= i < self.size:
             raise IndexError(f"index {i} out of range for {self.size} samples")
         gen = torch.Generator().manual_seed(self.seed * 1_000_003 + i)
-        return make_recall_sample(self.length, self.vocab, rotate=self.rotate,
-                                  translate=self.translate, translate_scale=self.translate_scale,
-                                  generator=gen, dtype=self.dtype)
+        return make_recall_sample(
+            self.length,
+            self.vocab,
+            rotate=self.rotate,
+            translate=self.translate,
+            translate_scale=self.translate_scale,
+            generator=gen,
+            dtype=self.dtype,
+        )
 
 
 def collate_recall(samples: list[dict[str, Tensor]]) -> dict[str, Tensor]:

@@ -41,8 +41,14 @@ class _SendRows(torch.autograd.Function):
     the received rows' gradients back and adds them to ``x`` at ``index``."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, index: Tensor, send_counts: list[int],  # type: ignore[override]
-                recv_counts: list[int], group: dist.ProcessGroup | None) -> Tensor:
+    def forward(
+        ctx,
+        x: Tensor,
+        index: Tensor,
+        send_counts: list[int],  # type: ignore[override]
+        recv_counts: list[int],
+        group: dist.ProcessGroup | None,
+    ) -> Tensor:
         ctx.save_for_backward(index)
         ctx.args = (x.shape, send_counts, recv_counts, group)
         return _all_to_all_rows(x.index_select(0, index), send_counts, recv_counts, group)
@@ -56,8 +62,9 @@ class _SendRows(torch.autograd.Function):
         return gx, None, None, None, None
 
 
-def halo_exchange(pos: Tensor, feats: list[Tensor], shard: Shard, cutoff: float
-                  ) -> tuple[Tensor, list[Tensor]]:
+def halo_exchange(
+    pos: Tensor, feats: list[Tensor], shard: Shard, cutoff: float
+) -> tuple[Tensor, list[Tensor]]:
     """Own atoms followed by the halo: ``(pos [n_own + n_halo, 3], [f [n_own + n_halo, ...]])``.
 
     Args:
@@ -98,13 +105,13 @@ def halo_exchange(pos: Tensor, feats: list[Tensor], shard: Shard, cutoff: float
         recv_counts = [int(c) for c in recv.cpu()]
     index_t = index_t.to(pos.device)
     halo_pos = _SendRows.apply(pos, index_t, send_counts, recv_counts, shard.group)
-    out = [torch.cat([f, _SendRows.apply(f, index_t, send_counts, recv_counts, shard.group)])
-           for f in feats]
+    out = [torch.cat([f, _SendRows.apply(f, index_t, send_counts, recv_counts, shard.group)]) for f in feats]
     return torch.cat([pos, halo_pos]), out
 
 
-def sharded_local_block(block: Callable[..., Tensor], pos: Tensor, feats: list[Tensor],
-                        shard: Shard, cutoff: float) -> Tensor:
+def sharded_local_block(
+    block: Callable[..., Tensor], pos: Tensor, feats: list[Tensor], shard: Shard, cutoff: float
+) -> Tensor:
     """``block(pos_all, feats_all, edge_index)`` for this rank's atoms, with the halo from the
     other ranks: the rows ``[n_own, ...]`` of the single-process result.
 

@@ -126,8 +126,9 @@ def _comm_device(x: Tensor, group: dist.ProcessGroup | None) -> torch.device:
     return x.device if dist.get_backend(group) == "nccl" else torch.device("cpu")
 
 
-def _layout(a: Tensor, b: Tensor, d: int, b_sharded: bool,
-            group: dist.ProcessGroup | None) -> tuple[list[int], list[int]]:
+def _layout(
+    a: Tensor, b: Tensor, d: int, b_sharded: bool, group: dist.ProcessGroup | None
+) -> tuple[list[int], list[int]]:
     """All ranks' block lengths of ``a`` and ``b`` (one all_gather), after checking that every rank
     holds the same non-token shapes (the same error is raised on every rank, so none hangs)."""
     rest = [s for i, s in enumerate(a.shape) if i != a.dim() + d]
@@ -135,7 +136,7 @@ def _layout(a: Tensor, b: Tensor, d: int, b_sharded: bool,
         raise ValueError(f"a has too many axes ({a.dim()}) for a sharded convolution")
     meta = torch.full((_META,), -1, dtype=torch.int64, device=_comm_device(a, group))
     meta[0], meta[1] = a.shape[d], b.shape[d]
-    meta[2:2 + len(rest)] = torch.tensor(rest, dtype=torch.int64)
+    meta[2 : 2 + len(rest)] = torch.tensor(rest, dtype=torch.int64)
     allmeta = [torch.empty_like(meta) for _ in range(dist.get_world_size(group))]
     dist.all_gather(allmeta, meta, group=group)
     allmeta = [m.cpu() for m in allmeta]
@@ -145,8 +146,9 @@ def _layout(a: Tensor, b: Tensor, d: int, b_sharded: bool,
     sizes_a = [int(m[0]) for m in allmeta]
     sizes_b = [int(m[1]) for m in allmeta]
     if not b_sharded and len(set(sizes_b)) != 1:
-        raise ValueError(f"a replicated b (b_sharded=False) must have one length on every rank, got "
-                         f"{sizes_b}")
+        raise ValueError(
+            f"a replicated b (b_sharded=False) must have one length on every rank, got {sizes_b}"
+        )
     return sizes_a, sizes_b
 
 
@@ -204,8 +206,9 @@ class _Plan:
         return (s - self.sb[owner], e - s) if e > s else (0, 0)
 
 
-def _all_to_all_rows(x: Tensor, send_counts: list[int], recv_counts: list[int],
-                     group: dist.ProcessGroup | None) -> Tensor:
+def _all_to_all_rows(
+    x: Tensor, send_counts: list[int], recv_counts: list[int], group: dist.ProcessGroup | None
+) -> Tensor:
     """Rows of ``x`` (grouped by destination, ``send_counts`` each) to every rank; the rows received,
     grouped by source. Bytes sent to other ranks are counted (:func:`communication_bytes`)."""
     width = math.prod(x.shape[1:])
@@ -214,13 +217,15 @@ def _all_to_all_rows(x: Tensor, send_counts: list[int], recv_counts: list[int],
     out = torch.empty(sum(recv_counts), width, dtype=x.dtype, device=dev)
     me = dist.get_rank(group)
     _count(sum(n for p, n in enumerate(send_counts) if p != me) * width, x)
-    dist.all_to_all_single(out, inp, output_split_sizes=recv_counts, input_split_sizes=send_counts,
-                           group=group)
+    dist.all_to_all_single(
+        out, inp, output_split_sizes=recv_counts, input_split_sizes=send_counts, group=group
+    )
     return out.to(x.device).reshape(sum(recv_counts), *x.shape[1:])
 
 
-def _exchange(x: Tensor, d: int, send: list[tuple[int, int]], recv: list[int],
-              group: dist.ProcessGroup | None) -> list[Tensor]:
+def _exchange(
+    x: Tensor, d: int, send: list[tuple[int, int]], recv: list[int], group: dist.ProcessGroup | None
+) -> list[Tensor]:
     """Send ``x.narrow(d, *send[p])`` to each rank ``p``; return the pieces received, by source."""
     xt = x.movedim(d, 0)
     rows = torch.cat([xt.narrow(0, s, n) for s, n in send], 0)
@@ -264,8 +269,16 @@ class _ShardedConv(torch.autograd.Function):
     """The ring of block convolutions of the module docstring; saves only the local blocks."""
 
     @staticmethod
-    def _fetch(a: Tensor, b: Tensor, plan: _Plan, me: int, k: int, d: int, b_sharded: bool,
-               group: dist.ProcessGroup | None) -> tuple[Tensor | None, Tensor | None, int]:
+    def _fetch(
+        a: Tensor,
+        b: Tensor,
+        plan: _Plan,
+        me: int,
+        k: int,
+        d: int,
+        b_sharded: bool,
+        group: dist.ProcessGroup | None,
+    ) -> tuple[Tensor | None, Tensor | None, int]:
         send_a, recv_a = plan.a_splits(me, k)
         got = _exchange(a, d, [(0, n) for n in send_a], recv_a, group)
         src = plan.source(me, k)
@@ -285,8 +298,17 @@ class _ShardedConv(torch.autograd.Function):
         return got[src], w, lo
 
     @staticmethod
-    def forward(ctx, a: Tensor, b: Tensor, kind: str, d: int, v: int,  # type: ignore[override]
-                b_sharded: bool, plan: _Plan, group: dist.ProcessGroup | None) -> Tensor:
+    def forward(
+        ctx,
+        a: Tensor,
+        b: Tensor,
+        kind: str,
+        d: int,
+        v: int,  # type: ignore[override]
+        b_sharded: bool,
+        plan: _Plan,
+        group: dist.ProcessGroup | None,
+    ) -> Tensor:
         me = dist.get_rank(group)
         y = a.new_zeros(_output_shape(a, b, kind, d, v))
         for k in range(plan.p):
@@ -341,35 +363,50 @@ class _ShardedConv(torch.autograd.Function):
         return ga, gb, None, None, None, None, None, None
 
 
-def _sharded(kind: str, a: Tensor, b: Tensor, causal: bool, dim: int, vector_dim: int,
-             b_sharded: bool, group: dist.ProcessGroup | None, names: tuple[str, str]) -> Tensor:
+def _sharded(
+    kind: str,
+    a: Tensor,
+    b: Tensor,
+    causal: bool,
+    dim: int,
+    vector_dim: int,
+    b_sharded: bool,
+    group: dist.ProcessGroup | None,
+    names: tuple[str, str],
+) -> Tensor:
     for name, x in zip(names, (a, b)):
         if not isinstance(x, Tensor) or not x.is_floating_point():
-            raise TypeError(f"{name} must be a floating torch.Tensor, got "
-                            f"{getattr(x, 'dtype', type(x).__name__)}")
+            raise TypeError(
+                f"{name} must be a floating torch.Tensor, got {getattr(x, 'dtype', type(x).__name__)}"
+            )
     if a.dtype != b.dtype:
         raise TypeError(f"{names[0]} and {names[1]} must share a dtype, got {a.dtype} and {b.dtype}")
     if not -a.dim() <= dim < a.dim() or dim in (-1, a.dim() - 1):
-        raise ValueError(f"dim must index a token axis of {names[0]} (not the last), got {dim} for "
-                         f"shape {tuple(a.shape)}")
+        raise ValueError(
+            f"dim must index a token axis of {names[0]} (not the last), got {dim} for shape {tuple(a.shape)}"
+        )
     d = dim % a.dim() - a.dim()
     if b.dim() < -d:
-        raise ValueError(f"{names[1]} with shape {tuple(b.shape)} has no axis matching token axis "
-                         f"{dim} of {names[0]} with shape {tuple(a.shape)}")
+        raise ValueError(
+            f"{names[1]} with shape {tuple(b.shape)} has no axis matching token axis "
+            f"{dim} of {names[0]} with shape {tuple(a.shape)}"
+        )
     v = vector_dim
     if kind != "mul":
         for name, x in zip(names, (a, b)):
             if not (-x.dim() <= v < 0 and x.shape[v] == 3):
-                raise ValueError(f"{name} must have a vector axis of size 3 at vector_dim={v}, got "
-                                 f"shape {tuple(x.shape)}")
+                raise ValueError(
+                    f"{name} must have a vector axis of size 3 at vector_dim={v}, got shape {tuple(x.shape)}"
+                )
         if not v > d:
             raise ValueError(f"vector_dim ({v}) must come after the token axis ({d})")
     sizes_a, sizes_b = _layout(a, b, d, b_sharded, group)
     n = sum(sizes_a)
     m = sum(sizes_b) if b_sharded else sizes_b[0]
     if causal and m != n:
-        raise ValueError(f"causal convolution needs {names[1]} of total length N={n} along the token "
-                         f"axis, got {m}")
+        raise ValueError(
+            f"causal convolution needs {names[1]} of total length N={n} along the token axis, got {m}"
+        )
     if not causal and n > 0 and m == 0:
         raise ValueError(f"{names[1]} must have total length >= 1 along the token axis, got 0")
     plan = _Plan(sizes_a, sizes_b if b_sharded else None, m, causal)
@@ -378,8 +415,15 @@ def _sharded(kind: str, a: Tensor, b: Tensor, causal: bool, dim: int, vector_dim
     return y.to(a.dtype)
 
 
-def sharded_fft_conv(u: Tensor, h: Tensor, causal: bool = True, dim: int = -2, *,
-                     h_sharded: bool = False, group: dist.ProcessGroup | None = None) -> Tensor:
+def sharded_fft_conv(
+    u: Tensor,
+    h: Tensor,
+    causal: bool = True,
+    dim: int = -2,
+    *,
+    h_sharded: bool = False,
+    group: dist.ProcessGroup | None = None,
+) -> Tensor:
     """:func:`~equiscale.ops.fft_conv` with the token axis of ``u`` split over ``group``.
 
     Args:
@@ -396,25 +440,45 @@ def sharded_fft_conv(u: Tensor, h: Tensor, causal: bool = True, dim: int = -2, *
     return _sharded("mul", u, h, causal, dim, -1, h_sharded, group, ("u", "h"))
 
 
-def sharded_fft_cross_conv(q: Tensor, k: Tensor, causal: bool = True, dim: int = -2,
-                           vector_dim: int = -1, *, group: dist.ProcessGroup | None = None) -> Tensor:
+def sharded_fft_cross_conv(
+    q: Tensor,
+    k: Tensor,
+    causal: bool = True,
+    dim: int = -2,
+    vector_dim: int = -1,
+    *,
+    group: dist.ProcessGroup | None = None,
+) -> Tensor:
     """:func:`~equiscale.ops.fft_cross_conv` of two sequences, both split over ``group``."""
     if not _active(group):
         return fft_cross_conv(q, k, causal, dim, vector_dim)
     return _sharded("cross", q, k, causal, dim, vector_dim, True, group, ("q", "k"))
 
 
-def sharded_fft_dot_conv(q: Tensor, k: Tensor, causal: bool = True, dim: int = -2,
-                         vector_dim: int = -1, *, group: dist.ProcessGroup | None = None) -> Tensor:
+def sharded_fft_dot_conv(
+    q: Tensor,
+    k: Tensor,
+    causal: bool = True,
+    dim: int = -2,
+    vector_dim: int = -1,
+    *,
+    group: dist.ProcessGroup | None = None,
+) -> Tensor:
     """:func:`~equiscale.ops.fft_dot_conv` of two sequences, both split over ``group``."""
     if not _active(group):
         return fft_dot_conv(q, k, causal, dim, vector_dim)
     return _sharded("dot", q, k, causal, dim, vector_dim, True, group, ("q", "k"))
 
 
-def sharded_fft_cross_dot_conv(q: Tensor, k: Tensor, causal: bool = True, dim: int = -2,
-                               vector_dim: int = -1, *, group: dist.ProcessGroup | None = None,
-                               ) -> tuple[Tensor, Tensor]:
+def sharded_fft_cross_dot_conv(
+    q: Tensor,
+    k: Tensor,
+    causal: bool = True,
+    dim: int = -2,
+    vector_dim: int = -1,
+    *,
+    group: dist.ProcessGroup | None = None,
+) -> tuple[Tensor, Tensor]:
     """:func:`~equiscale.ops.fft_cross_dot_conv` of two sequences, both split over ``group``."""
     if not _active(group):
         return fft_cross_dot_conv(q, k, causal, dim, vector_dim)

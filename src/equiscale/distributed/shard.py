@@ -21,8 +21,15 @@ from torch import Tensor
 
 from equiscale.distributed.long_conv import _comm_device, _count, _exchange, _pad_tokens
 
-__all__ = ["Shard", "connect", "all_reduce_sum", "all_reduce_max", "all_reduce_gradients", "gather_rows",
-           "fetch_windows"]
+__all__ = [
+    "Shard",
+    "connect",
+    "all_reduce_sum",
+    "all_reduce_max",
+    "all_reduce_gradients",
+    "gather_rows",
+    "fetch_windows",
+]
 
 Windows = tuple[tuple[int, int], ...]
 
@@ -36,14 +43,16 @@ class Shard:
     sizes: tuple[int, ...]
 
     @classmethod
-    def gather(cls, length: int, group: dist.ProcessGroup | None = None,
-               device: torch.device | str = "cpu") -> Shard:
+    def gather(
+        cls, length: int, group: dist.ProcessGroup | None = None, device: torch.device | str = "cpu"
+    ) -> Shard:
         """The layout from every rank's block length (one ``all_gather`` of one integer)."""
         if length < 0:
             raise ValueError(f"length must be >= 0, got {length}")
         world = dist.get_world_size(group)
-        t = torch.tensor([length], dtype=torch.int64,
-                         device=device if dist.get_backend(group) == "nccl" else "cpu")
+        t = torch.tensor(
+            [length], dtype=torch.int64, device=device if dist.get_backend(group) == "nccl" else "cpu"
+        )
         out = [torch.empty_like(t) for _ in range(world)]
         dist.all_gather(out, t, group=group)
         return cls(group, dist.get_rank(group), tuple(int(x.item()) for x in out))
@@ -62,7 +71,7 @@ class Shard:
 
     @property
     def start(self) -> int:
-        return sum(self.sizes[:self.rank])
+        return sum(self.sizes[: self.rank])
 
     @property
     def stop(self) -> int:
@@ -183,8 +192,9 @@ def fetch_windows(x: Tensor, dim: int, shard: Shard, windows: list[tuple[int, in
     if len(windows) != shard.world:
         raise ValueError(f"windows must hold one (lo, hi) per rank ({shard.world}), got {len(windows)}")
     if x.shape[dim] != shard.sizes[shard.rank]:
-        raise ValueError(f"x has {x.shape[dim]} tokens on axis {dim}, the shard says "
-                         f"{shard.sizes[shard.rank]}")
+        raise ValueError(
+            f"x has {x.shape[dim]} tokens on axis {dim}, the shard says {shard.sizes[shard.rank]}"
+        )
     d = dim % x.dim() - x.dim()
     return _Fetch.apply(x, d, shard, tuple((int(lo), int(hi)) for lo, hi in windows))
 
@@ -207,5 +217,5 @@ def all_reduce_gradients(module: torch.nn.Module, group: dist.ProcessGroup | Non
     i = 0
     for p in params:
         n = p.numel()
-        p.grad = buf[i:i + n].view_as(p).clone()
+        p.grad = buf[i : i + n].view_as(p).clone()
         i += n

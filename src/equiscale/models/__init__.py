@@ -7,5 +7,12 @@ from equiscale.models.frame_averaging import FrameAveraging
 from equiscale.models.gaunt_net import GauntNet
 from equiscale.models.se3_hyena import HyenaNet, SE3HyenaNet
 
-__all__ = ["Canonicalize", "E2Former", "EquivariantTransformer", "FrameAveraging", "GauntNet",
-           "HyenaNet", "SE3HyenaNet"]
+__all__ = [
+    "Canonicalize",
+    "E2Former",
+    "EquivariantTransformer",
+    "FrameAveraging",
+    "GauntNet",
+    "HyenaNet",
+    "SE3HyenaNet",
+]

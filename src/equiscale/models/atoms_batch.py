@@ -16,15 +16,23 @@ def check_atoms_batch(batch: dict[str, Tensor], embed: nn.Embedding) -> tuple[Te
         if key not in batch:
             raise ValueError(f"batch must contain {key!r}; got keys {sorted(batch)}")
     pos, z = batch["pos"], batch["z"]
-    if not isinstance(z, Tensor) or z.dtype not in (torch.int64, torch.int32, torch.int16, torch.int8,
-                                                     torch.uint8):
+    if not isinstance(z, Tensor) or z.dtype not in (
+        torch.int64,
+        torch.int32,
+        torch.int16,
+        torch.int8,
+        torch.uint8,
+    ):
         # a float 1.7 would be truncated to element 1, a bool to 0/1: both silent wrong answers
-        raise TypeError(f"batch['z'] must be an integer tensor of element indices, got "
-                        f"{getattr(z, 'dtype', type(z).__name__)}")
+        raise TypeError(
+            f"batch['z'] must be an integer tensor of element indices, got "
+            f"{getattr(z, 'dtype', type(z).__name__)}"
+        )
     z = z.long()
     if pos.dim() != 2 or pos.shape[1] != 3 or z.shape != (pos.shape[0],):
-        raise ValueError(f"pos must be [n_atoms, 3] and z [n_atoms], got {tuple(pos.shape)} "
-                         f"and {tuple(z.shape)}")
+        raise ValueError(
+            f"pos must be [n_atoms, 3] and z [n_atoms], got {tuple(pos.shape)} and {tuple(z.shape)}"
+        )
     weight = embed.weight
     if pos.device != weight.device:
         raise ValueError(f"pos must be on the model's device {weight.device}, got {pos.device}")
@@ -54,13 +62,15 @@ def atoms_graph(batch: dict[str, Tensor], pos: Tensor, cutoff: float) -> tuple[T
 
     if "edge_index" in batch:
         return batch["edge_index"], batch.get("shifts")
-    nb = neighbor_list(pos.detach(), cutoff, batch=batch.get("batch"), cell=batch.get("cell"),
-                       pbc=batch.get("pbc"))
+    nb = neighbor_list(
+        pos.detach(), cutoff, batch=batch.get("batch"), cell=batch.get("cell"), pbc=batch.get("pbc")
+    )
     return nb.edge_index, nb.shifts if batch.get("cell") is not None else None
 
 
-def energy_and_forces(e_atom: Tensor, idx: Tensor, n_struct: int, pos: Tensor, *,
-                      compute_forces: bool, create_graph: bool) -> dict[str, Tensor]:
+def energy_and_forces(
+    e_atom: Tensor, idx: Tensor, n_struct: int, pos: Tensor, *, compute_forces: bool, create_graph: bool
+) -> dict[str, Tensor]:
     """``{"energy": [B] = per-structure sum of e_atom [N], "forces": -dE/dpos [N, 3]}`` (forces
     when ``compute_forces``; ``create_graph`` while training, so force losses train)."""
     energy = e_atom.new_zeros(n_struct).index_add(0, idx, e_atom)  # [B]

@@ -54,8 +54,9 @@ class GNNBaseline(nn.Module):
     def __init__(self, hidden: int = 64, layers: int = 4, edge_geometry: str = "none") -> None:
         super().__init__()
         if edge_geometry not in self.EDGE_GEOMETRIES:
-            raise ValueError(f"edge_geometry must be one of {sorted(self.EDGE_GEOMETRIES)}, "
-                             f"got {edge_geometry!r}")
+            raise ValueError(
+                f"edge_geometry must be one of {sorted(self.EDGE_GEOMETRIES)}, got {edge_geometry!r}"
+            )
         self.edge_geometry = edge_geometry
         n_edge = 1 + self.EDGE_GEOMETRIES[edge_geometry]
         self.embed = nn.Linear(7, hidden)

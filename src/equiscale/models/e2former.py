@@ -72,8 +72,13 @@ class E2Former(nn.Module):
         super().__init__()
         if not isinstance(lmax, int) or lmax < 0:
             raise ValueError(f"lmax must be a non-negative int, got {lmax!r}")
-        for name, value in (("num_elements", num_elements), ("channels", channels), ("heads", heads),
-                            ("num_radial", num_radial), ("ffn_multiplier", ffn_multiplier)):
+        for name, value in (
+            ("num_elements", num_elements),
+            ("channels", channels),
+            ("heads", heads),
+            ("num_radial", num_radial),
+            ("ffn_multiplier", ffn_multiplier),
+        ):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {value!r}")
         if not isinstance(num_layers, int) or num_layers < 0:
@@ -90,9 +95,17 @@ class E2Former(nn.Module):
         self.energy_scale, self.energy_shift = float(energy_scale), float(energy_shift)
         self.embed = nn.Embedding(num_elements, channels)
         self.blocks = nn.ModuleList(
-            E2FormerBlock(lmax, channels, heads=heads, num_radial=num_radial, cutoff=cutoff,
-                          ffn_multiplier=ffn_multiplier, parity=parity, centring=centring,
-                          conv_method=conv_method)
+            E2FormerBlock(
+                lmax,
+                channels,
+                heads=heads,
+                num_radial=num_radial,
+                cutoff=cutoff,
+                ffn_multiplier=ffn_multiplier,
+                parity=parity,
+                centring=centring,
+                conv_method=conv_method,
+            )
             for _ in range(num_layers)
         )
         self.norm = EquivariantRMSNorm(lmax, channels)
@@ -101,18 +114,27 @@ class E2Former(nn.Module):
         nn.init.zeros_(self.atom_ref.weight)
         self.force_head = nn.Linear(channels, 1, bias=False) if direct_forces else None
 
-    def _graph(self, batch: dict[str, Tensor], pos: Tensor, index: Tensor | None,
-               cell: Tensor | None, idx: Tensor):
+    def _graph(
+        self, batch: dict[str, Tensor], pos: Tensor, index: Tensor | None, cell: Tensor | None, idx: Tensor
+    ):
         if "edge_index" in batch:
             return batch["edge_index"], batch.get("shifts")
-        nb = neighbor_list(pos.detach(), self.cutoff, batch=index,
-                           cell=None if cell is None else cell.detach(), pbc=batch.get("pbc"))
+        nb = neighbor_list(
+            pos.detach(),
+            self.cutoff,
+            batch=index,
+            cell=None if cell is None else cell.detach(),
+            pbc=batch.get("pbc"),
+        )
         if cell is None:
             return nb.edge_index, None
         cell_b = cell if cell.dim() == 3 else cell[None]
         # shifts from the (possibly strained) cell, so that dE/dstrain sees them
-        shifts = torch.einsum("ek,ekx->ex", nb.cell_shifts.to(pos.dtype),
-                              cell_b.expand(int(idx.max()) + 1, 3, 3)[idx[nb.edge_index[1]]])
+        shifts = torch.einsum(
+            "ek,ekx->ex",
+            nb.cell_shifts.to(pos.dtype),
+            cell_b.expand(int(idx.max()) + 1, 3, 3)[idx[nb.edge_index[1]]],
+        )
         return nb.edge_index, shifts
 
     def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -120,8 +142,7 @@ class E2Former(nn.Module):
         index = batch.get("batch")
         n = pos.shape[0]
         n_struct = int(index.max()) + 1 if index is not None and n else 1
-        idx = index.long() if index is not None else torch.zeros(n, dtype=torch.long,
-                                                                  device=pos.device)
+        idx = index.long() if index is not None else torch.zeros(n, dtype=torch.long, device=pos.device)
         cell = batch.get("cell")
         with torch.enable_grad():
             if self.compute_forces and not pos.requires_grad:
@@ -130,12 +151,12 @@ class E2Former(nn.Module):
             strain = None
             if self.compute_stress and cell is not None:
                 # E(r (1 + e), cell (1 + e)); stress = (1/V) dE/de at e = 0 (ASE's sign)
-                strain = torch.zeros(n_struct, 3, 3, dtype=pos.dtype, device=pos.device,
-                                     requires_grad=True)
+                strain = torch.zeros(n_struct, 3, 3, dtype=pos.dtype, device=pos.device, requires_grad=True)
                 sym = 0.5 * (strain + strain.transpose(1, 2))
                 pos = pos + torch.einsum("ni,nij->nj", pos, sym[idx])
                 cell = (cell if cell.dim() == 3 else cell[None]) + torch.bmm(
-                    cell if cell.dim() == 3 else cell[None].expand(n_struct, 3, 3), sym)
+                    cell if cell.dim() == 3 else cell[None].expand(n_struct, 3, 3), sym
+                )
             edge_index, shifts = self._graph(batch, pos, index, cell, idx)
             x = self.embed(z)[:, None, :]  # [N, 1, C]
             x = torch.cat([x, x.new_zeros(n, (self.lmax + 1) ** 2 - 1, self.channels)], dim=1)
@@ -148,8 +169,7 @@ class E2Former(nn.Module):
             out = {"energy": energy}
             if self.compute_forces:
                 wrt = [pos_in] if strain is None else [pos_in, strain]
-                grads = torch.autograd.grad(energy.sum(), wrt, create_graph=self.training,
-                                            allow_unused=True)
+                grads = torch.autograd.grad(energy.sum(), wrt, create_graph=self.training, allow_unused=True)
                 grad = grads[0]
                 out["forces"] = -grad if grad is not None else torch.zeros_like(pos_in)
                 if strain is not None:

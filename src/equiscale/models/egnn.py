@@ -35,18 +35,23 @@ class EGNNLayer(nn.Module):
     def __init__(self, hidden: int, edge_dim: int = 1, update_features: bool = True) -> None:
         super().__init__()
         act = nn.SiLU()
-        self.phi_e = nn.Sequential(nn.Linear(2 * hidden + 1 + edge_dim, hidden), act,
-                                   nn.Linear(hidden, hidden), act)
+        self.phi_e = nn.Sequential(
+            nn.Linear(2 * hidden + 1 + edge_dim, hidden), act, nn.Linear(hidden, hidden), act
+        )
         # the last layer's feature update would never be used (and DDP rejects unused weights)
-        self.phi_h = (nn.Sequential(nn.Linear(2 * hidden, hidden), act, nn.Linear(hidden, hidden))
-                      if update_features else None)
+        self.phi_h = (
+            nn.Sequential(nn.Linear(2 * hidden, hidden), act, nn.Linear(hidden, hidden))
+            if update_features
+            else None
+        )
         last = nn.Linear(hidden, 1, bias=False)
         nn.init.xavier_uniform_(last.weight, gain=0.001)
         self.phi_x = nn.Sequential(nn.Linear(hidden, hidden), act, last)
         self.phi_v = nn.Sequential(nn.Linear(hidden, hidden), act, nn.Linear(hidden, 1))
 
-    def forward(self, h: torch.Tensor, x: torch.Tensor, v: torch.Tensor, edges: torch.Tensor,
-                edge_attr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, h: torch.Tensor, x: torch.Tensor, v: torch.Tensor, edges: torch.Tensor, edge_attr: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         # h [B, N, H], x, v [B, N, 3], edges [2, E], edge_attr [B, E, A]
         src, dst = edges
         n = h.shape[1]
@@ -77,8 +82,7 @@ class EGNN(nn.Module):
         if hidden < 1 or layers < 1:
             raise ValueError(f"hidden and layers must be >= 1, got hidden={hidden}, layers={layers}")
         self.embed = nn.Linear(1, hidden)
-        self.layers = nn.ModuleList(EGNNLayer(hidden, update_features=i < layers - 1)
-                                    for i in range(layers))
+        self.layers = nn.ModuleList(EGNNLayer(hidden, update_features=i < layers - 1) for i in range(layers))
 
     def forward(self, batch: Batch) -> torch.Tensor:
         missing = [k for k in ("loc", "vel", "charges") if k not in batch]
@@ -90,8 +94,9 @@ class EGNN(nn.Module):
         if x.dtype != self.embed.weight.dtype and not torch.is_autocast_enabled(x.device.type):
             raise TypeError(f"loc must have the model's dtype {self.embed.weight.dtype}, got {x.dtype}")
         if x.ndim != 3 or x.shape[-1] != 3 or v.shape != x.shape:
-            raise ValueError(f"loc and vel must be [B, N, 3] of one shape, got {tuple(x.shape)} "
-                             f"and {tuple(v.shape)}")
+            raise ValueError(
+                f"loc and vel must be [B, N, 3] of one shape, got {tuple(x.shape)} and {tuple(v.shape)}"
+            )
         if q.shape != x.shape[:2]:
             raise ValueError(f"charges must be [B, N] = {tuple(x.shape[:2])}, got {tuple(q.shape)}")
         edges = complete_graph(x.shape[1], x.device)

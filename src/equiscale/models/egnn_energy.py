@@ -33,10 +33,18 @@ __all__ = ["EGNNEnergy"]
 class EGNNEnergy(nn.Module):
     """Invariant message passing on distances; see the module docstring."""
 
-    def __init__(self, num_elements: int = 10, channels: int = 64, num_layers: int = 4,
-                 num_radial: int = 16, cutoff: float = 5.0, avg_neighbors: float = 8.0,
-                 compute_forces: bool = True, energy_scale: float = 1.0,
-                 energy_shift: float = 0.0) -> None:
+    def __init__(
+        self,
+        num_elements: int = 10,
+        channels: int = 64,
+        num_layers: int = 4,
+        num_radial: int = 16,
+        cutoff: float = 5.0,
+        avg_neighbors: float = 8.0,
+        compute_forces: bool = True,
+        energy_scale: float = 1.0,
+        energy_shift: float = 0.0,
+    ) -> None:
         super().__init__()
         if num_layers < 1 or channels < 1:
             raise ValueError(f"num_layers and channels must be >= 1, got {num_layers}, {channels}")
@@ -47,11 +55,15 @@ class EGNNEnergy(nn.Module):
         self.rbf = GaussianBasis(num_radial, cutoff)
         act = nn.SiLU
         self.edge_mlps = nn.ModuleList(
-            nn.Sequential(nn.Linear(2 * channels + num_radial, channels), act(),
-                          nn.Linear(channels, channels), act()) for _ in range(num_layers))
+            nn.Sequential(
+                nn.Linear(2 * channels + num_radial, channels), act(), nn.Linear(channels, channels), act()
+            )
+            for _ in range(num_layers)
+        )
         self.node_mlps = nn.ModuleList(
             nn.Sequential(nn.Linear(2 * channels, channels), act(), nn.Linear(channels, channels))
-            for _ in range(num_layers))
+            for _ in range(num_layers)
+        )
         self.head = nn.Sequential(nn.Linear(channels, channels), act(), nn.Linear(channels, 1))
         self.atom_ref = nn.Embedding(num_elements, 1)
         nn.init.zeros_(self.atom_ref.weight)
@@ -77,5 +89,6 @@ class EGNNEnergy(nn.Module):
                 h = h + node_mlp(torch.cat([h, agg], dim=-1))
             e_atom = self.head(h).squeeze(-1) * self.energy_scale + self.energy_shift
             e_atom = e_atom + self.atom_ref(z).squeeze(-1)
-            return energy_and_forces(e_atom, idx, n_struct, pos, compute_forces=self.compute_forces,
-                                     create_graph=self.training)
+            return energy_and_forces(
+                e_atom, idx, n_struct, pos, compute_forces=self.compute_forces, create_graph=self.training
+            )

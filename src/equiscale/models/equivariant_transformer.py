@@ -27,18 +27,44 @@ __all__ = ["EquivariantTransformer"]
 class EquivariantTransformer(SE3HyenaNet):
     """Same arguments and batch layouts as :class:`SE3HyenaNet`, plus ``heads`` and ``rope``."""
 
-    def __init__(self, scalar_channels: int = 64, vector_channels: int = 16, depth: int = 4, *,
-                 heads: int = 4, scalar_in: int = 3, vector_in: int = 0, scalar_out: int = 0,
-                 vector_out: int = 1, causal: bool = True, mlp_ratio: int = 2,
-                 checkpoint_mixer: bool = False, rope: bool = False) -> None:
+    def __init__(
+        self,
+        scalar_channels: int = 64,
+        vector_channels: int = 16,
+        depth: int = 4,
+        *,
+        heads: int = 4,
+        scalar_in: int = 3,
+        vector_in: int = 0,
+        scalar_out: int = 0,
+        vector_out: int = 1,
+        causal: bool = True,
+        mlp_ratio: int = 2,
+        checkpoint_mixer: bool = False,
+        rope: bool = False,
+    ) -> None:
         self._heads, self.rope = heads, rope
-        super().__init__(scalar_channels, vector_channels, depth, scalar_in=scalar_in,
-                         vector_in=vector_in, scalar_out=scalar_out, vector_out=vector_out,
-                         causal=causal, parity="e3", mlp_ratio=mlp_ratio,
-                         checkpoint_mixer=checkpoint_mixer)
+        super().__init__(
+            scalar_channels,
+            vector_channels,
+            depth,
+            scalar_in=scalar_in,
+            vector_in=vector_in,
+            scalar_out=scalar_out,
+            vector_out=vector_out,
+            causal=causal,
+            parity="e3",
+            mlp_ratio=mlp_ratio,
+            checkpoint_mixer=checkpoint_mixer,
+        )
 
-    def _block(self, cs: int, cv: int, *, causal: bool, parity: str, filter_hidden: int,
-               mlp_ratio: int) -> nn.Module:
-        return SE3HyenaBlock(cs, cv, mlp_ratio=mlp_ratio, checkpoint_mixer=self.checkpoint_mixer,
-                             mixer=EquivariantAttention(cs, cv, self._heads, causal=causal,
-                                                           rope=self.rope))
+    def _block(
+        self, cs: int, cv: int, *, causal: bool, parity: str, filter_hidden: int, mlp_ratio: int
+    ) -> nn.Module:
+        return SE3HyenaBlock(
+            cs,
+            cv,
+            mlp_ratio=mlp_ratio,
+            checkpoint_mixer=self.checkpoint_mixer,
+            mixer=EquivariantAttention(cs, cv, self._heads, causal=causal, rope=self.rope),
+        )

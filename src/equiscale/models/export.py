@@ -34,8 +34,9 @@ class EnergyFunction(nn.Module):
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         if not hasattr(model, "compute_forces"):
-            raise TypeError(f"model must be an energy model with a compute_forces flag, got "
-                            f"{type(model).__name__}")
+            raise TypeError(
+                f"model must be an energy model with a compute_forces flag, got {type(model).__name__}"
+            )
         self.model = model
         self.model.compute_forces = False
 
@@ -66,19 +67,24 @@ def compile_energy_forces(model: nn.Module, **compile_kwargs) -> Callable[..., t
     return run
 
 
-def export_energy(model: nn.Module, pos: Tensor, z: Tensor, edge_index: Tensor,
-                  shifts: Tensor | None = None) -> torch.export.ExportedProgram:
+def export_energy(
+    model: nn.Module, pos: Tensor, z: Tensor, edge_index: Tensor, shifts: Tensor | None = None
+) -> torch.export.ExportedProgram:
     """``torch.export`` of :class:`EnergyFunction` at the example inputs, with the numbers of atoms
     (>= 2) and edges (>= 2) dynamic. Put the model in ``eval()`` mode first."""
     if shifts is None:
         shifts = pos.new_zeros(edge_index.shape[1], 3)
     atoms, edges = torch.export.Dim("atoms", min=2), torch.export.Dim("edges", min=2)
-    return torch.export.export(EnergyFunction(model), (pos, z, edge_index, shifts),
-                               dynamic_shapes=({0: atoms}, {0: atoms}, {1: edges}, {0: edges}))
+    return torch.export.export(
+        EnergyFunction(model),
+        (pos, z, edge_index, shifts),
+        dynamic_shapes=({0: atoms}, {0: atoms}, {1: edges}, {0: edges}),
+    )
 
 
-def exported_energy_forces(program: torch.export.ExportedProgram, pos: Tensor, z: Tensor,
-                           edge_index: Tensor, shifts: Tensor) -> tuple[Tensor, Tensor]:
+def exported_energy_forces(
+    program: torch.export.ExportedProgram, pos: Tensor, z: Tensor, edge_index: Tensor, shifts: Tensor
+) -> tuple[Tensor, Tensor]:
     """``(energy, -dE/dpos)`` of an exported (or loaded) energy: plain ``torch.autograd``."""
     pos = pos.detach().requires_grad_(True)
     energy = program.module()(pos, z, edge_index, shifts)

@@ -48,8 +48,7 @@ def _signs(group: str) -> Tensor:
     return signs  # [8, 3]
 
 
-def pca_frames(pos: Tensor, group: str = "e3", gap_tol: float = 1e-6
-               ) -> tuple[Tensor, Tensor, Tensor]:
+def pca_frames(pos: Tensor, group: str = "e3", gap_tol: float = 1e-6) -> tuple[Tensor, Tensor, Tensor]:
     """Frames of point sets ``pos [B, N, 3]``.
 
     Returns:
@@ -88,8 +87,15 @@ class FrameAveraging(nn.Module):
         gap_tol: relative eigen-gap below which a sample is flagged degenerate.
     """
 
-    def __init__(self, backbone: str = "hyena", backbone_args: dict[str, Any] | None = None, *,
-                 frames: str = "all", group: str = "e3", gap_tol: float = 1e-6) -> None:
+    def __init__(
+        self,
+        backbone: str = "hyena",
+        backbone_args: dict[str, Any] | None = None,
+        *,
+        frames: str = "all",
+        group: str = "e3",
+        gap_tol: float = 1e-6,
+    ) -> None:
         super().__init__()
         from equiscale import registry
 

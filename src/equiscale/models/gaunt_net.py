@@ -61,8 +61,12 @@ class GauntNet(nn.Module):
         super().__init__()
         if num_layers < 1:
             raise ValueError(f"num_layers must be >= 1, got {num_layers}")
-        for name, value in (("num_elements", num_elements), ("channels", channels),
-                            ("num_basis", num_basis), ("correlation", correlation)):
+        for name, value in (
+            ("num_elements", num_elements),
+            ("channels", channels),
+            ("num_basis", num_basis),
+            ("correlation", correlation),
+        ):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {value!r}")
         if not float(cutoff) > 0:
@@ -72,21 +76,36 @@ class GauntNet(nn.Module):
         self.energy_scale, self.energy_shift = energy_scale, energy_shift
         self.embed = nn.Embedding(num_elements, channels)
         self.convs = nn.ModuleList(
-            GauntConv(lmax, lmax_sh, lmax, channels, cutoff=cutoff, num_basis=num_basis,
-                      avg_neighbors=avg_neighbors, backend=backend, radial=radial,
-                      radial_hidden=radial_hidden, radial_layers=radial_layers)
+            GauntConv(
+                lmax,
+                lmax_sh,
+                lmax,
+                channels,
+                cutoff=cutoff,
+                num_basis=num_basis,
+                avg_neighbors=avg_neighbors,
+                backend=backend,
+                radial=radial,
+                radial_hidden=radial_hidden,
+                radial_layers=radial_layers,
+            )
             for _ in range(num_layers)
         )
         self.many_body = nn.ModuleList(
-            GauntManyBody(lmax, lmax, channels, correlation=correlation, num_elements=num_elements,
-                          mix=many_body_mix)
+            GauntManyBody(
+                lmax, lmax, channels, correlation=correlation, num_elements=num_elements, mix=many_body_mix
+            )
             for _ in range(num_layers)
         )
         # MACE's residual: an element-dependent linear map of h (one [C, C] per element and degree)
-        self.self_connection = nn.ParameterList(
-            nn.Parameter(torch.eye(channels).expand(num_elements, lmax + 1, channels, channels).clone())
-            for _ in range(num_layers)
-        ) if self_connection else None
+        self.self_connection = (
+            nn.ParameterList(
+                nn.Parameter(torch.eye(channels).expand(num_elements, lmax + 1, channels, channels).clone())
+                for _ in range(num_layers)
+            )
+            if self_connection
+            else None
+        )
         self.register_buffer("degree", sh_degrees(lmax), persistent=False)
         self.readouts = nn.ModuleList(
             nn.Sequential(nn.Linear(channels, channels), nn.SiLU(), nn.Linear(channels, 1))
@@ -106,8 +125,7 @@ class GauntNet(nn.Module):
             h = self.embed(z)[:, None, :]  # [N, 1, C]
             h = torch.cat([h, h.new_zeros(n, (self.lmax + 1) ** 2 - 1, self.channels)], dim=1)
             e_atom = self.atom_ref(z).squeeze(-1)  # [N]
-            for t, (conv, many_body, readout) in enumerate(zip(self.convs, self.many_body,
-                                                               self.readouts)):
+            for t, (conv, many_body, readout) in enumerate(zip(self.convs, self.many_body, self.readouts)):
                 a = conv(h, pos, edge_index, shifts)  # [N, K, C]
                 if self.self_connection is not None:
                     w = self.self_connection[t][z][:, self.degree]  # [N, K, C, C]
@@ -115,5 +133,6 @@ class GauntNet(nn.Module):
                 h = h + many_body(a, z)
                 e_atom = e_atom + readout(h[:, 0]).squeeze(-1) * self.energy_scale
             e_atom = e_atom + self.energy_shift
-            return energy_and_forces(e_atom, idx, n_struct, pos, compute_forces=self.compute_forces,
-                                     create_graph=self.training)
+            return energy_and_forces(
+                e_atom, idx, n_struct, pos, compute_forces=self.compute_forces, create_graph=self.training
+            )

@@ -93,18 +93,40 @@ class HybridNet(nn.Module):
         energy_scale, energy_shift: per-atom output scale and shift (data statistics).
     """
 
-    def __init__(self, num_elements: int = 100, channels: int = 32, lmax: int = 1, num_layers: int = 2, *,
-                 heads: int = 4, num_radial: int = 16, cutoff: float = 5.0, ffn_multiplier: int = 2,
-                 centring: str = "target", filter_hidden: int = 32, mlp_ratio: int = 2,
-                 length_norm: bool = True, parity: str = "e3", long_range: str = "none",
-                 coulomb_sigma: float = 1.0, compute_forces: bool = True,
-                 energy_scale: float = 1.0, energy_shift: float = 0.0) -> None:
+    def __init__(
+        self,
+        num_elements: int = 100,
+        channels: int = 32,
+        lmax: int = 1,
+        num_layers: int = 2,
+        *,
+        heads: int = 4,
+        num_radial: int = 16,
+        cutoff: float = 5.0,
+        ffn_multiplier: int = 2,
+        centring: str = "target",
+        filter_hidden: int = 32,
+        mlp_ratio: int = 2,
+        length_norm: bool = True,
+        parity: str = "e3",
+        long_range: str = "none",
+        coulomb_sigma: float = 1.0,
+        compute_forces: bool = True,
+        energy_scale: float = 1.0,
+        energy_shift: float = 0.0,
+    ) -> None:
         super().__init__()
         if isinstance(lmax, bool) or not isinstance(lmax, int) or lmax < 1:
-            raise ValueError(f"lmax must be an int >= 1 (the Hyena blocks read the l = 1 features), "
-                             f"got {lmax!r}")
-        for name, value in (("num_elements", num_elements), ("channels", channels), ("heads", heads),
-                            ("num_layers", num_layers), ("num_radial", num_radial)):
+            raise ValueError(
+                f"lmax must be an int >= 1 (the Hyena blocks read the l = 1 features), got {lmax!r}"
+            )
+        for name, value in (
+            ("num_elements", num_elements),
+            ("channels", channels),
+            ("heads", heads),
+            ("num_layers", num_layers),
+            ("num_radial", num_radial),
+        ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {value!r}")
         if parity not in PARITIES:
@@ -122,13 +144,30 @@ class HybridNet(nn.Module):
         self.energy_scale, self.energy_shift = float(energy_scale), float(energy_shift)
         self.embed = nn.Embedding(num_elements, channels)
         self.local = nn.ModuleList(
-            E2FormerBlock(lmax, channels, heads=heads, num_radial=num_radial, cutoff=cutoff,
-                          ffn_multiplier=ffn_multiplier, parity=local_parity, centring=centring)
-            for _ in range(num_layers))
+            E2FormerBlock(
+                lmax,
+                channels,
+                heads=heads,
+                num_radial=num_radial,
+                cutoff=cutoff,
+                ffn_multiplier=ffn_multiplier,
+                parity=local_parity,
+                centring=centring,
+            )
+            for _ in range(num_layers)
+        )
         self.glob = nn.ModuleList(
-            SE3HyenaBlock(channels, channels, mlp_ratio=mlp_ratio, causal=False, parity=global_parity,
-                          filter_hidden=filter_hidden, length_norm=length_norm)
-            for _ in range(num_layers))
+            SE3HyenaBlock(
+                channels,
+                channels,
+                mlp_ratio=mlp_ratio,
+                causal=False,
+                parity=global_parity,
+                filter_hidden=filter_hidden,
+                length_norm=length_norm,
+            )
+            for _ in range(num_layers)
+        )
         self.pos_weight = nn.Parameter(torch.zeros(num_layers, channels))
         self.norm = EquivariantRMSNorm(lmax, channels)
         self.head = nn.Sequential(nn.Linear(channels, channels), nn.SiLU(), nn.Linear(channels, 1))
@@ -150,12 +189,15 @@ class HybridNet(nn.Module):
     def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         pos, z = check_atoms_batch(batch, self.embed)
         if batch.get("cell") is not None:
-            raise ValueError("HybridNet takes non-periodic structures (it centres positions per "
-                             "structure); the batch has a 'cell'")
+            raise ValueError(
+                "HybridNet takes non-periodic structures (it centres positions per "
+                "structure); the batch has a 'cell'"
+            )
         idx, n_struct = structure_index(batch, pos)
         if idx.numel() > 1 and bool((idx[1:] < idx[:-1]).any()):
-            raise ValueError("batch['batch'] must be sorted: each structure's atoms contiguous, in "
-                             "topology order")
+            raise ValueError(
+                "batch['batch'] must be sorted: each structure's atoms contiguous, in topology order"
+            )
         counts = torch.bincount(idx, minlength=n_struct).tolist()
         n = pos.shape[0]
         with torch.enable_grad():
@@ -181,8 +223,9 @@ class HybridNet(nn.Module):
                 energy = energy + extra
             out = {"energy": energy}
             if self.compute_forces:
-                (grad,) = torch.autograd.grad(energy.sum(), pos, create_graph=self.training,
-                                              allow_unused=True)
+                (grad,) = torch.autograd.grad(
+                    energy.sum(), pos, create_graph=self.training, allow_unused=True
+                )
                 out["forces"] = -grad if grad is not None else torch.zeros_like(pos)
             if extra is not None:
                 out["charges"] = q

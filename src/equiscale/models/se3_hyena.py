@@ -50,7 +50,7 @@ def centre_positions(pos: Tensor, causal: bool, shard: Shard | None = None) -> t
         count = torch.arange(start + 1, start + n + 1, device=pos.device, dtype=pos.dtype)[:, None]
         csum = pos.cumsum(-2)
         if shard is not None:
-            before = gather_rows(pos.sum(-2), shard)[:shard.rank].sum(0)  # [..., 3]
+            before = gather_rows(pos.sum(-2), shard)[: shard.rank].sum(0)  # [..., 3]
             csum = csum + before.unsqueeze(-2)
         c = csum / count
     elif shard is None:
@@ -99,17 +99,31 @@ class SE3HyenaNet(nn.Module):
 
     context_parallel_keys = ("pos", "vec", "token_type")
 
-    def __init__(self, scalar_channels: int = 64, vector_channels: int = 16, depth: int = 4, *,
-                 scalar_in: int = 3, vector_in: int = 0, scalar_out: int = 0, vector_out: int = 1,
-                 causal: bool = True, parity: str = "se3", filter_hidden: int = 32,
-                 mlp_ratio: int = 2, checkpoint_mixer: bool = False,
-                 shuffle_tokens: bool = False, length_norm: bool = False) -> None:
+    def __init__(
+        self,
+        scalar_channels: int = 64,
+        vector_channels: int = 16,
+        depth: int = 4,
+        *,
+        scalar_in: int = 3,
+        vector_in: int = 0,
+        scalar_out: int = 0,
+        vector_out: int = 1,
+        causal: bool = True,
+        parity: str = "se3",
+        filter_hidden: int = 32,
+        mlp_ratio: int = 2,
+        checkpoint_mixer: bool = False,
+        shuffle_tokens: bool = False,
+        length_norm: bool = False,
+    ) -> None:
         super().__init__()
         if depth < 0:
             raise ValueError(f"depth must be >= 0, got {depth}")
         if scalar_channels < 1 or vector_channels < 1:
-            raise ValueError(f"scalar_channels and vector_channels must be >= 1, got "
-                             f"{scalar_channels}, {vector_channels}")
+            raise ValueError(
+                f"scalar_channels and vector_channels must be >= 1, got {scalar_channels}, {vector_channels}"
+            )
         cs, cv = scalar_channels, vector_channels
         self.causal = causal
         self.checkpoint_mixer = checkpoint_mixer
@@ -119,21 +133,36 @@ class SE3HyenaNet(nn.Module):
         n_vec = vector_in + 1
         self.embed_v = VectorLinear(n_vec, cv)
         self.embed_s = nn.Linear(scalar_in + n_vec * (n_vec + 1) // 2, cs)
-        self.blocks = nn.ModuleList(self._block(cs, cv, causal=causal, parity=parity,
-                                                filter_hidden=filter_hidden, mlp_ratio=mlp_ratio)
-                                    for _ in range(depth))
+        self.blocks = nn.ModuleList(
+            self._block(
+                cs, cv, causal=causal, parity=parity, filter_hidden=filter_hidden, mlp_ratio=mlp_ratio
+            )
+            for _ in range(depth)
+        )
         self.head_s = nn.Sequential(nn.LayerNorm(cs), nn.Linear(cs, scalar_out)) if scalar_out else None
         self.head_v = VectorLinear(cv, vector_out) if vector_out else None
 
-    def _block(self, cs: int, cv: int, *, causal: bool, parity: str, filter_hidden: int,
-               mlp_ratio: int) -> nn.Module:
-        return SE3HyenaBlock(cs, cv, mlp_ratio=mlp_ratio, causal=causal, parity=parity,
-                             filter_hidden=filter_hidden, checkpoint_mixer=self.checkpoint_mixer,
-                             length_norm=self.length_norm)
+    def _block(
+        self, cs: int, cv: int, *, causal: bool, parity: str, filter_hidden: int, mlp_ratio: int
+    ) -> nn.Module:
+        return SE3HyenaBlock(
+            cs,
+            cv,
+            mlp_ratio=mlp_ratio,
+            causal=causal,
+            parity=parity,
+            filter_hidden=filter_hidden,
+            checkpoint_mixer=self.checkpoint_mixer,
+            length_norm=self.length_norm,
+        )
 
-    def forward_tokens(self, pos: Tensor | None = None, vec: Tensor | None = None,
-                       sca: Tensor | None = None, shard: Shard | None = None,
-                       ) -> tuple[Tensor | None, Tensor | None, Tensor]:
+    def forward_tokens(
+        self,
+        pos: Tensor | None = None,
+        vec: Tensor | None = None,
+        sca: Tensor | None = None,
+        shard: Shard | None = None,
+    ) -> tuple[Tensor | None, Tensor | None, Tensor]:
         """``(scalars [B, N, scalar_out], vectors [B, N, vector_out, 3], centres [B, N, 3])``.
 
         ``vec`` is ``[B, N, Vin, 3]`` (vectors last, as data comes); inside, vector features are
@@ -150,23 +179,28 @@ class SE3HyenaNet(nn.Module):
         if pos.shape[-1] != 3 or pos.shape[:-1] != shape:
             raise ValueError(f"pos must be [B, N, 3] = {(*shape, 3)}, got {tuple(pos.shape)}")
         if pos.device != self.embed_s.weight.device:
-            raise ValueError(f"pos must be on the model's device {self.embed_s.weight.device}, "
-                             f"got {pos.device}")
+            raise ValueError(
+                f"pos must be on the model's device {self.embed_s.weight.device}, got {pos.device}"
+            )
         if pos.dtype != self.embed_s.weight.dtype and not torch.is_autocast_enabled(pos.device.type):
             raise TypeError(f"pos must have the model's dtype {self.embed_s.weight.dtype}, got {pos.dtype}")
         x, centre = centre_positions(pos, self.causal, shard)
         vecs = [x[..., None]]  # [B, N, 3, 1]
         if self.vector_in:
             if vec is None or vec.shape != (*shape, self.vector_in, 3):
-                raise ValueError(f"vec must be [B, N, {self.vector_in}, 3], got "
-                                 f"{None if vec is None else tuple(vec.shape)}")
+                raise ValueError(
+                    f"vec must be [B, N, {self.vector_in}, 3], got "
+                    f"{None if vec is None else tuple(vec.shape)}"
+                )
             vecs.append(vec.transpose(-1, -2))
         u = torch.cat(vecs, dim=-1)  # [B, N, 3, Vin + 1]
         feats = [gram_invariants(u)]
         if self.scalar_in:
             if sca is None or sca.shape != (*shape, self.scalar_in):
-                raise ValueError(f"scalars must be [B, N, {self.scalar_in}], got "
-                                 f"{None if sca is None else tuple(sca.shape)}")
+                raise ValueError(
+                    f"scalars must be [B, N, {self.scalar_in}], got "
+                    f"{None if sca is None else tuple(sca.shape)}"
+                )
             feats.insert(0, sca.to(u.dtype))
         s = self.embed_s(torch.cat(feats, dim=-1))  # [B, N, Cs]
         v = self.embed_v(u)  # [B, N, 3, Cv]
@@ -183,12 +217,15 @@ class SE3HyenaNet(nn.Module):
         pos, vec, sca, layout = _tokens(batch)
         total = pos.shape[-2] if shard is None else shard.total
         if layout == "recall" and total == 0:
-            raise ValueError(f"pos must hold at least 1 token (the prediction is read at the last), "
-                             f"got shape {tuple(pos.shape)} with 0 tokens")
+            raise ValueError(
+                f"pos must hold at least 1 token (the prediction is read at the last), "
+                f"got shape {tuple(pos.shape)} with 0 tokens"
+            )
         if self.head_v is None:
             raise ValueError("forward(batch) predicts points: build the model with vector_out >= 1")
-        _, v_out, centre = self.forward_tokens(pos, vec if self.vector_in else None,
-                                               sca if self.scalar_in else None, shard)
+        _, v_out, centre = self.forward_tokens(
+            pos, vec if self.vector_in else None, sca if self.scalar_in else None, shard
+        )
         assert v_out is not None
         if layout == "nbody":
             return batch["loc"] + v_out[..., 0, :]
@@ -196,8 +233,11 @@ class SE3HyenaNet(nn.Module):
             return centre[:, -1] + v_out[:, -1, 0]
         last = max(p for p, m in enumerate(shard.sizes) if m > 0)  # the rank with the last token
         # every rank stays in the graph: its backward holds collectives the others wait for
-        mine = (centre[:, -1] + v_out[:, -1, 0] if shard.rank == last
-                else connect(centre.new_zeros(centre.shape[0], 3), v_out, centre))
+        mine = (
+            centre[:, -1] + v_out[:, -1, 0]
+            if shard.rank == last
+            else connect(centre.new_zeros(centre.shape[0], 3), v_out, centre)
+        )
         return gather_rows(mine, shard)[last]
 
 
@@ -211,33 +251,47 @@ class HyenaNet(nn.Module):
     and a linear read-out of 3 numbers per token.
     """
 
-    def __init__(self, scalar_channels: int = 64, vector_channels: int = 16, depth: int = 4, *,
-                 scalar_in: int = 3, vector_in: int = 0, causal: bool = True,
-                 filter_hidden: int = 32, mlp_ratio: int = 2) -> None:
+    def __init__(
+        self,
+        scalar_channels: int = 64,
+        vector_channels: int = 16,
+        depth: int = 4,
+        *,
+        scalar_in: int = 3,
+        vector_in: int = 0,
+        causal: bool = True,
+        filter_hidden: int = 32,
+        mlp_ratio: int = 2,
+    ) -> None:
         super().__init__()
         width = scalar_channels + 3 * vector_channels
         self.causal = causal
         self.scalar_in, self.vector_in = scalar_in, vector_in
         self.embed = nn.Linear(3 + 3 * vector_in + scalar_in, width)
-        self.mixers = nn.ModuleList(HyenaOperator(width, causal=causal, filter_hidden=filter_hidden)
-                                    for _ in range(depth))
+        self.mixers = nn.ModuleList(
+            HyenaOperator(width, causal=causal, filter_hidden=filter_hidden) for _ in range(depth)
+        )
         self.norms1 = nn.ModuleList(nn.LayerNorm(width) for _ in range(depth))
         self.norms2 = nn.ModuleList(nn.LayerNorm(width) for _ in range(depth))
-        self.mlps = nn.ModuleList(nn.Sequential(nn.Linear(width, mlp_ratio * width), nn.SiLU(),
-                                                nn.Linear(mlp_ratio * width, width))
-                                  for _ in range(depth))
+        self.mlps = nn.ModuleList(
+            nn.Sequential(nn.Linear(width, mlp_ratio * width), nn.SiLU(), nn.Linear(mlp_ratio * width, width))
+            for _ in range(depth)
+        )
         self.head = nn.Linear(width, 3)
 
     def forward(self, batch: Batch) -> Tensor:
         pos, vec, sca, layout = _tokens(batch)
         assert pos is not None
         if pos.device != self.embed.weight.device:
-            raise ValueError(f"pos must be on the model's device {self.embed.weight.device}, "
-                             f"got {pos.device}")
+            raise ValueError(
+                f"pos must be on the model's device {self.embed.weight.device}, got {pos.device}"
+            )
         autocast = torch.is_autocast_enabled(pos.device.type)
         if pos.dim() != 3 or pos.shape[-1] != 3 or (pos.dtype != self.embed.weight.dtype and not autocast):
-            raise ValueError(f"pos must be [B, N, 3] of the model's dtype {self.embed.weight.dtype}, got "
-                             f"{tuple(pos.shape)} {pos.dtype}")
+            raise ValueError(
+                f"pos must be [B, N, 3] of the model's dtype {self.embed.weight.dtype}, got "
+                f"{tuple(pos.shape)} {pos.dtype}"
+            )
         if layout == "recall" and pos.shape[1] == 0:
             raise ValueError("pos must hold at least 1 token (the prediction is read at the last), got 0")
         x, centre = centre_positions(pos, self.causal)

@@ -44,26 +44,27 @@ def rotary_embedding(x: Tensor, positions: Tensor, base: float = 10000.0) -> Ten
     freqs = base ** (-2.0 * torch.arange(half, device=x.device, dtype=x.dtype) / x.shape[-1])
     angle = positions.to(x.dtype)[:, None, None] * freqs  # [N, 1, half]
     cos, sin = angle.cos(), angle.sin()
-    x1, x2, rest = x[..., :half], x[..., half:2 * half], x[..., 2 * half:]
+    x1, x2, rest = x[..., :half], x[..., half : 2 * half], x[..., 2 * half :]
     return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos, rest], dim=-1)
 
 
-def equivariant_attention_reference(q_s: Tensor, k_s: Tensor, w_s: Tensor, q_v: Tensor, k_v: Tensor,
-                                    w_v: Tensor, causal: bool = False) -> tuple[Tensor, Tensor]:
+def equivariant_attention_reference(
+    q_s: Tensor, k_s: Tensor, w_s: Tensor, q_v: Tensor, k_v: Tensor, w_v: Tensor, causal: bool = False
+) -> tuple[Tensor, Tensor]:
     """The attention of the module docstring written out (one head, O(N^2) memory).
 
     Shapes: ``q_s, k_s, w_s [..., N, ds]``, ``q_v, k_v, w_v [..., N, 3, dv]``.
     """
     d = q_s.shape[-1] + 3 * q_v.shape[-1]
-    logits = (torch.einsum("...id,...jd->...ij", q_s, k_s)
-              + torch.einsum("...ixc,...jxc->...ij", q_v, k_v)) / d ** 0.5
+    logits = (
+        torch.einsum("...id,...jd->...ij", q_s, k_s) + torch.einsum("...ixc,...jxc->...ij", q_v, k_v)
+    ) / d**0.5
     if causal:
         n = logits.shape[-1]
         mask = torch.ones(n, n, dtype=torch.bool, device=logits.device).tril()
         logits = logits.masked_fill(~mask, float("-inf"))
     a = logits.softmax(-1)
-    return (torch.einsum("...ij,...jd->...id", a, w_s),
-            torch.einsum("...ij,...jxc->...ixc", a, w_v))
+    return (torch.einsum("...ij,...jd->...id", a, w_s), torch.einsum("...ij,...jxc->...ixc", a, w_v))
 
 
 class EquivariantAttention(nn.Module):
@@ -76,12 +77,21 @@ class EquivariantAttention(nn.Module):
         rope: rotary position embeddings on the scalar queries and keys (module docstring, Order).
     """
 
-    def __init__(self, scalar_channels: int, vector_channels: int, heads: int = 4, *,
-                 causal: bool = False, rope: bool = False) -> None:
+    def __init__(
+        self,
+        scalar_channels: int,
+        vector_channels: int,
+        heads: int = 4,
+        *,
+        causal: bool = False,
+        rope: bool = False,
+    ) -> None:
         super().__init__()
         if heads < 1 or scalar_channels % heads or vector_channels % heads:
-            raise ValueError(f"scalar_channels ({scalar_channels}) and vector_channels "
-                             f"({vector_channels}) must be divisible by heads ({heads})")
+            raise ValueError(
+                f"scalar_channels ({scalar_channels}) and vector_channels "
+                f"({vector_channels}) must be divisible by heads ({heads})"
+            )
         self.cs, self.cv, self.heads, self.causal = scalar_channels, vector_channels, heads, causal
         self.rope = rope
         self.scalar_in = nn.Linear(scalar_channels, 3 * scalar_channels)
@@ -99,8 +109,10 @@ class EquivariantAttention(nn.Module):
 
     def forward(self, s: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         if s.dim() != 3 or v.dim() != 4 or s.shape[-1] != self.cs or v.shape[-2:] != (3, self.cv):
-            raise ValueError(f"expected s [B, N, {self.cs}] and v [B, N, 3, {self.cv}], got "
-                             f"{tuple(s.shape)} and {tuple(v.shape)}")
+            raise ValueError(
+                f"expected s [B, N, {self.cs}] and v [B, N, 3, {self.cv}], got "
+                f"{tuple(s.shape)} and {tuple(v.shape)}"
+            )
         b, n = s.shape[:2]
         qs, ks, ws = self.scalar_in(s).split(self.cs, dim=-1)
         qv, kv, wv = self.vector_in(v).split(self.cv, dim=-1)
@@ -109,8 +121,9 @@ class EquivariantAttention(nn.Module):
             h = self.heads
             qs = rotary_embedding(qs.reshape(b, n, h, -1), pos).reshape(b, n, self.cs)
             ks = rotary_embedding(ks.reshape(b, n, h, -1), pos).reshape(b, n, self.cs)
-        out = scaled_dot_product_attention(self._heads(qs, qv), self._heads(ks, kv),
-                                           self._heads(ws, wv), is_causal=self.causal)
+        out = scaled_dot_product_attention(
+            self._heads(qs, qv), self._heads(ks, kv), self._heads(ws, wv), is_causal=self.causal
+        )
         out = out.transpose(1, 2)  # [B, N, H, d]
         ds = self.cs // self.heads
         s_att = out[..., :ds].reshape(b, n, self.cs)

@@ -104,8 +104,9 @@ def _segment_sink_softmax(logits: Tensor, weight: Tensor, dst: Tensor, n: int) -
     """a_e = w_e exp(s_e) / (1 + sum_(e' -> i) w_e' exp(s_e')) per target i; logits [E, H]."""
     logits = logits.to(weight.dtype)  # the softmax stays in the envelope's (float32) precision under autocast
     m = torch.zeros(n, logits.shape[1], dtype=logits.dtype, device=logits.device)
-    m = m.scatter_reduce(0, dst[:, None].expand_as(logits), logits.detach(), "amax",
-                         include_self=True)  # max(0, max_j s): exact shift, no overflow
+    m = m.scatter_reduce(
+        0, dst[:, None].expand_as(logits), logits.detach(), "amax", include_self=True
+    )  # max(0, max_j s): exact shift, no overflow
     ex = weight[:, None] * torch.exp(logits - m[dst])
     denom = torch.exp(-m).index_add(0, dst, ex)
     return ex / denom[dst]
@@ -134,18 +135,25 @@ class Wigner6jAttention(nn.Module):
         self.key = nn.Linear(channels, channels, bias=False)
         self.value = SO3Linear(lmax, channels, channels)
         self.rbf = GaussianBasis(num_radial, cutoff)
-        self.radial = nn.Sequential(nn.Linear(num_radial, channels), nn.SiLU(),
-                                    nn.Linear(channels, channels + heads))
-        self.conv = Wigner6jConv(lmax, lmax, lmax, parity=parity, centring=centring,
-                                 method=conv_method)
+        self.radial = nn.Sequential(
+            nn.Linear(num_radial, channels), nn.SiLU(), nn.Linear(channels, channels + heads)
+        )
+        self.conv = Wigner6jConv(lmax, lmax, lmax, parity=parity, centring=centring, method=conv_method)
         n_paths = len(self.conv.paths)
         per_output = [sum(1 for p in self.conv.paths if p[2] == e) for e in range(lmax + 1)]
         scale = torch.tensor([1 / math.sqrt(per_output[e]) for (_, _, e) in self.conv.paths])
         self.path_weights = nn.Parameter(scale[:, None] * torch.ones(n_paths, channels))
         self.out = SO3Linear(lmax, channels, channels)
 
-    def forward(self, x: Tensor, pos: Tensor, edge_index: Tensor, *, batch: Tensor | None = None,
-                shifts: Tensor | None = None) -> Tensor:
+    def forward(
+        self,
+        x: Tensor,
+        pos: Tensor,
+        edge_index: Tensor,
+        *,
+        batch: Tensor | None = None,
+        shifts: Tensor | None = None,
+    ) -> Tensor:
         n, _, c = x.shape
         src, dst = edge_index[0], edge_index[1]
         vec = pos[dst] - pos[src]
@@ -160,28 +168,54 @@ class Wigner6jAttention(nn.Module):
         logits = (q[dst] * k[src]).sum(-1) / math.sqrt(c // self.heads) + rad_bias  # [E, H]
         att = _segment_sink_softmax(logits, smooth_envelope(r, self.cutoff), dst, n)  # [E, H]
         alpha = att.repeat_interleave(c // self.heads, dim=1) * rad_w  # [E, C]
-        m = self.conv(self.value(x), pos, edge_index, alpha, batch=batch, shifts=shifts,
-                      path_weights=self.path_weights)
+        m = self.conv(
+            self.value(x), pos, edge_index, alpha, batch=batch, shifts=shifts, path_weights=self.path_weights
+        )
         return self.out(m)
 
 
 class E2FormerBlock(nn.Module):
     """Pre-norm residual block: Wigner-6j attention, then a gated feed-forward network."""
 
-    def __init__(self, lmax: int, channels: int, *, heads: int = 4, num_radial: int = 16,
-                 cutoff: float = 5.0, ffn_multiplier: int = 2, parity: str = "even",
-                 centring: str = "target", conv_method: str = "node") -> None:
+    def __init__(
+        self,
+        lmax: int,
+        channels: int,
+        *,
+        heads: int = 4,
+        num_radial: int = 16,
+        cutoff: float = 5.0,
+        ffn_multiplier: int = 2,
+        parity: str = "even",
+        centring: str = "target",
+        conv_method: str = "node",
+    ) -> None:
         super().__init__()
         hidden = ffn_multiplier * channels
         self.norm1 = EquivariantRMSNorm(lmax, channels)
-        self.attn = Wigner6jAttention(lmax, channels, heads=heads, num_radial=num_radial,
-                                      cutoff=cutoff, parity=parity, centring=centring,
-                                      conv_method=conv_method)
+        self.attn = Wigner6jAttention(
+            lmax,
+            channels,
+            heads=heads,
+            num_radial=num_radial,
+            cutoff=cutoff,
+            parity=parity,
+            centring=centring,
+            conv_method=conv_method,
+        )
         self.norm2 = EquivariantRMSNorm(lmax, channels)
-        self.ffn = nn.Sequential(SO3Linear(lmax, channels, hidden), Gate(lmax, hidden),
-                                 SO3Linear(lmax, hidden, channels))
+        self.ffn = nn.Sequential(
+            SO3Linear(lmax, channels, hidden), Gate(lmax, hidden), SO3Linear(lmax, hidden, channels)
+        )
 
-    def forward(self, x: Tensor, pos: Tensor, edge_index: Tensor, *, batch: Tensor | None = None,
-                shifts: Tensor | None = None) -> Tensor:
+    def forward(
+        self,
+        x: Tensor,
+        pos: Tensor,
+        edge_index: Tensor,
+        *,
+        batch: Tensor | None = None,
+        shifts: Tensor | None = None,
+    ) -> Tensor:
         x = x + self.attn(self.norm1(x), pos, edge_index, batch=batch, shifts=shifts)
         return x + self.ffn(self.norm2(x))

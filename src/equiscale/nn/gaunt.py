@@ -46,9 +46,7 @@ __all__ = ["DegreeLinear", "GauntSelfMix", "GauntConv", "GauntManyBody"]
 
 def _check_feature(x: Tensor, lmax: int, channels: int, name: str) -> None:
     if x.dim() < 2 or x.shape[-2] != (lmax + 1) ** 2 or x.shape[-1] != channels:
-        raise ValueError(
-            f"{name} must have shape [..., {(lmax + 1) ** 2}, {channels}], got {tuple(x.shape)}"
-        )
+        raise ValueError(f"{name} must have shape [..., {(lmax + 1) ** 2}, {channels}], got {tuple(x.shape)}")
 
 
 class DegreeLinear(nn.Module):
@@ -79,8 +77,9 @@ class GauntSelfMix(nn.Module):
     ``x [N, (L_in+1)^2, C] -> [N, (L_out+1)^2, C]``.
     """
 
-    def __init__(self, lmax_in: int, lmax_out: int, channels: int, backend: str = "auto",
-                 odd_paths: bool = False) -> None:
+    def __init__(
+        self, lmax_in: int, lmax_out: int, channels: int, backend: str = "auto", odd_paths: bool = False
+    ) -> None:
         super().__init__()
         self.lmax_in, self.lmax_out, self.channels = lmax_in, lmax_out, channels
         self.left = DegreeLinear(lmax_in, channels, channels, bias=False)
@@ -133,10 +132,23 @@ class GauntConv(TableModule):
     points: Tensor
     addition: Tensor
 
-    def __init__(self, lmax_in: int, lmax_sh: int, lmax_out: int, channels: int, *,
-                 cutoff: float = 5.0, num_basis: int = 8, radial_hidden: int = 32,
-                 radial_layers: int = 1, avg_neighbors: float = 10.0, method: str = "grid",
-                 backend: str = "auto", odd_paths: bool = False, radial: str = "gaussian") -> None:
+    def __init__(
+        self,
+        lmax_in: int,
+        lmax_sh: int,
+        lmax_out: int,
+        channels: int,
+        *,
+        cutoff: float = 5.0,
+        num_basis: int = 8,
+        radial_hidden: int = 32,
+        radial_layers: int = 1,
+        avg_neighbors: float = 10.0,
+        method: str = "grid",
+        backend: str = "auto",
+        odd_paths: bool = False,
+        radial: str = "gaussian",
+    ) -> None:
         super().__init__()
         if cutoff <= 0 or avg_neighbors <= 0:
             raise ValueError(f"cutoff and avg_neighbors must be > 0, got {cutoff}, {avg_neighbors}")
@@ -162,8 +174,9 @@ class GauntConv(TableModule):
             self.analysis = GridAnalysis(lmax_out, degree)
             points, _ = sphere_grid_points(degree)  # [n_t, n_p, 3]
             self.register_table("points", points.transpose(0, 1).contiguous())
-            scale = torch.tensor([(2 * l + 1) / (4 * math.pi) for l in range(lmax_sh + 1)],
-                                 dtype=torch.float64)
+            scale = torch.tensor(
+                [(2 * l + 1) / (4 * math.pi) for l in range(lmax_sh + 1)], dtype=torch.float64
+            )
             self.register_table("addition", scale)  # [L_sh+1]
         else:
             self.tp = GauntTensorProduct(lmax_in, lmax_sh, lmax_out, backend=backend)
@@ -179,13 +192,19 @@ class GauntConv(TableModule):
             raise ValueError(f"edge_index must have shape [2, E], got {tuple(edge_index.shape)}")
         if edge_index.dtype not in (torch.int32, torch.int64):
             raise TypeError(f"edge_index must be an integer tensor, got {edge_index.dtype}")
-        if (edge_index.numel() and not torch.compiler.is_compiling()
-                and (int(edge_index.min()) < 0 or int(edge_index.max()) >= x.shape[0])):
-            raise ValueError(f"edge_index entries must lie in [0, N={x.shape[0]}), got "
-                             f"[{int(edge_index.min())}, {int(edge_index.max())}]")
+        if (
+            edge_index.numel()
+            and not torch.compiler.is_compiling()
+            and (int(edge_index.min()) < 0 or int(edge_index.max()) >= x.shape[0])
+        ):
+            raise ValueError(
+                f"edge_index entries must lie in [0, N={x.shape[0]}), got "
+                f"[{int(edge_index.min())}, {int(edge_index.max())}]"
+            )
         if shifts is not None and shifts.shape != (edge_index.shape[1], 3):
-            raise ValueError(f"shifts must have shape [E={edge_index.shape[1]}, 3], "
-                             f"got {tuple(shifts.shape)}")
+            raise ValueError(
+                f"shifts must have shape [E={edge_index.shape[1]}, 3], got {tuple(shifts.shape)}"
+            )
         src, dst = edge_index[0], edge_index[1]
         vec = pos[dst] - pos[src]  # [E, 3]
         if shifts is not None:
@@ -212,15 +231,20 @@ class GauntConv(TableModule):
             out = self.analysis(summed)  # [N, Ko, C]
         else:
             unit = vec / safe_length[:, None]  # 0 for coincident atoms: finite to every order
-            sh = o3.spherical_harmonics(list(range(self.lmax_sh + 1)), unit, normalize=False,
-                                        normalization="integral")  # [E, Ks]
+            sh = o3.spherical_harmonics(
+                list(range(self.lmax_sh + 1)), unit, normalize=False, normalization="integral"
+            )  # [E, Ks]
             edge_filter = sh[:, :, None] * radial[:, self.sh_degree]  # [E, Ks, C]
             messages = self.tp(h.index_select(0, src), edge_filter)  # [E, Ko, C]
             out = messages.new_zeros(x.shape[0], *messages.shape[1:]).index_add(0, dst, messages)
         out = self.lin_out(out / self.avg_neighbors)
         if self.odd is not None and self.odd_out is not None:
-            sh = o3.spherical_harmonics(list(range(self.lmax_sh + 1)), vec / safe_length[:, None],
-                                        normalize=False, normalization="integral")
+            sh = o3.spherical_harmonics(
+                list(range(self.lmax_sh + 1)),
+                vec / safe_length[:, None],
+                normalize=False,
+                normalization="integral",
+            )
             edge_filter = sh[:, :, None] * radial[:, self.sh_degree]
             odd = self.odd(h.index_select(0, src), edge_filter)  # [E, Ko, C] pseudo-tensors
             odd = odd.new_zeros(x.shape[0], *odd.shape[1:]).index_add(0, dst, odd)
@@ -241,12 +265,19 @@ class GauntManyBody(nn.Module):
 
     degree: Tensor
 
-    def __init__(self, lmax_in: int, lmax_out: int, channels: int, correlation: int = 3,
-                 num_elements: int = 10, backend: str = "grid", mix: bool = False) -> None:
+    def __init__(
+        self,
+        lmax_in: int,
+        lmax_out: int,
+        channels: int,
+        correlation: int = 3,
+        num_elements: int = 10,
+        backend: str = "grid",
+        mix: bool = False,
+    ) -> None:
         super().__init__()
         if correlation < 1 or num_elements < 1:
-            raise ValueError(f"correlation and num_elements must be >= 1, got {correlation}, "
-                             f"{num_elements}")
+            raise ValueError(f"correlation and num_elements must be >= 1, got {correlation}, {num_elements}")
         self.lmax_in, self.lmax_out, self.channels = lmax_in, lmax_out, channels
         self.correlation, self.num_elements = correlation, num_elements
         if backend != "grid":
@@ -254,8 +285,9 @@ class GauntManyBody(nn.Module):
         self.mix = bool(mix)
         if self.mix:
             degree = correlation * lmax_in + lmax_out
-            self.factors = nn.ModuleList(DegreeLinear(lmax_in, channels, channels, bias=False)
-                                         for _ in range(correlation))
+            self.factors = nn.ModuleList(
+                DegreeLinear(lmax_in, channels, channels, bias=False) for _ in range(correlation)
+            )
             self.synth = GridSynthesis(lmax_in, degree)
             self.analysis = GridAnalysis(lmax_out, degree)
         else:
@@ -269,12 +301,17 @@ class GauntManyBody(nn.Module):
     def forward(self, a: Tensor, z: Tensor) -> Tensor:
         _check_feature(a, self.lmax_in, self.channels, "a")
         if z.shape != (a.shape[0],) or z.dtype not in (torch.int32, torch.int64):
-            raise ValueError(f"z must be an integer tensor of shape [{a.shape[0]}], got "
-                             f"{tuple(z.shape)} {z.dtype}")
-        if (z.numel() and not torch.compiler.is_compiling()
-                and (int(z.min()) < 0 or int(z.max()) >= self.num_elements)):
-            raise ValueError(f"z must lie in [0, num_elements={self.num_elements}), got "
-                             f"[{int(z.min())}, {int(z.max())}]")
+            raise ValueError(
+                f"z must be an integer tensor of shape [{a.shape[0]}], got {tuple(z.shape)} {z.dtype}"
+            )
+        if (
+            z.numel()
+            and not torch.compiler.is_compiling()
+            and (int(z.min()) < 0 or int(z.max()) >= self.num_elements)
+        ):
+            raise ValueError(
+                f"z must lie in [0, num_elements={self.num_elements}), got [{int(z.min())}, {int(z.max())}]"
+            )
         w = self.weight[z.long()][:, :, self.degree]  # [N, nu, Ko, C]
         powers = self._chained(a) if self.mix else self.powers(a)  # [nu, N, Ko, C]
         return self.out(torch.einsum("vnkc,nvkc->nkc", powers, w))

@@ -125,13 +125,24 @@ class ImplicitFilter(nn.Module):
     freqs: Tensor
     alpha: Tensor
 
-    def __init__(self, channels: int, *, causal: bool = True, bands: int = 8, hidden: int = 32,
-                 depth: int = 2, w: float = 1.0, fast_decay: float = 0.3, slow_decay: float = 1.5,
-                 target: float = 1e-2) -> None:
+    def __init__(
+        self,
+        channels: int,
+        *,
+        causal: bool = True,
+        bands: int = 8,
+        hidden: int = 32,
+        depth: int = 2,
+        w: float = 1.0,
+        fast_decay: float = 0.3,
+        slow_decay: float = 1.5,
+        target: float = 1e-2,
+    ) -> None:
         super().__init__()
         if channels < 1 or bands < 1 or hidden < 1 or depth < 1:
-            raise ValueError(f"channels, bands, hidden, depth must be >= 1, got "
-                             f"{channels}, {bands}, {hidden}, {depth}")
+            raise ValueError(
+                f"channels, bands, hidden, depth must be >= 1, got {channels}, {bands}, {hidden}, {depth}"
+            )
         self.channels = channels
         self.causal = causal
         self.register_buffer("freqs", torch.arange(bands, dtype=torch.float32), persistent=False)
@@ -140,8 +151,7 @@ class ImplicitFilter(nn.Module):
             layers += [nn.Linear(hidden, hidden), Sine(hidden, w)]
         layers.append(nn.Linear(hidden, channels))
         self.mlp = nn.Sequential(*layers)
-        alpha = torch.linspace(math.log(1 / target) / fast_decay, math.log(1 / target) / slow_decay,
-                               channels)
+        alpha = torch.linspace(math.log(1 / target) / fast_decay, math.log(1 / target) / slow_decay, channels)
         self.register_buffer("alpha", alpha, persistent=False)
         self._cache: dict[tuple, tuple[Tensor, Tensor]] = {}
 
@@ -156,8 +166,11 @@ class ImplicitFilter(nn.Module):
         if not 0 <= lo <= hi <= m:
             raise ValueError(f"rows must satisfy 0 <= lo <= hi <= {m}, got {rows}")
         pe, x = self._encoding(n, lo, hi)
-        if (n >= RECOMPUTE_MIN_TOKENS and torch.is_grad_enabled()
-                and any(p.requires_grad for p in self.parameters())):
+        if (
+            n >= RECOMPUTE_MIN_TOKENS
+            and torch.is_grad_enabled()
+            and any(p.requires_grad for p in self.parameters())
+        ):
             # the MLP's hidden activations ([M, hidden] per layer) would dominate memory at long N
             # for small batches; recomputing them in backward is cheap
             return checkpoint(self._shape, pe, x, use_reentrant=False)
@@ -276,12 +289,14 @@ def _check_streams(s: Tensor, v: Tensor, cs: int, cv: int) -> None:
     if v.dim() < 3 or v.shape[-2:] != (3, cv):
         raise ValueError(f"vectors must be [..., N, 3, {cv}], got shape {tuple(v.shape)}")
     if s.shape[:-1] != v.shape[:-2]:
-        raise ValueError(f"scalars {tuple(s.shape)} and vectors {tuple(v.shape)} disagree on the "
-                         "batch and token axes")
+        raise ValueError(
+            f"scalars {tuple(s.shape)} and vectors {tuple(v.shape)} disagree on the batch and token axes"
+        )
 
 
-def _term_count(n: int, causal: bool, device: torch.device, dtype: torch.dtype, start: int = 0,
-                stop: int | None = None) -> Tensor:
+def _term_count(
+    n: int, causal: bool, device: torch.device, dtype: torch.dtype, start: int = 0, stop: int | None = None
+) -> Tensor:
     """Number of (j, i - j) pairs summed at output i by a data-data convolution of two length-N
     sequences: ``i + 1`` (causal) or the 'same'-mode count (bidirectional), for ``i`` in
     ``[start, stop)`` (default: all ``N``)."""
@@ -315,15 +330,25 @@ class SE3HyenaOperator(nn.Module):
         length_norm: divide the summing long convolutions by ``N`` (module docstring, Length).
     """
 
-    def __init__(self, scalar_channels: int, vector_channels: int, *, causal: bool = True,
-                 parity: str = "se3", filter_hidden: int = 32, filter_bands: int = 8,
-                 short_kernel: int = 3, length_norm: bool = False) -> None:
+    def __init__(
+        self,
+        scalar_channels: int,
+        vector_channels: int,
+        *,
+        causal: bool = True,
+        parity: str = "se3",
+        filter_hidden: int = 32,
+        filter_bands: int = 8,
+        short_kernel: int = 3,
+        length_norm: bool = False,
+    ) -> None:
         super().__init__()
         if parity not in PARITIES:
             raise ValueError(f"parity must be one of {PARITIES}, got {parity!r}")
         if scalar_channels < 1 or vector_channels < 1:
-            raise ValueError(f"scalar_channels and vector_channels must be >= 1, got "
-                             f"{scalar_channels}, {vector_channels}")
+            raise ValueError(
+                f"scalar_channels and vector_channels must be >= 1, got {scalar_channels}, {vector_channels}"
+            )
         cs, cv = scalar_channels, vector_channels
         self.cs, self.cv, self.causal, self.parity = cs, cv, causal, parity
         self.length_norm = length_norm
@@ -344,8 +369,10 @@ class SE3HyenaOperator(nn.Module):
 
     def _project(self, inv: Tensor, v: Tensor, shard: Shard | None = None) -> tuple[Tensor, Tensor]:
         """Projections and short convolutions: ``[..., N, 3 Cs]`` and ``[..., N, 3, n_vec Cv]``."""
-        return (self.short_s(self.scalar_in(inv), shard=shard),
-                self.short_v(self.vector_in(v), dim=-3, shard=shard))
+        return (
+            self.short_s(self.scalar_in(inv), shard=shard),
+            self.short_v(self.vector_in(v), dim=-3, shard=shard),
+        )
 
     def forward(self, s: Tensor, v: Tensor, shard: Shard | None = None) -> tuple[Tensor, Tensor]:
         """``shard`` (context parallelism): ``s``, ``v`` hold this rank's block of the tokens of a
@@ -375,8 +402,9 @@ class SE3HyenaOperator(nn.Module):
             def sharded_conv(x: Tensor, h: Tensor, causal: bool, dim: int = -2) -> Tensor:
                 return sharded_fft_conv(x, h, causal, dim, h_sharded=True, group=group)
 
-            def sharded_cross_dot(q: Tensor, k: Tensor, causal: bool, dim: int,
-                                  vector_dim: int) -> tuple[Tensor, Tensor]:
+            def sharded_cross_dot(
+                q: Tensor, k: Tensor, causal: bool, dim: int, vector_dim: int
+            ) -> tuple[Tensor, Tensor]:
                 return sharded_fft_cross_dot_conv(q, k, causal, dim, vector_dim, group=group)
 
             conv, cross_dot = sharded_conv, sharded_cross_dot
@@ -388,7 +416,7 @@ class SE3HyenaOperator(nn.Module):
         else:
             sp, vp = self._project(inv, v, shard)
         s_q, s_k, s_v = sp.split(cs, dim=-1)  # 3 x [..., N, Cs]
-        v_q, v_k, v_v = vp[..., :cv], vp[..., cv:2 * cv], vp[..., 2 * cv:3 * cv]  # [..., N, 3, Cv]
+        v_q, v_k, v_v = vp[..., :cv], vp[..., cv : 2 * cv], vp[..., 2 * cv : 3 * cv]  # [..., N, 3, Cv]
         g_q, g_k, g_w = self.gate_in(inv).unsqueeze(-2).split(cv, dim=-1)  # 3 x [..., N, 1, Cv]
         # 2. global context: implicit-filter long convolutions (Hyena order 2 with skip)
         scale = 1.0 / max(n, 1) if self.length_norm else 1.0
@@ -414,8 +442,11 @@ class SE3HyenaOperator(nn.Module):
         if shard is None:
             shift = logits.amax(dim=-3, keepdim=True).detach() if n else 0.0
         else:  # one shift for the whole sequence (it cancels in the ratio only if shared)
-            local = (logits.amax(dim=-3, keepdim=True).detach() if logits.shape[-3]
-                     else logits.new_full((*logits.shape[:-3], 1, *logits.shape[-2:]), -1e300))
+            local = (
+                logits.amax(dim=-3, keepdim=True).detach()
+                if logits.shape[-3]
+                else logits.new_full((*logits.shape[:-3], 1, *logits.shape[-2:]), -1e300)
+            )
             shift = all_reduce_max(local, shard)
         w = torch.exp(logits - shift)  # (0, 1]
         h_a = torch.nn.functional.softplus(self.filter_a(n, rows).to(work))  # [M, Cv]
@@ -431,7 +462,7 @@ class SE3HyenaOperator(nn.Module):
         qm_dot = (v_q * m).sum(-2)  # [..., N, Cv]
         qz_cross = _cross(v_q, z)  # pseudovector
         if self.parity == "e3":
-            v_r = vp[..., 3 * cv:]
+            v_r = vp[..., 3 * cv :]
             c = _cross(v_r, c)  # polar x pseudo = polar
             qz_cross = _cross(v_r, qz_cross)
         # 4. output projections
@@ -452,9 +483,16 @@ class SE3HyenaBlock(nn.Module):
     (invariant gates on a channel mix). Norms: LayerNorm on scalars, :class:`VectorRMSNorm` on vectors.
     """
 
-    def __init__(self, scalar_channels: int, vector_channels: int, *, mlp_ratio: int = 2,
-                 mixer: nn.Module | None = None, checkpoint_mixer: bool = False,
-                 **operator_args: object) -> None:
+    def __init__(
+        self,
+        scalar_channels: int,
+        vector_channels: int,
+        *,
+        mlp_ratio: int = 2,
+        mixer: nn.Module | None = None,
+        checkpoint_mixer: bool = False,
+        **operator_args: object,
+    ) -> None:
         super().__init__()
         self.checkpoint_mixer = checkpoint_mixer
         cs, cv = scalar_channels, vector_channels
@@ -498,8 +536,15 @@ class HyenaOperator(nn.Module):
     filter ``h`` (Poli et al. 2023). The baseline for SE(3)-Hyena: vectors enter as 3 numbers each.
     """
 
-    def __init__(self, width: int, *, causal: bool = True, filter_hidden: int = 32,
-                 filter_bands: int = 8, short_kernel: int = 3) -> None:
+    def __init__(
+        self,
+        width: int,
+        *,
+        causal: bool = True,
+        filter_hidden: int = 32,
+        filter_bands: int = 8,
+        short_kernel: int = 3,
+    ) -> None:
         super().__init__()
         self.width = width
         self.causal = causal

@@ -19,6 +19,7 @@ class DenseGaunt(TableModule):
     i2: torch.Tensor
     i3: torch.Tensor
     values: torch.Tensor
+
     def __init__(self, lmax_in1: int, lmax_in2: int, lmax_out: int) -> None:
         super().__init__()
         self.k_out = (lmax_out + 1) ** 2

@@ -51,5 +51,6 @@ class TableModule(nn.Module):
             if table is not None and table.device != x.device:
                 raise ValueError(
                     f"{name} is on {x.device} but the tables of {type(self).__name__} are on "
-                    f"{table.device}; move the module with .to({str(x.device)!r}) (or the input)")
+                    f"{table.device}; move the module with .to({str(x.device)!r}) (or the input)"
+                )
             return

@@ -86,8 +86,9 @@ def conv_paths(
     if parity not in ("all", "even"):
         raise ValueError(f"parity must be 'all' or 'even', got {parity!r}")
     if l_filter and max(l_filter) > MAX_L_FILTER:
-        raise ValueError(f"l_filter must be <= {MAX_L_FILTER} (e3nn's spherical harmonics stop "
-                         f"there), got {max(l_filter)}")
+        raise ValueError(
+            f"l_filter must be <= {MAX_L_FILTER} (e3nn's spherical harmonics stop there), got {max(l_filter)}"
+        )
     paths = []
     for a in range(lmax_in + 1):
         for l in sorted(set(l_filter)):
@@ -159,8 +160,9 @@ def _check_inputs(
         if not t.dtype.is_floating_point:
             raise TypeError(f"{name} must be a floating-point tensor (float32 or float64), got {t.dtype}")
     if pos.dtype != h.dtype or alpha.dtype != h.dtype:
-        raise TypeError(f"h, pos and alpha must share one dtype, got h {h.dtype}, pos {pos.dtype}, "
-                        f"alpha {alpha.dtype}")
+        raise TypeError(
+            f"h, pos and alpha must share one dtype, got h {h.dtype}, pos {pos.dtype}, alpha {alpha.dtype}"
+        )
     for name, t in (("pos", pos), ("edge_index", edge_index), ("alpha", alpha)):
         if t.device != h.device:
             raise ValueError(f"{name} must be on the device of h ({h.device}), got {t.device}")
@@ -169,15 +171,17 @@ def _check_inputs(
     if edge_index.dtype not in (torch.int64, torch.int32):
         raise TypeError(f"edge_index must be an integer tensor, got {edge_index.dtype}")
     e = edge_index.shape[1]
-    if e and not torch.compiler.is_compiling() and (int(edge_index.min()) < 0
-                                                   or int(edge_index.max()) >= n):
-        raise ValueError(f"edge_index entries must lie in [0, N={n}), got "
-                         f"[{int(edge_index.min())}, {int(edge_index.max())}]")
+    if e and not torch.compiler.is_compiling() and (int(edge_index.min()) < 0 or int(edge_index.max()) >= n):
+        raise ValueError(
+            f"edge_index entries must lie in [0, N={n}), got "
+            f"[{int(edge_index.min())}, {int(edge_index.max())}]"
+        )
     if alpha.shape not in ((e,), (e, c)):
         raise ValueError(f"alpha must have shape [E={e}] or [E, C={c}], got {tuple(alpha.shape)}")
     if batch is not None and (batch.shape != (n,) or batch.dtype not in (torch.int64, torch.int32)):
-        raise ValueError(f"batch must be an integer tensor of shape [N={n}], got "
-                         f"{tuple(batch.shape)} {batch.dtype}")
+        raise ValueError(
+            f"batch must be an integer tensor of shape [N={n}], got {tuple(batch.shape)} {batch.dtype}"
+        )
     if batch is not None and n and not torch.compiler.is_compiling() and int(batch.min()) < 0:
         raise ValueError(f"batch must hold structure indices >= 0, got a minimum of {int(batch.min())}")
     if shifts is not None and shifts.shape != (e, 3):
@@ -195,8 +199,7 @@ def _path_weight_tensor(path_weights: Tensor | None, n_paths: int, c: int, like:
         w = path_weights
     else:
         raise ValueError(
-            f"path_weights must have shape [P={n_paths}] or [P, C={c}], got "
-            f"{tuple(path_weights.shape)}"
+            f"path_weights must have shape [P={n_paths}] or [P, C={c}], got {tuple(path_weights.shape)}"
         )
     return torch.cat([w.to(like.dtype), like.new_zeros(1, c)], dim=0)
 
@@ -229,8 +232,9 @@ def edge_reference(
     if shifts is not None:
         vec = vec - shifts
     lmax_f = max(l_filter)
-    y = o3.spherical_harmonics(list(range(lmax_f + 1)), vec, normalize=True,
-                               normalization=normalization)  # [E, (Lf+1)^2]
+    y = o3.spherical_harmonics(
+        list(range(lmax_f + 1)), vec, normalize=True, normalization=normalization
+    )  # [E, (Lf+1)^2]
     a_edge = alpha if alpha.dim() == 2 else alpha[:, None]  # [E, C] or [E, 1]
     h_src = h[src]  # [E, A, C]
     msg = h.new_zeros(e_count, (lmax_out + 1) ** 2, c)
@@ -370,9 +374,14 @@ def wigner6j_conv(
     return out
 
 
-def outer_tables(lmax_in: int, l_filter: Sequence[int], lmax_out: int, parity: str = "all",
-                 normalization: str = "component",
-                 centring: str = "target") -> dict[int, tuple[Tensor, Tensor]]:
+def outer_tables(
+    lmax_in: int,
+    l_filter: Sequence[int],
+    lmax_out: int,
+    parity: str = "all",
+    normalization: str = "component",
+    centring: str = "target",
+) -> dict[int, tuple[Tensor, Tensor]]:
     """``{l: (T_l [A, B, G, M] float64, path index [A, M])}`` for :func:`wigner6j_conv`'s
     ``tables``: the filter degrees ``l`` that have paths, with the settings of the call."""
     l_values = sorted(set(l_filter))
@@ -382,19 +391,23 @@ def outer_tables(lmax_in: int, l_filter: Sequence[int], lmax_out: int, parity: s
         es = tuple((a, e) for (a, ll, e) in paths if ll == l)
         if es:
             bs = (l,) if centring == "target" else tuple(range(l + 1))
-            out[l] = (_outer_table(lmax_in, l, lmax_out, es, bs, normalization).clone(),
-                      _path_index_table(tuple(paths), l, lmax_in, lmax_out).clone())
+            out[l] = (
+                _outer_table(lmax_in, l, lmax_out, es, bs, normalization).clone(),
+                _path_index_table(tuple(paths), l, lmax_in, lmax_out).clone(),
+            )
     return out
 
 
 @functools.cache
-def _path_index_table(
-    paths: tuple[tuple[int, int, int], ...], l: int, lmax_in: int, lmax_out: int
-) -> Tensor:
+def _path_index_table(paths: tuple[tuple[int, int, int], ...], l: int, lmax_in: int, lmax_out: int) -> Tensor:
     """[A, M] index of path (deg(A), l, deg(M)) in ``paths``, or len(paths) (a zero row)."""
     pid = {p: k for k, p in enumerate(paths)}
-    return torch.tensor([[pid.get((_deg(a), l, _deg(m)), len(paths))
-                          for m in range((lmax_out + 1) ** 2)] for a in range((lmax_in + 1) ** 2)])
+    return torch.tensor(
+        [
+            [pid.get((_deg(a), l, _deg(m)), len(paths)) for m in range((lmax_out + 1) ** 2)]
+            for a in range((lmax_in + 1) ** 2)
+        ]
+    )
 
 
 def _deg(m: int) -> int:
@@ -440,8 +453,9 @@ class Wigner6jConv(TableModule):
         # the exact tables as buffers (device moves, dtype kept): forward is pure tensor code
         self._table_degrees = []
         self._table_key = (parity, normalization, centring == "target")
-        for l, (table, path_index) in outer_tables(lmax_in, self.l_filter, lmax_out, parity,
-                                                   normalization, centring).items():
+        for l, (table, path_index) in outer_tables(
+            lmax_in, self.l_filter, lmax_out, parity, normalization, centring
+        ).items():
             self.register_table(f"table_{l}", table)
             self.register_buffer(f"path_index_{l}", path_index, persistent=False)
             self._table_degrees.append(l)
@@ -458,12 +472,21 @@ class Wigner6jConv(TableModule):
         path_weights: Tensor | None = None,
     ) -> Tensor:
         if self.method == "edge":
-            return self.reference(h, pos, edge_index, alpha, shifts=shifts,
-                                  path_weights=path_weights)
+            return self.reference(h, pos, edge_index, alpha, shifts=shifts, path_weights=path_weights)
         return wigner6j_conv(
-            h, pos, edge_index, alpha, lmax_in=self.lmax_in, l_filter=self.l_filter,
-            lmax_out=self.lmax_out, parity=self.parity, path_weights=path_weights, batch=batch,
-            shifts=shifts, normalization=self.normalization, centring=self.centring,
+            h,
+            pos,
+            edge_index,
+            alpha,
+            lmax_in=self.lmax_in,
+            l_filter=self.l_filter,
+            lmax_out=self.lmax_out,
+            parity=self.parity,
+            path_weights=path_weights,
+            batch=batch,
+            shifts=shifts,
+            normalization=self.normalization,
+            centring=self.centring,
             tables=self._tables(),
         )
 
@@ -471,19 +494,38 @@ class Wigner6jConv(TableModule):
         """The stored tables, or None (look-up per call) if settings changed since __init__."""
         if self._table_key != (self.parity, self.normalization, self.centring == "target"):
             return None
-        return {l: (getattr(self, f"table_{l}"), getattr(self, f"path_index_{l}"))
-                for l in self._table_degrees}
+        return {
+            l: (getattr(self, f"table_{l}"), getattr(self, f"path_index_{l}")) for l in self._table_degrees
+        }
 
-    def reference(self, h: Tensor, pos: Tensor, edge_index: Tensor, alpha: Tensor, *,
-                  batch: Tensor | None = None, shifts: Tensor | None = None,
-                  path_weights: Tensor | None = None) -> Tensor:
+    def reference(
+        self,
+        h: Tensor,
+        pos: Tensor,
+        edge_index: Tensor,
+        alpha: Tensor,
+        *,
+        batch: Tensor | None = None,
+        shifts: Tensor | None = None,
+        path_weights: Tensor | None = None,
+    ) -> Tensor:
         """:func:`edge_reference` with this module's settings (``batch`` is not needed)."""
         return edge_reference(
-            h, pos, edge_index, alpha, lmax_in=self.lmax_in, l_filter=self.l_filter,
-            lmax_out=self.lmax_out, parity=self.parity, path_weights=path_weights,
-            shifts=shifts, normalization=self.normalization,
+            h,
+            pos,
+            edge_index,
+            alpha,
+            lmax_in=self.lmax_in,
+            l_filter=self.l_filter,
+            lmax_out=self.lmax_out,
+            parity=self.parity,
+            path_weights=path_weights,
+            shifts=shifts,
+            normalization=self.normalization,
         )
 
     def extra_repr(self) -> str:
-        return (f"lmax_in={self.lmax_in}, lmax_out={self.lmax_out}, l_filter={self.l_filter}, "
-                f"paths={len(self.paths)}, centring={self.centring!r}, method={self.method!r}")
+        return (
+            f"lmax_in={self.lmax_in}, lmax_out={self.lmax_out}, l_filter={self.l_filter}, "
+            f"paths={len(self.paths)}, centring={self.centring!r}, method={self.method!r}"
+        )

@@ -112,8 +112,7 @@ def _check_feature(x: torch.Tensor, lmax: int, name: str) -> None:
         raise TypeError(f"{name} must be a floating point tensor, got dtype {x.dtype}")
     if x.dim() < 2 or x.shape[-2] != (lmax + 1) ** 2:
         raise ValueError(
-            f"{name} must have shape [..., {(lmax + 1) ** 2}, C] (degrees 0..{lmax}), "
-            f"got {tuple(x.shape)}"
+            f"{name} must have shape [..., {(lmax + 1) ** 2}, C] (degrees 0..{lmax}), got {tuple(x.shape)}"
         )
 
 
@@ -335,8 +334,9 @@ class GauntPowers(nn.Module):
 
 
 @functools.lru_cache(maxsize=64)
-def _cached_product(lmax_in: tuple[int, ...], lmax_out: int, powers: tuple[int, ...], backend: str,
-                    device: str) -> GauntProduct:
+def _cached_product(
+    lmax_in: tuple[int, ...], lmax_out: int, powers: tuple[int, ...], backend: str, device: str
+) -> GauntProduct:
     return GauntProduct(list(lmax_in), lmax_out, list(powers), backend).to(device)
 
 
@@ -415,16 +415,18 @@ class CGOddPaths(TableModule):
         _check_degree(lmax_in2, "lmax_in2")
         _check_degree(lmax_out, "lmax_out")
         self.lmax_in1, self.lmax_in2, self.lmax_out = lmax_in1, lmax_in2, lmax_out
-        table = torch.zeros((lmax_in1 + 1) ** 2, (lmax_in2 + 1) ** 2, (lmax_out + 1) ** 2,
-                            dtype=torch.float64)
+        table = torch.zeros(
+            (lmax_in1 + 1) ** 2, (lmax_in2 + 1) ** 2, (lmax_out + 1) ** 2, dtype=torch.float64
+        )
         for l1 in range(lmax_in1 + 1):
             for l2 in range(lmax_in2 + 1):
                 for l3 in range(abs(l1 - l2), min(l1 + l2, lmax_out) + 1):
                     if (l1 + l2 + l3) % 2 == 1:
                         w = o3.wigner_3j(l1, l2, l3, dtype=torch.float64)
                         scale = ((2 * l1 + 1) * (2 * l2 + 1) / (4 * torch.pi)) ** 0.5
-                        table[l1 * l1 : (l1 + 1) ** 2, l2 * l2 : (l2 + 1) ** 2,
-                              l3 * l3 : (l3 + 1) ** 2] = scale * w
+                        table[l1 * l1 : (l1 + 1) ** 2, l2 * l2 : (l2 + 1) ** 2, l3 * l3 : (l3 + 1) ** 2] = (
+                            scale * w
+                        )
         self.register_table("table", table)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -434,4 +436,3 @@ class CGOddPaths(TableModule):
         self.check_device(x)
         self.check_device(y, "y")
         return torch.einsum("ijk,...ic,...jc->...kc", self.table.to(x.dtype), x, y)
-

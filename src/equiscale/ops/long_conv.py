@@ -82,8 +82,9 @@ def next_fast_size(n: int) -> int:
 # checks shared by the fast and the reference paths
 
 
-def _check_pair(name_a: str, a: Tensor, name_b: str, b: Tensor, dim: int, causal: bool,
-                vector: bool, vector_dim: int = -1) -> tuple[int, int, int]:
+def _check_pair(
+    name_a: str, a: Tensor, name_b: str, b: Tensor, dim: int, causal: bool, vector: bool, vector_dim: int = -1
+) -> tuple[int, int, int]:
     """Validate shapes; return (token axis as a negative index, N, M)."""
     for name, x in ((name_a, a), (name_b, b)):
         if not isinstance(x, Tensor):
@@ -91,28 +92,34 @@ def _check_pair(name_a: str, a: Tensor, name_b: str, b: Tensor, dim: int, causal
         if not (x.is_floating_point()):
             raise TypeError(f"{name} must be a floating tensor, got dtype {x.dtype}")
         if x.dim() < 2:
-            raise ValueError(f"{name} must have a token axis and a channel axis, got shape "
-                             f"{tuple(x.shape)}")
+            raise ValueError(f"{name} must have a token axis and a channel axis, got shape {tuple(x.shape)}")
         if vector and not (-x.dim() <= vector_dim < 0 and x.shape[vector_dim] == 3):
-            raise ValueError(f"{name} must have a vector axis of size 3 at vector_dim={vector_dim}, "
-                             f"got shape {tuple(x.shape)}")
+            raise ValueError(
+                f"{name} must have a vector axis of size 3 at vector_dim={vector_dim}, "
+                f"got shape {tuple(x.shape)}"
+            )
     if a.dtype != b.dtype and not torch.is_autocast_enabled(a.device.type):  # autocast: computed in float32
         raise TypeError(f"{name_a} and {name_b} must share a dtype, got {a.dtype} and {b.dtype}")
     if a.device != b.device:
         raise ValueError(f"{name_a} and {name_b} must be on one device, got {a.device} and {b.device}")
     if not -a.dim() <= dim < a.dim() or dim in (-1, a.dim() - 1):
-        raise ValueError(f"dim must index a token axis of {name_a} (not the last), got {dim} for "
-                         f"shape {tuple(a.shape)}")
+        raise ValueError(
+            f"dim must index a token axis of {name_a} (not the last), got {dim} for shape {tuple(a.shape)}"
+        )
     d = dim % a.dim() - a.dim()  # negative: the same axis of a, b and any broadcast result
     n = a.shape[d]
     db = d
     if b.dim() < -d:
-        raise ValueError(f"{name_b} with shape {tuple(b.shape)} has no axis matching token axis {dim} "
-                         f"of {name_a} with shape {tuple(a.shape)}")
+        raise ValueError(
+            f"{name_b} with shape {tuple(b.shape)} has no axis matching token axis {dim} "
+            f"of {name_a} with shape {tuple(a.shape)}"
+        )
     m = b.shape[db]
     if causal and m != n:
-        raise ValueError(f"causal convolution needs {name_b} of length N={n} along the token axis, "
-                         f"got {m} (shape {tuple(b.shape)})")
+        raise ValueError(
+            f"causal convolution needs {name_b} of length N={n} along the token axis, "
+            f"got {m} (shape {tuple(b.shape)})"
+        )
     if not causal and n > 0 and m == 0:
         raise ValueError(f"{name_b} must have length >= 1 along the token axis, got 0")
     return d, n, m
@@ -187,8 +194,15 @@ class _SpectralConv(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, a: Tensor, b: Tensor, kind: str, causal: bool, d: int,  # type: ignore[override]
-                v: int = -1) -> Tensor:
+    def forward(
+        ctx,
+        a: Tensor,
+        b: Tensor,
+        kind: str,
+        causal: bool,
+        d: int,  # type: ignore[override]
+        v: int = -1,
+    ) -> Tensor:
         n, m = a.shape[d], b.shape[d]
         size = next_fast_size(n + m - 1)
         spec = _combine(kind, _rfft(a, size, d), _rfft(b, size, d), v)
@@ -258,8 +272,7 @@ def fft_conv(u: Tensor, h: Tensor, causal: bool = True, dim: int = -2) -> Tensor
     return _SpectralConv.apply(u.to(ct), h.to(ct), "mul", causal, d).to(u.dtype)
 
 
-def fft_cross_conv(q: Tensor, k: Tensor, causal: bool = True, dim: int = -2,
-                   vector_dim: int = -1) -> Tensor:
+def fft_cross_conv(q: Tensor, k: Tensor, causal: bool = True, dim: int = -2, vector_dim: int = -1) -> Tensor:
     """Cross-product long convolution ``y[..., i, :] = sum_{j <= i} q[..., j, :] x k[..., i - j, :]``.
 
     Computed on components: ``y_c = sum_ab eps_cab (q_a * k_b)`` with ``*`` the scalar convolution,
@@ -284,8 +297,7 @@ def fft_cross_conv(q: Tensor, k: Tensor, causal: bool = True, dim: int = -2,
     return _SpectralConv.apply(q.to(ct), k.to(ct), "cross", causal, d, v).to(q.dtype)
 
 
-def fft_dot_conv(q: Tensor, k: Tensor, causal: bool = True, dim: int = -2,
-                 vector_dim: int = -1) -> Tensor:
+def fft_dot_conv(q: Tensor, k: Tensor, causal: bool = True, dim: int = -2, vector_dim: int = -1) -> Tensor:
     """Dot-product long convolution ``y[..., i] = sum_{j <= i} <q[..., j, :], k[..., i - j, :]>``.
 
     The invariant partner of :func:`fft_cross_conv` (same lag convention, same shapes in): a scalar,
@@ -303,8 +315,9 @@ def fft_dot_conv(q: Tensor, k: Tensor, causal: bool = True, dim: int = -2,
     return _SpectralConv.apply(q.to(ct), k.to(ct), "dot", causal, d, v).to(q.dtype)
 
 
-def fft_cross_dot_conv(q: Tensor, k: Tensor, causal: bool = True, dim: int = -2,
-                       vector_dim: int = -1) -> tuple[Tensor, Tensor]:
+def fft_cross_dot_conv(
+    q: Tensor, k: Tensor, causal: bool = True, dim: int = -2, vector_dim: int = -1
+) -> tuple[Tensor, Tensor]:
     """``(fft_cross_conv(q, k), fft_dot_conv(q, k))`` sharing the 6 forward rFFTs (4 inverse)."""
     d, n, m = _check_pair("q", q, "k", k, dim, causal, True, vector_dim)
     v = _vector_axis(d, vector_dim)
@@ -332,7 +345,7 @@ def _lag_gather(b: Tensor, db: int, n: int, m: int, causal: bool) -> tuple[Tenso
     gathered = b.index_select(db, idx.clamp(0, max(m - 1, 0)).reshape(-1))
     shape = list(b.shape)
     pos = db % b.dim()
-    gathered = gathered.reshape(shape[:pos] + [n, n] + shape[pos + 1:])  # [..., N(i), N(j), ...]
+    gathered = gathered.reshape(shape[:pos] + [n, n] + shape[pos + 1 :])  # [..., N(i), N(j), ...]
     return gathered, valid
 
 
@@ -351,8 +364,9 @@ def fft_conv_reference(u: Tensor, h: Tensor, causal: bool = True, dim: int = -2)
     return terms.sum(d)
 
 
-def fft_cross_conv_reference(q: Tensor, k: Tensor, causal: bool = True, dim: int = -2,
-                             vector_dim: int = -1) -> Tensor:
+def fft_cross_conv_reference(
+    q: Tensor, k: Tensor, causal: bool = True, dim: int = -2, vector_dim: int = -1
+) -> Tensor:
     """Direct sum for :func:`fft_cross_conv` with ``torch.linalg.cross``: O(N^2)."""
     _check_pair("q", q, "k", k, dim, causal, True, vector_dim)
     if vector_dim != -1:
@@ -370,14 +384,14 @@ def fft_cross_conv_reference(q: Tensor, k: Tensor, causal: bool = True, dim: int
     return terms.sum(d)
 
 
-def fft_dot_conv_reference(q: Tensor, k: Tensor, causal: bool = True, dim: int = -2,
-                           vector_dim: int = -1) -> Tensor:
+def fft_dot_conv_reference(
+    q: Tensor, k: Tensor, causal: bool = True, dim: int = -2, vector_dim: int = -1
+) -> Tensor:
     """Direct sum for :func:`fft_dot_conv`: O(N^2)."""
     _check_pair("q", q, "k", k, dim, causal, True, vector_dim)
     if vector_dim != -1:
         _vector_axis(dim % q.dim() - q.dim(), vector_dim)
-        return fft_dot_conv_reference(q.movedim(vector_dim, -1), k.movedim(vector_dim, -1), causal,
-                                      dim)
+        return fft_dot_conv_reference(q.movedim(vector_dim, -1), k.movedim(vector_dim, -1), causal, dim)
     d, n, m = _check_pair("q", q, "k", k, dim, causal, vector=True)
     if n == 0 or q.numel() == 0 or k.numel() == 0:
         return _empty_result(q, k, d, None).sum(-1)

@@ -74,8 +74,10 @@ def neighbor_list(
         cell_shifts [E, 3] long)`` on the device of ``pos``.
     """
     if not isinstance(pos, Tensor) or not pos.is_floating_point():
-        raise TypeError(f"pos must be a floating point torch.Tensor [N, 3], got "
-                        f"{pos.dtype if isinstance(pos, Tensor) else type(pos).__name__}")
+        raise TypeError(
+            f"pos must be a floating point torch.Tensor [N, 3], got "
+            f"{pos.dtype if isinstance(pos, Tensor) else type(pos).__name__}"
+        )
     if pos.dim() != 2 or pos.shape[1] != 3:
         raise ValueError(f"pos must have shape [N, 3], got {tuple(pos.shape)}")
     if not float(cutoff) > 0:
@@ -89,8 +91,7 @@ def neighbor_list(
         if cell.shape == (3, 3):
             cell = cell.expand(n_struct, 3, 3)
         if cell.shape != (n_struct, 3, 3):
-            raise ValueError(f"cell must have shape [B={n_struct}, 3, 3] or [3, 3], "
-                             f"got {tuple(cell.shape)}")
+            raise ValueError(f"cell must have shape [B={n_struct}, 3, 3] or [3, 3], got {tuple(cell.shape)}")
     elif periodic.any():
         raise ValueError("pbc is on but no cell was given")
 
@@ -100,18 +101,24 @@ def neighbor_list(
     if bad.any():
         atom = int(np.flatnonzero(bad)[0])
         struct = next(k for k, (a, b) in enumerate(slices) if a <= atom < b)
-        raise ValueError(f"pos must be finite: atom {atom} (structure {struct}) is "
-                         f"{pos_np[atom].tolist()} ({int(bad.sum())} atoms non-finite)")
+        raise ValueError(
+            f"pos must be finite: atom {atom} (structure {struct}) is "
+            f"{pos_np[atom].tolist()} ({int(bad.sum())} atoms non-finite)"
+        )
     if cell_np is not None:
         used = periodic.any(axis=1)
         bad_cell = ~np.isfinite(cell_np).all(axis=(1, 2)) & used
         if bad_cell.any():  # vesin would divide by it (SIGFPE kills the process)
-            raise ValueError(f"cell must be finite: structure {int(np.flatnonzero(bad_cell)[0])} has "
-                             f"{cell_np[int(np.flatnonzero(bad_cell)[0])].tolist()}")
+            raise ValueError(
+                f"cell must be finite: structure {int(np.flatnonzero(bad_cell)[0])} has "
+                f"{cell_np[int(np.flatnonzero(bad_cell)[0])].tolist()}"
+            )
         singular = (np.abs(np.linalg.det(cell_np)) < 1e-12) & periodic.all(axis=1)
         if singular.any():
-            raise ValueError(f"cell must have a nonzero volume where pbc is on: structure "
-                             f"{int(np.flatnonzero(singular)[0])}")
+            raise ValueError(
+                f"cell must have a nonzero volume where pbc is on: structure "
+                f"{int(np.flatnonzero(singular)[0])}"
+            )
     from vesin import NeighborList as _VesinNeighborList  # here: importing vesin imports ASE
 
     calc = _VesinNeighborList(cutoff=float(cutoff), full_list=True)
@@ -136,8 +143,11 @@ def neighbor_list(
         owners.append(np.full(len(i), k, dtype=np.int64))
     device = pos.device
     if not srcs:
-        return Neighbors(torch.zeros(2, 0, dtype=torch.long, device=device),
-                         pos.new_zeros(0, 3), torch.zeros(0, 3, dtype=torch.long, device=device))
+        return Neighbors(
+            torch.zeros(2, 0, dtype=torch.long, device=device),
+            pos.new_zeros(0, 3),
+            torch.zeros(0, 3, dtype=torch.long, device=device),
+        )
     src, dst = np.concatenate(srcs), np.concatenate(dsts)
     off, owner = np.concatenate(offs), np.concatenate(owners)
     order = np.lexsort((off[:, 2], off[:, 1], off[:, 0], src, dst))

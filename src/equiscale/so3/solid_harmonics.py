@@ -29,9 +29,7 @@ _NORMALIZATIONS = ("component", "integral", "norm")
 
 def _check_normalization(normalization: str) -> None:
     if normalization not in _NORMALIZATIONS:
-        raise ValueError(
-            f"normalization must be one of {_NORMALIZATIONS}, got {normalization!r}"
-        )
+        raise ValueError(f"normalization must be one of {_NORMALIZATIONS}, got {normalization!r}")
 
 
 def sh_normalization_constant(l: int, normalization: str = "component") -> float:
@@ -61,6 +59,4 @@ def solid_harmonics(lmax: int, r: torch.Tensor, normalization: str = "component"
         raise ValueError(f"r must have shape [..., 3], got {tuple(r.shape)}")
     if r.numel() == 0:
         return r.new_zeros(*r.shape[:-1], (lmax + 1) ** 2)
-    return o3.spherical_harmonics(
-        list(range(lmax + 1)), r, normalize=False, normalization=normalization
-    )
+    return o3.spherical_harmonics(list(range(lmax + 1)), r, normalize=False, normalization=normalization)

@@ -29,8 +29,15 @@ class EquiscaleCalculator(Calculator):
 
     implemented_properties = ["energy", "forces", "free_energy", "stress"]
 
-    def __init__(self, model: torch.nn.Module, *, atom_refs: np.ndarray | None = None,
-                 device: str = "cpu", dtype: torch.dtype = torch.float64, **kwargs) -> None:
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        *,
+        atom_refs: np.ndarray | None = None,
+        device: str = "cpu",
+        dtype: torch.dtype = torch.float64,
+        **kwargs,
+    ) -> None:
         super().__init__(**kwargs)
         self.model = model.to(device=device, dtype=dtype).eval()
         self.device, self.dtype = torch.device(device), dtype
@@ -45,9 +52,11 @@ class EquiscaleCalculator(Calculator):
         target = (cfg.data_args or {}).get("target", "U0")
         if cfg.task != "md" and not (cfg.task == "qm9" and target in POTENTIAL_ENERGY_TARGETS):
             what = f"task {cfg.task!r}" + (f" (target {target!r})" if cfg.task == "qm9" else "")
-            raise ValueError(f"checkpoint {path} was trained on {what}, not on a potential energy: "
-                             "the calculator needs an 'md' checkpoint or a 'qm9' one with target "
-                             f"in {sorted(POTENTIAL_ENERGY_TARGETS)}")
+            raise ValueError(
+                f"checkpoint {path} was trained on {what}, not on a potential energy: "
+                "the calculator needs an 'md' checkpoint or a 'qm9' one with target "
+                f"in {sorted(POTENTIAL_ENERGY_TARGETS)}"
+            )
         refs = getattr(build_task(cfg).train, "atom_refs", None)
         return cls(module.model, atom_refs=refs, **kwargs)
 
@@ -71,8 +80,11 @@ class EquiscaleCalculator(Calculator):
         e = float(energy.detach().sum())
         if self.atom_refs is not None:
             e += float(self.atom_refs[a.numbers].sum())
-        self.results = {"energy": e, "free_energy": e,
-                        "forces": forces.detach().cpu().numpy().astype(np.float64)}
+        self.results = {
+            "energy": e,
+            "free_energy": e,
+            "forces": forces.detach().cpu().numpy().astype(np.float64),
+        }
         if isinstance(out, dict) and "stress" in out:
             from ase.stress import full_3x3_to_voigt_6_stress
 
@@ -80,8 +92,16 @@ class EquiscaleCalculator(Calculator):
             self.results["stress"] = full_3x3_to_voigt_6_stress(s)
 
 
-def nve_drift(atoms, calc, *, temperature: float = 300.0, timestep_fs: float = 0.5,
-              steps: int = 2000, record_every: int = 10, seed: int = 0) -> dict:
+def nve_drift(
+    atoms,
+    calc,
+    *,
+    temperature: float = 300.0,
+    timestep_fs: float = 0.5,
+    steps: int = 2000,
+    record_every: int = 10,
+    seed: int = 0,
+) -> dict:
     """Velocity-Verlet NVE from Maxwell-Boltzmann velocities; total-energy drift and fluctuation.
 
     Returns times (fs), total/potential/kinetic energies (eV) every ``record_every`` steps, the
@@ -113,13 +133,21 @@ def nve_drift(atoms, calc, *, temperature: float = 300.0, timestep_fs: float = 0
     slope = float(np.polyfit(tt / 1000.0, ee, 1)[0]) if len(tt) > 1 else 0.0
     n = len(atoms)
     return {
-        "atoms": n, "steps": steps, "timestep_fs": timestep_fs, "duration_ps": steps * timestep_fs / 1000,
+        "atoms": n,
+        "steps": steps,
+        "timestep_fs": timestep_fs,
+        "duration_ps": steps * timestep_fs / 1000,
         "temperature_K": temperature,
-        "drift_eV": float(ee[-1] - ee[0]), "drift_eV_per_atom": float(ee[-1] - ee[0]) / n,
-        "drift_rate_eV_per_ps": slope, "drift_rate_eV_per_atom_per_ps": slope / n,
-        "total_energy_std_eV": float(ee.std()), "potential_energy_std_eV": float(np.std(epot)),
+        "drift_eV": float(ee[-1] - ee[0]),
+        "drift_eV_per_atom": float(ee[-1] - ee[0]) / n,
+        "drift_rate_eV_per_ps": slope,
+        "drift_rate_eV_per_atom_per_ps": slope / n,
+        "total_energy_std_eV": float(ee.std()),
+        "potential_energy_std_eV": float(np.std(epot)),
         "mean_temperature_K": float(np.mean(ekin) / (1.5 * units.kB * n)),
-        "time_fs": t, "total_energy_eV": etot, "potential_energy_eV": epot,
+        "time_fs": t,
+        "total_energy_eV": etot,
+        "potential_energy_eV": epot,
     }
 
 
@@ -152,17 +180,23 @@ def main(argv: list[str] | None = None) -> dict:
 
         runs["gfn2_xtb"] = nve_drift(atoms, make_calculator("xtb"), **kw)
     for name, r in runs.items():
-        print(f"{name}: drift {r['drift_eV']:+.5f} eV over {r['duration_ps']} ps "
-              f"({r['drift_rate_eV_per_atom_per_ps']:+.2e} eV/atom/ps), total-energy std "
-              f"{r['total_energy_std_eV']:.5f} eV, mean T {r['mean_temperature_K']:.0f} K")
+        print(
+            f"{name}: drift {r['drift_eV']:+.5f} eV over {r['duration_ps']} ps "
+            f"({r['drift_rate_eV_per_atom_per_ps']:+.2e} eV/atom/ps), total-energy std "
+            f"{r['total_energy_std_eV']:.5f} eV, mean T {r['mean_temperature_K']:.0f} K"
+        )
     import shlex
     import sys
 
     argv_used = sys.argv[1:] if argv is None else argv
-    record = {"run_with": "python -m equiscale.train.ase_calculator "
-                          + " ".join(shlex.quote(a) for a in argv_used),
-              "experiment": "nve_drift", "molecule": args.molecule, "checkpoint": args.checkpoint,
-              "settings": vars(args), "runs": runs}
+    record = {
+        "run_with": "python -m equiscale.train.ase_calculator " + " ".join(shlex.quote(a) for a in argv_used),
+        "experiment": "nve_drift",
+        "molecule": args.molecule,
+        "checkpoint": args.checkpoint,
+        "settings": vars(args),
+        "runs": runs,
+    }
     return write_record(args.out, record, started=started)
 
 

@@ -24,8 +24,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         with atomic_open(path) as f:
             torch.save(checkpoint, f)
 
-    def load_checkpoint(self, path: Any, map_location: Any = None, weights_only: bool | None = None
-                        ) -> dict[str, Any]:
+    def load_checkpoint(
+        self, path: Any, map_location: Any = None, weights_only: bool | None = None
+    ) -> dict[str, Any]:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"checkpoint not found: {path}")

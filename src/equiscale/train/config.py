@@ -97,15 +97,29 @@ class TrainConfig:
     def validate(self) -> None:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            expected = {"int": int, "float": (int, float), "str": str, "bool": bool,
-                        "dict[str, Any]": dict}.get(str(f.type))
-            if expected is not None and (not isinstance(value, expected) or
-                                         (expected is int and isinstance(value, bool))):
+            expected = {
+                "int": int,
+                "float": (int, float),
+                "str": str,
+                "bool": bool,
+                "dict[str, Any]": dict,
+            }.get(str(f.type))
+            if expected is not None and (
+                not isinstance(value, expected) or (expected is int and isinstance(value, bool))
+            ):
                 raise ValueError(
                     f"config field {f.name!r} must be {f.type}, got {value!r} ({type(value).__name__})"
                 )
-        positive = ("lr", "batch_size", "eval_batch_size", "max_epochs", "val_every", "log_every",
-                    "num_nodes", "context_parallel")
+        positive = (
+            "lr",
+            "batch_size",
+            "eval_batch_size",
+            "max_epochs",
+            "val_every",
+            "log_every",
+            "num_nodes",
+            "context_parallel",
+        )
         for name in ("lr", "weight_decay", "grad_clip", "ema_decay"):
             if not math.isfinite(getattr(self, name)):
                 raise ValueError(f"config field {name!r} must be finite, got {getattr(self, name)!r}")
@@ -119,19 +133,27 @@ class TrainConfig:
 
         for name, table in (("task", registry.TASKS), ("model", registry.MODELS)):
             if getattr(self, name) not in table:
-                raise ValueError(f"config field {name!r} must be one of {sorted(table)}, "
-                                 f"got {getattr(self, name)!r}")
+                raise ValueError(
+                    f"config field {name!r} must be one of {sorted(table)}, got {getattr(self, name)!r}"
+                )
         if self.accelerator not in ("auto", "cpu", "gpu", "cuda"):
-            raise ValueError(f"config field 'accelerator' must be 'auto', 'cpu', 'gpu' or 'cuda', "
-                             f"got {self.accelerator!r}")
-        devices_ok = (self.devices == "auto" or (isinstance(self.devices, int)
-                                                  and not isinstance(self.devices, bool)
-                                                  and self.devices >= 1)
-                      or (isinstance(self.devices, list) and self.devices
-                          and all(isinstance(d, int) and d >= 0 for d in self.devices)))
+            raise ValueError(
+                f"config field 'accelerator' must be 'auto', 'cpu', 'gpu' or 'cuda', got {self.accelerator!r}"
+            )
+        devices_ok = (
+            self.devices == "auto"
+            or (isinstance(self.devices, int) and not isinstance(self.devices, bool) and self.devices >= 1)
+            or (
+                isinstance(self.devices, list)
+                and self.devices
+                and all(isinstance(d, int) and d >= 0 for d in self.devices)
+            )
+        )
         if not devices_ok:
-            raise ValueError(f"config field 'devices' must be an int >= 1, a list of device indices or "
-                             f"'auto', got {self.devices!r}")
+            raise ValueError(
+                f"config field 'devices' must be an int >= 1, a list of device indices or "
+                f"'auto', got {self.devices!r}"
+            )
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"config field 'ema_decay' must be in [0, 1), got {self.ema_decay!r}")
         if self.optimizer not in ("adam", "adamw"):
@@ -144,17 +166,21 @@ class TrainConfig:
             from equiscale.train.soft_equivariance import SoftEquivarianceLoss
             from equiscale.train.task import SymmetrySpec
 
-            SoftEquivarianceLoss.from_config(SymmetrySpec({"x": "position"}, "position"),
-                                             self.soft_equivariance)
+            SoftEquivarianceLoss.from_config(
+                SymmetrySpec({"x": "position"}, "position"), self.soft_equivariance
+            )
         if self.context_parallel > 1:
             if not self.strategy.startswith("ddp"):
-                raise ValueError(f"config field 'context_parallel' ({self.context_parallel}) needs "
-                                 f"strategy 'ddp' (one process per block), got {self.strategy!r}")
-            if not isinstance(self.devices, int) or (self.devices * self.num_nodes) % \
-                    self.context_parallel:
-                raise ValueError(f"config field 'context_parallel' ({self.context_parallel}) must "
-                                 f"divide the number of processes (devices x num_nodes = "
-                                 f"{self.devices!r} x {self.num_nodes})")
+                raise ValueError(
+                    f"config field 'context_parallel' ({self.context_parallel}) needs "
+                    f"strategy 'ddp' (one process per block), got {self.strategy!r}"
+                )
+            if not isinstance(self.devices, int) or (self.devices * self.num_nodes) % self.context_parallel:
+                raise ValueError(
+                    f"config field 'context_parallel' ({self.context_parallel}) must "
+                    f"divide the number of processes (devices x num_nodes = "
+                    f"{self.devices!r} x {self.num_nodes})"
+                )
         if self.init_from is not None and (not isinstance(self.init_from, str) or not self.init_from):
             raise ValueError(f"config field 'init_from' must be a checkpoint path, got {self.init_from!r}")
         if self.max_time is not None:
@@ -162,8 +188,9 @@ class TrainConfig:
             if len(parts) != 3 or not all(p.isdigit() for p in parts):
                 raise ValueError(f"config field 'max_time' must be 'HH:MM:SS', got {self.max_time!r}")
             if int(parts[0]) * 3600 + int(parts[1]) * 60 + int(parts[2]) <= 0:
-                raise ValueError(f"config field 'max_time' must be longer than 00:00:00, got "
-                                 f"{self.max_time!r}")
+                raise ValueError(
+                    f"config field 'max_time' must be longer than 00:00:00, got {self.max_time!r}"
+                )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

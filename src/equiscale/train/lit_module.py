@@ -45,14 +45,19 @@ class TaskModule(L.LightningModule):
             from equiscale.train.soft_equivariance import SoftEquivarianceLoss
 
             if task.symmetry is None:
-                raise ValueError(f"config field 'soft_equivariance': task {self.cfg.task!r} "
-                                 "declares no symmetry (TaskData.symmetry)")
-            self.soft_equivariance = SoftEquivarianceLoss.from_config(task.symmetry,
-                                                                      self.cfg.soft_equivariance)
+                raise ValueError(
+                    f"config field 'soft_equivariance': task {self.cfg.task!r} "
+                    "declares no symmetry (TaskData.symmetry)"
+                )
+            self.soft_equivariance = SoftEquivarianceLoss.from_config(
+                task.symmetry, self.cfg.soft_equivariance
+            )
         self._cp_group: Any = None
         if self.cfg.context_parallel > 1 and not hasattr(self.model, "context_parallel_keys"):
-            raise ValueError(f"config field 'context_parallel' needs a model that splits sequences "
-                             f"over processes (se3hyena), got {self.cfg.model!r}")
+            raise ValueError(
+                f"config field 'context_parallel' needs a model that splits sequences "
+                f"over processes (se3hyena), got {self.cfg.model!r}"
+            )
 
     def setup(self, stage: str) -> None:
         cp = self.cfg.context_parallel
@@ -72,9 +77,11 @@ class TaskModule(L.LightningModule):
 
         keys = [k for k in self.model.context_parallel_keys if k in batch]
         if not keys:
-            raise ValueError(f"context_parallel: the batch holds none of the token entries "
-                             f"{self.model.context_parallel_keys} that {self.cfg.model!r} splits "
-                             f"(keys: {sorted(batch)}); use a task with one prediction per sequence")
+            raise ValueError(
+                f"context_parallel: the batch holds none of the token entries "
+                f"{self.model.context_parallel_keys} that {self.cfg.model!r} splits "
+                f"(keys: {sorted(batch)}); use a task with one prediction per sequence"
+            )
         n = batch[keys[0]].shape[1]
         rank, cp = self.global_rank % self.cfg.context_parallel, self.cfg.context_parallel
         s, e = shard_bounds(n, cp)[rank]
@@ -96,13 +103,13 @@ class TaskModule(L.LightningModule):
                 "lower 'lr' or set 'grad_clip'"
             )
         bs = self._batch_size(batch)
-        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True,
-                 batch_size=bs, sync_dist=True)
+        self.log(
+            "train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=bs, sync_dist=True
+        )
         if self.soft_equivariance is not None:
             penalty, logs = self.soft_equivariance(self, batch, pred, loss, self.global_step)
             for name, value in logs.items():
-                self.log(f"train/{name}", value, on_step=False, on_epoch=True, batch_size=bs,
-                         sync_dist=True)
+                self.log(f"train/{name}", value, on_step=False, on_epoch=True, batch_size=bs, sync_dist=True)
             loss = loss + penalty
         return loss
 
@@ -112,8 +119,13 @@ class TaskModule(L.LightningModule):
         bs = self._batch_size(batch)
         self.log(f"{stage}/loss", self.task.loss(pred, batch).detach(), batch_size=bs, sync_dist=True)
         for name, value in self.task.metrics(pred, batch).items():
-            self.log(f"{stage}/{name}", value.detach(), batch_size=bs, sync_dist=True,
-                     prog_bar=name == self.task.monitor)
+            self.log(
+                f"{stage}/{name}",
+                value.detach(),
+                batch_size=bs,
+                sync_dist=True,
+                prog_bar=name == self.task.monitor,
+            )
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self._eval_step(batch, "val")
@@ -130,9 +142,15 @@ class TaskModule(L.LightningModule):
             return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
         if cfg.scheduler == "plateau":
             sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=10)
-            return {"optimizer": opt, "lr_scheduler": {
-                "scheduler": sched, "monitor": f"val/{self.task.monitor}", "interval": "epoch",
-                "frequency": cfg.val_every}}
+            return {
+                "optimizer": opt,
+                "lr_scheduler": {
+                    "scheduler": sched,
+                    "monitor": f"val/{self.task.monitor}",
+                    "interval": "epoch",
+                    "frequency": cfg.val_every,
+                },
+            }
         return opt
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -21,8 +21,7 @@ def read_metrics(log_dir: str | Path) -> dict[str, list[tuple[int, float]]]:
     if log_dir.is_file():
         files = [log_dir]
     else:
-        files = sorted(log_dir.glob("version_*/metrics.csv"),
-                       key=lambda p: int(p.parent.name.split("_")[-1]))
+        files = sorted(log_dir.glob("version_*/metrics.csv"), key=lambda p: int(p.parent.name.split("_")[-1]))
     merged: dict[str, dict[int, float]] = {}
     for path in files:
         with open(path, newline="") as f:
@@ -46,8 +45,11 @@ def plot_learning_curves(log_dir: str | Path, out_png: str | Path, metric: str =
 
     series = read_metrics(log_dir)
     fig, ax = plt.subplots(figsize=(6, 4))
-    for key, label in (("train/loss_epoch", "train loss"), ("train/loss", "train loss"),
-                       (f"val/{metric}", f"validation {metric}")):
+    for key, label in (
+        ("train/loss_epoch", "train loss"),
+        ("train/loss", "train loss"),
+        (f"val/{metric}", f"validation {metric}"),
+    ):
         if key in series and not (key == "train/loss" and "train/loss_epoch" in series):
             pts = [(e, v) for e, v in series[key] if v > 0 and math.isfinite(v)]
             if pts:

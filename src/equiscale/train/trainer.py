@@ -24,7 +24,7 @@ from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader, Sampler
 
 from equiscale import registry
-from equiscale.provenance import provenance, write_json
+from equiscale.provenance import portable_path, provenance, write_json
 from equiscale.train.checkpoint_io import AtomicCheckpointIO
 from equiscale.train.config import TrainConfig
 from equiscale.train.lit_module import TaskModule
@@ -86,8 +86,11 @@ class ContextParallelSampler(EpochShuffleSampler):
 
 
 def _loaders(cfg: TrainConfig, task: TaskData, distributed: bool) -> tuple[DataLoader, ...]:
-    common = {"collate_fn": task.collate, "num_workers": cfg.num_workers,
-              "persistent_workers": cfg.num_workers > 0}
+    common = {
+        "collate_fn": task.collate,
+        "num_workers": cfg.num_workers,
+        "persistent_workers": cfg.num_workers > 0,
+    }
     if cfg.context_parallel > 1:  # our sampler (Lightning's would give each rank other samples)
         sampler = ContextParallelSampler(len(task.train), cfg.seed, cfg.context_parallel)
         train = DataLoader(task.train, batch_size=cfg.batch_size, sampler=sampler, **common)
@@ -110,12 +113,18 @@ def _max_time(text: str | None) -> dict[str, int] | None:
 
 def _trainer(cfg: TrainConfig, out: Path, callbacks: list, loggers: list | bool) -> L.Trainer:
     strategy: Any = cfg.strategy
-    if cfg.strategy.startswith("ddp") and cfg.accelerator in ("cpu", "auto") and \
-            not torch.cuda.is_available():
+    if (
+        cfg.strategy.startswith("ddp")
+        and cfg.accelerator in ("cpu", "auto")
+        and not torch.cuda.is_available()
+    ):
         from lightning.pytorch.strategies import DDPStrategy
-        strategy = DDPStrategy(process_group_backend="gloo",
-                               start_method="popen" if cfg.strategy == "ddp" else "spawn",
-                               find_unused_parameters=cfg.context_parallel > 1)
+
+        strategy = DDPStrategy(
+            process_group_backend="gloo",
+            start_method="popen" if cfg.strategy == "ddp" else "spawn",
+            find_unused_parameters=cfg.context_parallel > 1,
+        )
     elif cfg.context_parallel > 1 and cfg.strategy == "ddp":
         strategy = "ddp_find_unused_parameters_true"
     return L.Trainer(
@@ -165,8 +174,10 @@ def fit(cfg: TrainConfig, resume: bool | str = False) -> dict[str, Any]:
             "choose another out_dir; nothing was overwritten"
         )
     if cfg.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
-        raise ValueError(f"config field 'accelerator' is {cfg.accelerator!r} but no CUDA device is "
-                         "available on this machine (use 'cpu' or 'auto')")
+        raise ValueError(
+            f"config field 'accelerator' is {cfg.accelerator!r} but no CUDA device is "
+            "available on this machine (use 'cpu' or 'auto')"
+        )
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     from equiscale.train.memory import check_config_memory
 
@@ -180,15 +191,28 @@ def fit(cfg: TrainConfig, resume: bool | str = False) -> dict[str, Any]:
     monitor = f"val/{task.monitor}"
     # best.ckpt: the best validation score so far; last.ckpt: every epoch (Lightning's own
     # save_last only refreshes when a new best is saved, so a second callback keeps it current)
-    best_cb = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=monitor, mode="min",
-                              every_n_epochs=cfg.val_every, save_top_k=1)
-    last_cb = ModelCheckpoint(dirpath=ckpt_dir, filename="last", monitor=None, every_n_epochs=1,
-                              save_top_k=1, save_on_train_epoch_end=True)
+    best_cb = ModelCheckpoint(
+        dirpath=ckpt_dir,
+        filename="best",
+        monitor=monitor,
+        mode="min",
+        every_n_epochs=cfg.val_every,
+        save_top_k=1,
+    )
+    last_cb = ModelCheckpoint(
+        dirpath=ckpt_dir,
+        filename="last",
+        monitor=None,
+        every_n_epochs=1,
+        save_top_k=1,
+        save_on_train_epoch_end=True,
+    )
     # each (re)start logs to a new logs/version_k folder: Lightning's CSV writer deletes an existing
     # metrics.csv in its folder, and nothing a user has may be lost; read_metrics joins them
     loggers: list = [CSVLogger(save_dir=str(out), name="logs")]
     if cfg.tensorboard:
         from lightning.pytorch.loggers import TensorBoardLogger
+
         loggers.append(TensorBoardLogger(save_dir=str(out), name="tensorboard"))
     # last.ckpt first: if the disk fills while best.ckpt is written, --resume still finds last.ckpt
     callbacks: list = [last_cb, best_cb]
@@ -215,7 +239,7 @@ def fit(cfg: TrainConfig, resume: bool | str = False) -> dict[str, Any]:
         "epochs_run": trainer.current_epoch,
         "train_steps": trainer.global_step,
         "fit_time_s": round(fit_time, 1),
-        "best_checkpoint": _portable(best),
+        "best_checkpoint": portable_path(best),
         "best_val": float(best_cb.best_model_score) if best_cb.best_model_score is not None else None,
         "test": {k.removeprefix("test/"): float(v) for k, v in test_metrics[0].items()},
         "monitor": task.monitor,
@@ -227,9 +251,9 @@ def fit(cfg: TrainConfig, resume: bool | str = False) -> dict[str, Any]:
         from equiscale.train.equivariance_eval import equivariance_on_split
 
         eq_started = time.time()
-        results["equivariance"] = equivariance_on_split(module.model, task.test, task.collate,
-                                                        task.symmetry,
-                                                        batch_size=cfg.eval_batch_size)
+        results["equivariance"] = equivariance_on_split(
+            module.model, task.test, task.collate, task.symmetry, batch_size=cfg.eval_batch_size
+        )
         results["equivariance_time_s"] = round(time.time() - eq_started, 1)
     if trainer.is_global_zero:
         results.update(_provenance(cfg, started))
@@ -237,16 +261,6 @@ def fit(cfg: TrainConfig, resume: bool | str = False) -> dict[str, Any]:
         if task.plot is not None:
             results["plots"] = task.plot(module.model, task, out)
     return results
-
-
-def _portable(path: str) -> str:
-    """``path`` relative to the working directory when it lies below it (no machine paths in
-    results), else as given."""
-    p = Path(path)
-    try:
-        return p.resolve().relative_to(Path.cwd().resolve()).as_posix()
-    except ValueError:
-        return str(path)
 
 
 def _provenance(cfg: TrainConfig, started: float) -> dict[str, Any]:
@@ -260,8 +274,10 @@ def _read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str,
     if not p.is_file():
         raise FileNotFoundError(f"checkpoint not found: {p}")
     if p.stat().st_size == 0:
-        raise ValueError(f"checkpoint {p} is empty (0 bytes): an interrupted copy? (equiscale "
-                         "writes checkpoints atomically, so its own are never empty)")
+        raise ValueError(
+            f"checkpoint {p} is empty (0 bytes): an interrupted copy? (equiscale "
+            "writes checkpoints atomically, so its own are never empty)"
+        )
     try:
         ckpt = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
@@ -285,7 +301,8 @@ def _check_resume_config(path: Path, cfg: TrainConfig) -> None:
             raise ValueError(
                 f"--resume: {path} was trained with {field}={saved.get(field)!r}, this config has "
                 f"{field}={own.get(field)!r}; resume with the checkpoint's {field} (or start a new "
-                "out_dir, with init_from to reuse the weights)")
+                "out_dir, with init_from to reuse the weights)"
+            )
 
 
 def init_weights(module: TaskModule, path: str | os.PathLike) -> None:
@@ -293,14 +310,17 @@ def init_weights(module: TaskModule, path: str | os.PathLike) -> None:
     config, state = _read_checkpoint(path)
     own = module.hparams["config"]
     if config.get("model") != own["model"]:
-        raise ValueError(f"config field 'init_from': {path} holds a {config.get('model')!r} model, "
-                         f"this run trains {own['model']!r}")
+        raise ValueError(
+            f"config field 'init_from': {path} holds a {config.get('model')!r} model, "
+            f"this run trains {own['model']!r}"
+        )
     try:
         module.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0]
-        raise ValueError(f"config field 'init_from': the weights in {path} do not fit this run's "
-                         f"model_args ({first})") from None
+        raise ValueError(
+            f"config field 'init_from': the weights in {path} do not fit this run's model_args ({first})"
+        ) from None
 
 
 def load_checkpoint(path: str | os.PathLike) -> tuple[TaskModule, TrainConfig]:
@@ -312,9 +332,14 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[TaskModule, TrainConfig]:
     return module, cfg
 
 
-def evaluate(checkpoint: str | os.PathLike, split: str = "test", batch_size: int | None = None,
-             progress: bool = True, equivariance: bool = True,
-             context_parallel: int = 1) -> dict[str, float]:
+def evaluate(
+    checkpoint: str | os.PathLike,
+    split: str = "test",
+    batch_size: int | None = None,
+    progress: bool = True,
+    equivariance: bool = True,
+    context_parallel: int = 1,
+) -> dict[str, float]:
     """Evaluate a checkpoint on a split (``train``, ``val`` or ``test``) of its own task.
 
     With ``equivariance`` and a task that declares its symmetry, the metrics also hold the
@@ -329,19 +354,26 @@ def evaluate(checkpoint: str | os.PathLike, split: str = "test", batch_size: int
     """
     if split not in ("train", "val", "test"):
         raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
-    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
-                                   or batch_size < 1):
-        raise ValueError(f"batch_size must be an int >= 1 (or None for the config's "
-                         f"eval_batch_size), got {batch_size!r}")
-    if isinstance(context_parallel, bool) or not isinstance(context_parallel, int) or \
-            context_parallel < 1:
+    if batch_size is not None and (
+        isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
+    ):
+        raise ValueError(
+            f"batch_size must be an int >= 1 (or None for the config's eval_batch_size), got {batch_size!r}"
+        )
+    if isinstance(context_parallel, bool) or not isinstance(context_parallel, int) or context_parallel < 1:
         raise ValueError(f"context_parallel must be an int >= 1, got {context_parallel!r}")
     config, state = _read_checkpoint(checkpoint)
     # however the checkpoint was trained (one process, DDP, context parallel: the same files), it
     # is evaluated as one process or as one group of P
-    cfg = TrainConfig(**{**copy.deepcopy(config), "context_parallel": context_parallel,
-                         "strategy": "ddp" if context_parallel > 1 else "auto",
-                         "devices": context_parallel, "num_nodes": 1})
+    cfg = TrainConfig(
+        **{
+            **copy.deepcopy(config),
+            "context_parallel": context_parallel,
+            "strategy": "ddp" if context_parallel > 1 else "auto",
+            "devices": context_parallel,
+            "num_nodes": 1,
+        }
+    )
     module = TaskModule(cfg.to_dict())
     module.load_state_dict(state)
     task = build_task(cfg)
@@ -351,13 +383,22 @@ def evaluate(checkpoint: str | os.PathLike, split: str = "test", batch_size: int
     loader = DataLoader(dataset, batch_size=size, shuffle=False, collate_fn=task.collate)
     accelerator = "cpu" if not torch.cuda.is_available() else "auto"
     if context_parallel > 1:
-        trainer = _trainer(TrainConfig(**{**cfg.to_dict(), "accelerator": accelerator,
-                                          "progress": progress}),
-                           Path(checkpoint).parent, [], False)
+        trainer = _trainer(
+            TrainConfig(**{**cfg.to_dict(), "accelerator": accelerator, "progress": progress}),
+            Path(checkpoint).parent,
+            [],
+            False,
+        )
     else:
-        trainer = L.Trainer(accelerator=accelerator, devices=1, logger=False,
-                            enable_progress_bar=progress, enable_model_summary=False,
-                            inference_mode=False, precision=cfg.precision)
+        trainer = L.Trainer(
+            accelerator=accelerator,
+            devices=1,
+            logger=False,
+            enable_progress_bar=progress,
+            enable_model_summary=False,
+            inference_mode=False,
+            precision=cfg.precision,
+        )
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
         out = trainer.test(module, loader, verbose=False)[0]
@@ -365,7 +406,6 @@ def evaluate(checkpoint: str | os.PathLike, split: str = "test", batch_size: int
     if equivariance and task.symmetry is not None and context_parallel == 1:
         from equiscale.train.equivariance_eval import equivariance_on_split
 
-        errs = equivariance_on_split(module.model, dataset, task.collate, task.symmetry,
-                                     batch_size=size)
+        errs = equivariance_on_split(module.model, dataset, task.collate, task.symmetry, batch_size=size)
         metrics.update({f"equiv_{name}": value for name, value in errs.items()})
     return metrics

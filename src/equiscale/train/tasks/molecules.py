@@ -20,8 +20,15 @@ from torch.utils.data import Dataset
 
 from equiscale.train.task import Batch, TaskData
 
-__all__ = ["MoleculeDataset", "collate_molecules", "fit_atom_refs", "qm9_task", "md_task", "split_indices",
-           "PUBLISHED_QM9_U0_MAE_EV"]
+__all__ = [
+    "MoleculeDataset",
+    "collate_molecules",
+    "fit_atom_refs",
+    "qm9_task",
+    "md_task",
+    "split_indices",
+    "PUBLISHED_QM9_U0_MAE_EV",
+]
 
 #: QM9 U0 test MAE (eV) with the full ~110k training set (SchNet 2018, DimeNet++ 2020, PaiNN 2021).
 PUBLISHED_QM9_U0_MAE_EV = {"SchNet": 0.014, "DimeNet++": 0.00632, "PaiNN": 0.00585}
@@ -35,10 +42,11 @@ class MoleculeDataset(Dataset):
         self.items = []
         for s in structures:
             z = np.asarray(s["z"], dtype=np.int64)
-            item = {"pos": torch.as_tensor(s["pos"], dtype=torch.float32),
-                    "z": torch.as_tensor(z),
-                    "energy": torch.tensor(float(s["energy"]) - float(atom_refs[z].sum()),
-                                           dtype=torch.float32)}
+            item = {
+                "pos": torch.as_tensor(s["pos"], dtype=torch.float32),
+                "z": torch.as_tensor(z),
+                "energy": torch.tensor(float(s["energy"]) - float(atom_refs[z].sum()), dtype=torch.float32),
+            }
             if s.get("forces") is not None:
                 item["forces"] = torch.as_tensor(s["forces"], dtype=torch.float32)
             if s.get("cell") is not None:
@@ -58,11 +66,13 @@ def collate_molecules(samples: list[Batch]) -> Batch:
     if not samples:
         raise ValueError("cannot collate an empty list of samples")
     n = torch.tensor([s["z"].shape[0] for s in samples])
-    out = {"pos": torch.cat([s["pos"] for s in samples]),
-           "z": torch.cat([s["z"] for s in samples]),
-           "batch": torch.repeat_interleave(torch.arange(len(samples)), n),
-           "n_atoms": n,
-           "energy": torch.stack([s["energy"] for s in samples])}
+    out = {
+        "pos": torch.cat([s["pos"] for s in samples]),
+        "z": torch.cat([s["z"] for s in samples]),
+        "batch": torch.repeat_interleave(torch.arange(len(samples)), n),
+        "n_atoms": n,
+        "energy": torch.stack([s["energy"] for s in samples]),
+    }
     if all("forces" in s for s in samples):
         out["forces"] = torch.cat([s["forces"] for s in samples])
     if any("cell" in s for s in samples):
@@ -85,15 +95,20 @@ def fit_atom_refs(structures: list[dict[str, np.ndarray]], num_elements: int = 1
 
 def _pred(pred, key: str) -> torch.Tensor:
     if not isinstance(pred, dict) or key not in pred:
-        raise ValueError(f"the model must return a dict with {key!r}; got "
-                         f"{sorted(pred) if isinstance(pred, dict) else type(pred).__name__}")
+        raise ValueError(
+            f"the model must return a dict with {key!r}; got "
+            f"{sorted(pred) if isinstance(pred, dict) else type(pred).__name__}"
+        )
     return pred[key]
 
 
 def _energy_metrics(pred, batch: Batch) -> dict[str, torch.Tensor]:
     err = _pred(pred, "energy") - batch["energy"]
-    out = {"energy_mae": err.abs().mean(), "energy_mae_per_atom": (err.abs() / batch["n_atoms"]).mean(),
-           "mse": (err**2).mean()}
+    out = {
+        "energy_mae": err.abs().mean(),
+        "energy_mae_per_atom": (err.abs() / batch["n_atoms"]).mean(),
+        "mse": (err**2).mean(),
+    }
     if "forces" in batch and isinstance(pred, dict) and "forces" in pred:
         ferr = pred["forces"] - batch["forces"]
         out["forces_mae"] = ferr.abs().mean()
@@ -106,22 +121,28 @@ def _learning_curve(metric: str):
         from equiscale.train.plots import plot_learning_curves
 
         out = Path(out_dir)
-        return [plot_learning_curves(out / "logs" / "metrics.csv", out / "learning_curve.png",
-                                     metric=metric)]
+        return [plot_learning_curves(out / "logs" / "metrics.csv", out / "learning_curve.png", metric=metric)]
 
     return plot
 
 
 def split_indices(n_total: int, n_train: int, n_val: int, n_test: int, seed: int) -> list[np.ndarray]:
     if min(n_train, n_val, n_test) < 1 or n_train + n_val + n_test > n_total:
-        raise ValueError(f"n_train + n_val + n_test (each >= 1) must be <= {n_total}, got "
-                         f"{n_train} + {n_val} + {n_test}")
+        raise ValueError(
+            f"n_train + n_val + n_test (each >= 1) must be <= {n_total}, got {n_train} + {n_val} + {n_test}"
+        )
     perm = np.random.default_rng(seed).permutation(n_total)
-    return [perm[:n_train], perm[n_train:n_train + n_val], perm[n_train + n_val:n_train + n_val + n_test]]
+    return [perm[:n_train], perm[n_train : n_train + n_val], perm[n_train + n_val : n_train + n_val + n_test]]
 
 
-def qm9_task(target: str = "U0", n_train: int = 2000, n_val: int = 500, n_test: int = 1000,
-             seed: int = 0, cache_dir: str | None = None) -> TaskData:
+def qm9_task(
+    target: str = "U0",
+    n_train: int = 2000,
+    n_val: int = 500,
+    n_test: int = 1000,
+    seed: int = 0,
+    cache_dir: str | None = None,
+) -> TaskData:
     """QM9 (from the qm9pack wheel), one target in eV (energies) or its own unit; random split.
 
     Loss: MSE of the target per molecule; metrics ``energy_mae`` (monitored), ``mse``. The molecules
@@ -141,15 +162,23 @@ def qm9_task(target: str = "U0", n_train: int = 2000, n_val: int = 500, n_test: 
     splits = split_indices(len(ptr) - 1, n_train, n_val, n_test, seed)
 
     def structures(idx: np.ndarray) -> list[dict[str, np.ndarray]]:
-        return [{"z": data["z"][ptr[k]:ptr[k + 1]], "pos": data["pos"][ptr[k]:ptr[k + 1]],
-                 "energy": data[column][k] * factor} for k in idx]
+        return [
+            {
+                "z": data["z"][ptr[k] : ptr[k + 1]],
+                "pos": data["pos"][ptr[k] : ptr[k + 1]],
+                "energy": data[column][k] * factor,
+            }
+            for k in idx
+        ]
 
     train_s, val_s, test_s = (structures(s) for s in splits)
     from equiscale.data.consistency import check_frames
     from equiscale.data.extxyz import Frame
 
-    check_frames([Frame(z=s["z"], pos=s["pos"], energy=float(s["energy"]))
-                  for s in (*train_s, *val_s, *test_s)], source=f"QM9 {target}")
+    check_frames(
+        [Frame(z=s["z"], pos=s["pos"], energy=float(s["energy"])) for s in (*train_s, *val_s, *test_s)],
+        source=f"QM9 {target}",
+    )
     refs = fit_atom_refs(train_s)
     train, val, test = (MoleculeDataset(s, refs) for s in (train_s, val_s, test_s))
 
@@ -158,21 +187,32 @@ def qm9_task(target: str = "U0", n_train: int = 2000, n_val: int = 500, n_test: 
         return {"per-element reference only (energy_mae)": float(e.abs().mean())}
 
     return TaskData(
-        train=train, val=val, test=test, collate=collate_molecules,
+        train=train,
+        val=val,
+        test=test,
+        collate=collate_molecules,
         loss=lambda pred, batch: ((_pred(pred, "energy") - batch["energy"]) ** 2).mean(),
-        metrics=_energy_metrics, monitor="energy_mae",
+        metrics=_energy_metrics,
+        monitor="energy_mae",
         published=dict(PUBLISHED_QM9_U0_MAE_EV) if target == "U0" else {},
         batch_size_of=lambda b: int(b["energy"].shape[0]),
         describe=f"QM9 {target} ({unit}), {n_train}/{n_val}/{n_test} train/val/test molecules "
-                 f"(random split, seed {seed}); published numbers use ~110k training molecules",
+        f"(random split, seed {seed}); published numbers use ~110k training molecules",
         baselines=baselines,
         plot=_learning_curve("energy_mae"),
     )
 
 
-def md_task(path: str = "data/md_CH3CH2OH_xtb.extxyz", n_train: int = 1000, n_val: int = 100,
-            n_test: int = 200, seed: int = 0, energy_weight: float = 1.0,
-            force_weight: float = 10.0, atom_refs: bool = True) -> TaskData:
+def md_task(
+    path: str = "data/md_CH3CH2OH_xtb.extxyz",
+    n_train: int = 1000,
+    n_val: int = 100,
+    n_test: int = 200,
+    seed: int = 0,
+    energy_weight: float = 1.0,
+    force_weight: float = 10.0,
+    atom_refs: bool = True,
+) -> TaskData:
     """Energies and forces from an extxyz file (e.g. ``equiscale data md``); random frame split.
 
     Loss: ``energy_weight * MSE(E) + force_weight * MSE(F)`` (eV, eV/A); metrics ``energy_mae``,
@@ -217,15 +257,22 @@ def md_task(path: str = "data/md_CH3CH2OH_xtb.extxyz", n_train: int = 1000, n_va
     def baselines() -> dict[str, float]:
         e = torch.stack([s["energy"] for s in test.items])
         f = torch.cat([s["forces"] for s in test.items])
-        return {"mean energy, zero forces (forces_mae)": float(f.abs().mean()),
-                "mean energy, zero forces (energy_mae)": float(e.abs().mean())}
+        return {
+            "mean energy, zero forces (forces_mae)": float(f.abs().mean()),
+            "mean energy, zero forces (energy_mae)": float(e.abs().mean()),
+        }
 
     return TaskData(
-        train=train, val=val, test=test, collate=collate_molecules, loss=loss,
-        metrics=_energy_metrics, monitor="forces_mae",
+        train=train,
+        val=val,
+        test=test,
+        collate=collate_molecules,
+        loss=loss,
+        metrics=_energy_metrics,
+        monitor="forces_mae",
         batch_size_of=lambda b: int(b["energy"].shape[0]),
         describe=f"MD frames from {path}: {n_train}/{n_val}/{n_test} train/val/test "
-                 f"(random split, seed {seed}), energies and forces",
+        f"(random split, seed {seed}), energies and forces",
         baselines=baselines,
         plot=_learning_curve("forces_mae"),
     )

@@ -15,24 +15,40 @@ __all__ = ["NBodyDataset", "nbody_task", "PUBLISHED_NBODY_MSE", "NBODY_SYMMETRY"
 
 #: Published test MSE on charged n-body (3000 training trajectories), DESIGN.md.
 PUBLISHED_NBODY_MSE: dict[str, float] = {
-    "Linear": 0.0819, "SE(3)-Transformer": 0.0244, "TFN": 0.0155, "GNN": 0.0107,
-    "Radial Field": 0.0104, "EGNN": 0.0071, "Frame Averaging": 0.0057, "SEGNN": 0.0043,
-    "PONITA": 0.0043, "CGENN": 0.0039, "Multivector Neurons": 0.0035,
+    "Linear": 0.0819,
+    "SE(3)-Transformer": 0.0244,
+    "TFN": 0.0155,
+    "GNN": 0.0107,
+    "Radial Field": 0.0104,
+    "EGNN": 0.0071,
+    "Frame Averaging": 0.0057,
+    "SEGNN": 0.0043,
+    "PONITA": 0.0043,
+    "CGENN": 0.0039,
+    "Multivector Neurons": 0.0035,
 }
 
 
 #: How the model's inputs and its prediction transform (equiscale.testing types; particles on axis 1).
-NBODY_SYMMETRY = SymmetrySpec(inputs={"loc": "position", "vel": "vector", "charges": "scalar"},
-                              output="position", node_dim=1)
+NBODY_SYMMETRY = SymmetrySpec(
+    inputs={"loc": "position", "vel": "vector", "charges": "scalar"}, output="position", node_dim=1
+)
 
 
 class NBodyDataset(Dataset):
     """Samples ``{"loc", "vel", "charges", "target"}``: loc/vel ``[5, 3]`` at ``frame_in``,
     charges ``[5]``, target positions ``[5, 3]`` at ``frame_out``."""
 
-    def __init__(self, split: str, n: int | None = None, frame_in: int = 30, frame_out: int = 40,
-                 cache_dir: str | None = None, dtype: torch.dtype = torch.float32,
-                 field: list[float] | None = None) -> None:
+    def __init__(
+        self,
+        split: str,
+        n: int | None = None,
+        frame_in: int = 30,
+        frame_out: int = 40,
+        cache_dir: str | None = None,
+        dtype: torch.dtype = torch.float32,
+        field: list[float] | None = None,
+    ) -> None:
         from equiscale.data.nbody import charged_particles
 
         traj = charged_particles(split=split, cache_dir=cache_dir, n=n, progress=True, field=field)
@@ -52,13 +68,19 @@ class NBodyDataset(Dataset):
         return self.loc.shape[0]
 
     def __getitem__(self, i: int) -> Batch:
-        return {"loc": self.loc[i], "vel": self.vel[i], "charges": self.charges[i],
-                "target": self.target[i]}
+        return {"loc": self.loc[i], "vel": self.vel[i], "charges": self.charges[i], "target": self.target[i]}
 
     def __getitems__(self, idx: list[int]) -> list[Batch]:  # one gather per batch, not per sample
         t = torch.as_tensor(idx)
-        return [{"loc": self.loc[t], "vel": self.vel[t], "charges": self.charges[t],
-                 "target": self.target[t], "_batched": torch.ones(())}]
+        return [
+            {
+                "loc": self.loc[t],
+                "vel": self.vel[t],
+                "charges": self.charges[t],
+                "target": self.target[t],
+                "_batched": torch.ones(()),
+            }
+        ]
 
 
 def _collate(samples: list[Batch]) -> Batch:
@@ -71,9 +93,15 @@ def _mse(pred: torch.Tensor, batch: Batch) -> torch.Tensor:
     return torch.mean((pred - batch["target"]) ** 2)
 
 
-def nbody_task(n_train: int = 3000, n_val: int | None = None, n_test: int | None = None,
-               frame_in: int = 30, frame_out: int = 40, cache_dir: str | None = None,
-               field: list[float] | None = None) -> TaskData:
+def nbody_task(
+    n_train: int = 3000,
+    n_val: int | None = None,
+    n_test: int | None = None,
+    frame_in: int = 30,
+    frame_out: int = 40,
+    cache_dir: str | None = None,
+    field: list[float] | None = None,
+) -> TaskData:
     """The EGNN n-body task: first ``n_train`` of the 10000 training trajectories (EGNN: 3000),
     the 2000 validation and 2000 test trajectories (or their first ``n_val`` / ``n_test``).
 
@@ -88,11 +116,17 @@ def nbody_task(n_train: int = 3000, n_val: int | None = None, n_test: int | None
     test = NBodyDataset("test", n_test, **kw)
     broken = "" if field is None else f", external field {list(field)}"
     return TaskData(
-        train=train, val=val, test=test, collate=_collate, loss=_mse, symmetry=NBODY_SYMMETRY,
+        train=train,
+        val=val,
+        test=test,
+        collate=_collate,
+        loss=_mse,
+        symmetry=NBODY_SYMMETRY,
         metrics=lambda pred, batch: {"mse": _mse(pred, batch)},
-        monitor="mse", published=dict(PUBLISHED_NBODY_MSE),
+        monitor="mse",
+        published=dict(PUBLISHED_NBODY_MSE),
         describe=f"charged n-body{broken}, frame {frame_in} -> {frame_out}, "
-                 f"{len(train)}/{len(val)}/{len(test)} train/val/test",
+        f"{len(train)}/{len(val)}/{len(test)} train/val/test",
         plot=plot_nbody,
         baselines=lambda: _baselines(test),
     )
@@ -116,8 +150,7 @@ def plot_nbody(model: torch.nn.Module, task: TaskData, out_dir: str | Path) -> l
     from equiscale.train.plots import plot_learning_curves
 
     out = Path(out_dir)
-    paths = [plot_learning_curves(out / "logs", out / "learning_curve.png",
-                                  metric="mse")]
+    paths = [plot_learning_curves(out / "logs", out / "learning_curve.png", metric="mse")]
     batch = task.collate([task.test[i] for i in range(4)])
     model = model.eval()
     with torch.no_grad():
@@ -134,11 +167,15 @@ def plot_nbody(model: torch.nn.Module, task: TaskData, out_dir: str | Path) -> l
         mse = torch.mean((pred[s] - batch["target"][s]) ** 2).item()
         ax.set_title(f"test system {s}: MSE {mse:.4f}", fontsize=9)
         ax.set_aspect("equal", adjustable="datalim")
-    axes[0].legend(handles=[
-        plt.Line2D([], [], marker="o", ls="", color="k", label="frame 30"),
-        plt.Line2D([], [], marker="*", ls="", color="k", label="frame 40 (true)"),
-        plt.Line2D([], [], marker="x", ls="", color="k", label="frame 40 (predicted)")],
-        fontsize=7, loc="best")
+    axes[0].legend(
+        handles=[
+            plt.Line2D([], [], marker="o", ls="", color="k", label="frame 30"),
+            plt.Line2D([], [], marker="*", ls="", color="k", label="frame 40 (true)"),
+            plt.Line2D([], [], marker="x", ls="", color="k", label="frame 40 (predicted)"),
+        ],
+        fontsize=7,
+        loc="best",
+    )
     fig.suptitle("charged n-body: predicted vs true positions (x-y projection)")
     fig.tight_layout()
     path = out / "trajectories.png"

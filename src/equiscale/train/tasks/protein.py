@@ -49,8 +49,14 @@ from equiscale.train.tasks.molecules import (
     fit_atom_refs,
 )
 
-__all__ = ["protein_task", "protein_dynamics_task", "collate_protein", "long_range_errors",
-           "ProteinDynamicsDataset", "PROTEIN_DYNAMICS_SYMMETRY"]
+__all__ = [
+    "protein_task",
+    "protein_dynamics_task",
+    "collate_protein",
+    "long_range_errors",
+    "ProteinDynamicsDataset",
+    "PROTEIN_DYNAMICS_SYMMETRY",
+]
 
 
 def collate_protein(samples: list[Batch]) -> Batch:
@@ -61,12 +67,15 @@ def collate_protein(samples: list[Batch]) -> Batch:
     return out
 
 
-def long_range_errors(forces_pred: torch.Tensor, forces: torch.Tensor,
-                      forces_long: torch.Tensor) -> dict[str, torch.Tensor]:
+def long_range_errors(
+    forces_pred: torch.Tensor, forces: torch.Tensor, forces_long: torch.Tensor
+) -> dict[str, torch.Tensor]:
     """``forces_long_mae`` and ``forces_long_rmse`` (see the module docstring); inputs ``[n, 3]``."""
     if not forces_pred.shape == forces.shape == forces_long.shape or forces.shape[-1] != 3:
-        raise ValueError(f"forces_pred, forces and forces_long must all be [n, 3], got "
-                         f"{tuple(forces_pred.shape)}, {tuple(forces.shape)}, {tuple(forces_long.shape)}")
+        raise ValueError(
+            f"forces_pred, forces and forces_long must all be [n, 3], got "
+            f"{tuple(forces_pred.shape)}, {tuple(forces.shape)}, {tuple(forces_long.shape)}"
+        )
     norm = forces_long.norm(dim=-1, keepdim=True)  # [n, 1]
     unit = torch.where(norm > 0, forces_long / norm.clamp_min(torch.finfo(norm.dtype).tiny), 0.0)
     along = ((forces_pred - forces) * unit).sum(-1)  # [n]
@@ -80,9 +89,17 @@ def _metrics(pred, batch: Batch) -> dict[str, torch.Tensor]:
     return out
 
 
-def protein_task(path: str = "data/protein_t4-lysozyme.npz", n_train: int = 100, n_val: int = 20,
-                 n_test: int = 40, gap: int = 0, energy_weight: float = 1.0, force_weight: float = 100.0,
-                 atom_refs: bool = True, split_tol: float = 1e-6) -> TaskData:
+def protein_task(
+    path: str = "data/protein_t4-lysozyme.npz",
+    n_train: int = 100,
+    n_val: int = 20,
+    n_test: int = 40,
+    gap: int = 0,
+    energy_weight: float = 1.0,
+    force_weight: float = 100.0,
+    atom_refs: bool = True,
+    split_tol: float = 1e-6,
+) -> TaskData:
     """Frames from an ``.npz`` written by ``equiscale data protein``; contiguous time-block split.
 
     The file's checksum is verified and its frames pass
@@ -93,8 +110,11 @@ def protein_task(path: str = "data/protein_t4-lysozyme.npz", n_train: int = 100,
     from equiscale.data.protein import REQUIRED, ProteinFrames, check_protein_arrays, time_block_splits
 
     for name, value in (("energy_weight", energy_weight), ("force_weight", force_weight)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (np.isfinite(value)
-                                                                                 and value >= 0):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not (np.isfinite(value) and value >= 0)
+        ):
             raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
     if not Path(path).is_file():
         raise FileNotFoundError(f"protein data not found at {path}; make it with `equiscale data protein`")
@@ -104,8 +124,16 @@ def protein_task(path: str = "data/protein_t4-lysozyme.npz", n_train: int = 100,
     splits = time_block_splits(len(data), n_train, n_val, n_test, gap)
 
     def structures(idx: np.ndarray) -> list[dict[str, np.ndarray]]:
-        return [{"z": data.z, "pos": data.pos[k], "energy": float(data.energy[k]), "forces": data.forces[k],
-                 "forces_long": data.forces_long[k]} for k in idx]
+        return [
+            {
+                "z": data.z,
+                "pos": data.pos[k],
+                "energy": float(data.energy[k]),
+                "forces": data.forces[k],
+                "forces_long": data.forces_long[k],
+            }
+            for k in idx
+        ]
 
     train_s, val_s, test_s = (structures(s) for s in splits)
     refs = fit_atom_refs(train_s) if atom_refs else np.zeros(100)
@@ -128,32 +156,49 @@ def protein_task(path: str = "data/protein_t4-lysozyme.npz", n_train: int = 100,
         fl = torch.cat([s["forces_long"] for s in test.items])
         short = long_range_errors(f - fl, f, fl)  # exact short-range forces, long-range part missed
         zero = long_range_errors(torch.zeros_like(f), f, fl)
-        return {"mean energy, zero forces (forces_mae)": float(f.abs().mean()),
-                "mean energy, zero forces (energy_mae)": float(e.abs().mean()),
-                "mean energy, zero forces (forces_long_mae)": float(zero["forces_long_mae"]),
-                "exact short-range forces (forces_mae)": float(fl.abs().mean()),
-                "exact short-range forces (forces_long_mae)": float(short["forces_long_mae"])}
+        return {
+            "mean energy, zero forces (forces_mae)": float(f.abs().mean()),
+            "mean energy, zero forces (energy_mae)": float(e.abs().mean()),
+            "mean energy, zero forces (forces_long_mae)": float(zero["forces_long_mae"]),
+            "exact short-range forces (forces_mae)": float(fl.abs().mean()),
+            "exact short-range forces (forces_long_mae)": float(short["forces_long_mae"]),
+        }
 
     return TaskData(
-        train=train, val=val, test=test, collate=collate_protein, loss=loss, metrics=_metrics,
-        monitor="forces_mae", batch_size_of=lambda b: int(b["energy"].shape[0]),
+        train=train,
+        val=val,
+        test=test,
+        collate=collate_protein,
+        loss=loss,
+        metrics=_metrics,
+        monitor="forces_mae",
+        batch_size_of=lambda b: int(b["energy"].shape[0]),
         describe=f"protein frames from {path} ({data.n_atoms} atoms, r_c {data.cutoff:g} A): "
-                 f"{n_train}/{n_val}/{n_test} train/val/test frames in contiguous time blocks (gap {gap})",
-        baselines=baselines, plot=_learning_curve("forces_mae"),
+        f"{n_train}/{n_val}/{n_test} train/val/test frames in contiguous time blocks (gap {gap})",
+        baselines=baselines,
+        plot=_learning_curve("forces_mae"),
     )
 
 
 #: How the dynamics task's inputs and prediction transform (atoms on axis 1).
-PROTEIN_DYNAMICS_SYMMETRY = SymmetrySpec(inputs={"loc": "position", "vel": "vector", "charges": "scalar"},
-                                         output="position", node_dim=1)
+PROTEIN_DYNAMICS_SYMMETRY = SymmetrySpec(
+    inputs={"loc": "position", "vel": "vector", "charges": "scalar"}, output="position", node_dim=1
+)
 
 
 class ProteinDynamicsDataset(torch.utils.data.Dataset):
     """Pairs of frames ``(t, t + horizon)``: ``{"loc", "vel" [N, 3], "charges" [N], "target" [N, 3],
     "dt" []}`` (A, A/ps, e, A, ps), float32 tensors."""
 
-    def __init__(self, pos: np.ndarray, vel: np.ndarray, time_ps: np.ndarray, charges: np.ndarray,
-                 frames: np.ndarray, horizon: int) -> None:
+    def __init__(
+        self,
+        pos: np.ndarray,
+        vel: np.ndarray,
+        time_ps: np.ndarray,
+        charges: np.ndarray,
+        frames: np.ndarray,
+        horizon: int,
+    ) -> None:
         t = np.asarray(frames[:-horizon] if horizon else frames)
         self.loc = torch.as_tensor(pos[t], dtype=torch.float32)  # [S, N, 3]
         self.vel = torch.as_tensor(vel[t], dtype=torch.float32)
@@ -165,20 +210,33 @@ class ProteinDynamicsDataset(torch.utils.data.Dataset):
         return self.loc.shape[0]
 
     def __getitem__(self, i: int) -> Batch:
-        return {"loc": self.loc[i], "vel": self.vel[i], "charges": self.charges, "target": self.target[i],
-                "dt": self.dt[i]}
+        return {
+            "loc": self.loc[i],
+            "vel": self.vel[i],
+            "charges": self.charges,
+            "target": self.target[i],
+            "dt": self.dt[i],
+        }
 
 
 def _position_mse(pred, batch: Batch) -> torch.Tensor:
     if not isinstance(pred, torch.Tensor) or pred.shape != batch["target"].shape:
-        raise ValueError(f"the model must return positions of shape {tuple(batch['target'].shape)}, got "
-                         f"{tuple(pred.shape) if isinstance(pred, torch.Tensor) else type(pred).__name__}")
+        raise ValueError(
+            f"the model must return positions of shape {tuple(batch['target'].shape)}, got "
+            f"{tuple(pred.shape) if isinstance(pred, torch.Tensor) else type(pred).__name__}"
+        )
     return torch.mean((pred - batch["target"]) ** 2)
 
 
-def protein_dynamics_task(path: str = "data/protein_t4-lysozyme.npz", horizon: int = 1, n_train: int = 100,
-                          n_val: int = 20, n_test: int = 40, gap: int = 0,
-                          split_tol: float = 1e-6) -> TaskData:
+def protein_dynamics_task(
+    path: str = "data/protein_t4-lysozyme.npz",
+    horizon: int = 1,
+    n_train: int = 100,
+    n_val: int = 20,
+    n_test: int = 40,
+    gap: int = 0,
+    split_tol: float = 1e-6,
+) -> TaskData:
     """Predict the positions ``horizon`` frames ahead (module docstring); contiguous time blocks of
     ``n_train``/``n_val``/``n_test`` frames give ``n - horizon`` samples each. The file is checked
     as in :func:`protein_task`."""
@@ -192,14 +250,17 @@ def protein_dynamics_task(path: str = "data/protein_t4-lysozyme.npz", horizon: i
     if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
         raise ValueError(f"horizon must be an int >= 1, got {horizon!r}")
     if horizon >= min(n_train, n_val, n_test):
-        raise ValueError(f"horizon ({horizon}) must be smaller than n_train, n_val and n_test "
-                         f"({n_train}, {n_val}, {n_test}): pairs stay inside one time block")
+        raise ValueError(
+            f"horizon ({horizon}) must be smaller than n_train, n_val and n_test "
+            f"({n_train}, {n_val}, {n_test}): pairs stay inside one time block"
+        )
     arrays = load_npz(path, required=REQUIRED)
     data = ProteinFrames.from_arrays(arrays)
     check_protein_arrays(arrays, system=str(path), split_tol=split_tol)
     blocks = time_block_splits(len(data), n_train, n_val, n_test, gap)
-    train, val, test = (ProteinDynamicsDataset(data.pos, data.vel, data.time_ps, data.charges, b, horizon)
-                        for b in blocks)
+    train, val, test = (
+        ProteinDynamicsDataset(data.pos, data.vel, data.time_ps, data.charges, b, horizon) for b in blocks
+    )
 
     def baselines() -> dict[str, float]:
         copy = torch.mean((test.loc - test.target) ** 2).item()
@@ -208,11 +269,18 @@ def protein_dynamics_task(path: str = "data/protein_t4-lysozyme.npz", horizon: i
 
     dt = float(np.median(np.diff(data.time_ps))) * horizon if len(data) > 1 else float("nan")
     return TaskData(
-        train=train, val=val, test=test, collate=default_collate, loss=_position_mse,
-        metrics=lambda pred, batch: {"mse": _position_mse(pred, batch)}, monitor="mse",
-        batch_size_of=lambda b: int(b["loc"].shape[0]), symmetry=PROTEIN_DYNAMICS_SYMMETRY,
+        train=train,
+        val=val,
+        test=test,
+        collate=default_collate,
+        loss=_position_mse,
+        metrics=lambda pred, batch: {"mse": _position_mse(pred, batch)},
+        monitor="mse",
+        batch_size_of=lambda b: int(b["loc"].shape[0]),
+        symmetry=PROTEIN_DYNAMICS_SYMMETRY,
         describe=f"protein dynamics from {path} ({data.n_atoms} atoms): positions {horizon} frame(s) "
-                 f"(~{dt:.3g} ps) ahead, {len(train)}/{len(val)}/{len(test)} train/val/test pairs in "
-                 f"contiguous time blocks (gap {gap})",
-        baselines=baselines, plot=_learning_curve("mse"),
+        f"(~{dt:.3g} ps) ahead, {len(train)}/{len(val)}/{len(test)} train/val/test pairs in "
+        f"contiguous time blocks (gap {gap})",
+        baselines=baselines,
+        plot=_learning_curve("mse"),
     )

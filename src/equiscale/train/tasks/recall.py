@@ -19,30 +19,56 @@ from equiscale.train.task import TaskData
 __all__ = ["recall_task", "evaluate_lengths"]
 
 
-def recall_task(length: int = 1024, vocab: int = 16, n_train: int = 20000, n_val: int = 1000,
-                n_test: int = 1000, rotate: bool = True, translate: bool = False,
-                translate_scale: float = 10.0, seed: int = 0) -> TaskData:
+def recall_task(
+    length: int = 1024,
+    vocab: int = 16,
+    n_train: int = 20000,
+    n_val: int = 1000,
+    n_test: int = 1000,
+    rotate: bool = True,
+    translate: bool = False,
+    translate_scale: float = 10.0,
+    seed: int = 0,
+) -> TaskData:
     """Train/val/test recall sets (disjoint seeds ``seed``, ``seed + 1``, ``seed + 2``)."""
-    kw = {"length": length, "vocab": vocab, "rotate": rotate, "translate": translate,
-          "translate_scale": translate_scale}
+    kw = {
+        "length": length,
+        "vocab": vocab,
+        "rotate": rotate,
+        "translate": translate,
+        "translate_scale": translate_scale,
+    }
     train = RecallDataset(n_train, seed=3 * seed, **kw)
     val = RecallDataset(n_val, seed=3 * seed + 1, **kw)
     test = RecallDataset(n_test, seed=3 * seed + 2, **kw)
     sym = ("rotated" if rotate else "fixed frame") + (" + translated" if translate else "")
     return TaskData(
-        train=train, val=val, test=test, collate=collate_recall, loss=recall_mse,
-        metrics=lambda pred, batch: {"mse": recall_mse(pred, batch),
-                                     "accuracy": recall_accuracy(pred, batch)},
+        train=train,
+        val=val,
+        test=test,
+        collate=collate_recall,
+        loss=recall_mse,
+        metrics=lambda pred, batch: {
+            "mse": recall_mse(pred, batch),
+            "accuracy": recall_accuracy(pred, batch),
+        },
         monitor="mse",
         describe=f"geometric associative recall, length {length}, V={vocab}, {sym}, "
-                 f"{len(train)}/{len(val)}/{len(test)} train/val/test",
+        f"{len(train)}/{len(val)}/{len(test)} train/val/test",
     )
 
 
 @torch.no_grad()
-def evaluate_lengths(model: nn.Module, lengths: list[int], vocab: int = 16, n: int = 500,
-                     batch_size: int = 50, rotate: bool = True, translate: bool = False,
-                     seed: int = 12345) -> dict[int, dict[str, float]]:
+def evaluate_lengths(
+    model: nn.Module,
+    lengths: list[int],
+    vocab: int = 16,
+    n: int = 500,
+    batch_size: int = 50,
+    rotate: bool = True,
+    translate: bool = False,
+    seed: int = 12345,
+) -> dict[int, dict[str, float]]:
     """``{length: {"accuracy", "mse"}}`` on ``n`` fresh samples per length."""
     model.eval()
     device = next(model.parameters()).device
@@ -73,8 +99,9 @@ def main(argv: list[str] | None = None) -> dict:
     from equiscale.provenance import write_record
     from equiscale.train.trainer import load_checkpoint
 
-    p = argparse.ArgumentParser(prog="python -m equiscale.train.tasks.recall",
-                                description="recall accuracy vs sequence length")
+    p = argparse.ArgumentParser(
+        prog="python -m equiscale.train.tasks.recall", description="recall accuracy vs sequence length"
+    )
     p.add_argument("--checkpoint", nargs="+", required=True)
     p.add_argument("--lengths", type=int, nargs="+", default=[64, 128, 256, 512, 1024])
     p.add_argument("--n", type=int, default=500)
@@ -87,18 +114,34 @@ def main(argv: list[str] | None = None) -> dict:
     for ckpt in args.checkpoint:
         module, cfg = load_checkpoint(ckpt)
         da = cfg.data_args
-        res = evaluate_lengths(module.model, args.lengths, vocab=da.get("vocab", 16), n=args.n,
-                               batch_size=args.batch_size, rotate=da.get("rotate", True),
-                               translate=da.get("translate", False))
-        models[ckpt] = {"model": cfg.model, "model_args": cfg.model_args,
-                        "trained_length": da.get("length"), "vocab": da.get("vocab", 16),
-                        "by_length": {str(k): v for k, v in res.items()}}
+        res = evaluate_lengths(
+            module.model,
+            args.lengths,
+            vocab=da.get("vocab", 16),
+            n=args.n,
+            batch_size=args.batch_size,
+            rotate=da.get("rotate", True),
+            translate=da.get("translate", False),
+        )
+        models[ckpt] = {
+            "model": cfg.model,
+            "model_args": cfg.model_args,
+            "trained_length": da.get("length"),
+            "vocab": da.get("vocab", 16),
+            "by_length": {str(k): v for k, v in res.items()},
+        }
         for length, m in res.items():
-            print(f"{cfg.model:<16s} length {length:>6d}  accuracy {m['accuracy']:.4f}  "
-                  f"mse {m['mse']:.4g}")
-    record = write_record(args.out, {"benchmark": "recall_vs_length", "models": models,
-                                     "lengths": args.lengths, "samples_per_length": args.n},
-                          started=started)
+            print(f"{cfg.model:<16s} length {length:>6d}  accuracy {m['accuracy']:.4f}  mse {m['mse']:.4g}")
+    record = write_record(
+        args.out,
+        {
+            "benchmark": "recall_vs_length",
+            "models": models,
+            "lengths": args.lengths,
+            "samples_per_length": args.n,
+        },
+        started=started,
+    )
     if not args.no_plot:
         print(f"plot: {plot_lengths(record, Path(args.out).with_suffix('.png'))}")
     return record
@@ -118,13 +161,17 @@ def plot_lengths(record: dict, path: Path) -> Path:
         label = f"{m['model']} trained at {m['trained_length']} ({Path(name).parent.parent.name})"
         ax.plot(lengths, [acc[n] for n in lengths], "o-", color=f"C{i}", label=label)
         if m["trained_length"] in acc:  # the training length, circled
-            ax.plot([m["trained_length"]], [acc[m["trained_length"]]], "s", ms=11, mfc="none",
-                    color=f"C{i}")
+            ax.plot([m["trained_length"]], [acc[m["trained_length"]]], "s", ms=11, mfc="none", color=f"C{i}")
     vocab = next(iter(record["models"].values()))["vocab"]
     ax.axhline(100 / vocab, color="gray", ls=":", label=f"chance (1/{vocab})")
-    ax.set(xscale="log", xlabel="sequence length", ylabel="accuracy (%)", ylim=(0, 102),
-           title=f"geometric associative recall, V = {vocab}, rotated ({record['samples_per_length']} "
-                 "samples per length)")
+    ax.set(
+        xscale="log",
+        xlabel="sequence length",
+        ylabel="accuracy (%)",
+        ylim=(0, 102),
+        title=f"geometric associative recall, V = {vocab}, rotated ({record['samples_per_length']} "
+        "samples per length)",
+    )
     ax.set_xticks(record["lengths"], [str(n) for n in record["lengths"]])
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
