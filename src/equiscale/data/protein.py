@@ -110,6 +110,26 @@ FORCE_UNIT = 1.0 / (KJ_PER_MOL_PER_EV / NM_PER_A)  # kJ/mol/nm -> eV/A
 REQUIRED = ("pos", "vel", "energy", "forces", "forces_short", "forces_long", "z", "charges", "residue_index")
 
 
+#: the arrays a ProteinFrames holds and its cache file stores, by name
+_ARRAYS = (
+    "pos",
+    "vel",
+    "energy",
+    "forces",
+    "forces_short",
+    "forces_long",
+    "energy_short",
+    "energy_long",
+    "time_ps",
+    "z",
+    "charges",
+    "residue_index",
+    "chain_index",
+    "atom_names",
+    "residue_names",
+)
+
+
 @dataclass
 class ProteinFrames:
     """Frames of one biomolecule (see the module docstring for the arrays and units).
@@ -160,24 +180,7 @@ class ProteinFrames:
             "generation_seconds": float(arrays.get("generation_seconds", np.nan)),
             "md_seconds_per_step": float(arrays.get("md_seconds_per_step", np.nan)),
         }
-        names = (
-            "pos",
-            "vel",
-            "energy",
-            "forces",
-            "forces_short",
-            "forces_long",
-            "energy_short",
-            "energy_long",
-            "time_ps",
-            "z",
-            "charges",
-            "residue_index",
-            "chain_index",
-            "atom_names",
-            "residue_names",
-        )
-        return cls(**{k: arrays[k] for k in names}, cutoff=float(arrays["cutoff"]), meta=meta)
+        return cls(**{k: arrays[k] for k in _ARRAYS}, cutoff=float(arrays["cutoff"]), meta=meta)
 
 
 # ----------------------------------------------------------------------------- structures
@@ -796,26 +799,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         split_tol=args.split_tol,
     )
     out = Path(args.out or f"data/protein_{args.system}.npz")
-    arrays = {
-        k: getattr(data, k)
-        for k in (
-            "pos",
-            "vel",
-            "energy",
-            "forces",
-            "forces_short",
-            "forces_long",
-            "energy_short",
-            "energy_long",
-            "time_ps",
-            "z",
-            "charges",
-            "residue_index",
-            "chain_index",
-            "atom_names",
-            "residue_names",
-        )
-    }
+    arrays = {k: getattr(data, k) for k in _ARRAYS}
     arrays.update(
         cutoff=np.array(data.cutoff),
         generation_seconds=np.array(data.meta["generation_seconds"]),

@@ -323,10 +323,11 @@ def init_weights(module: TaskModule, path: str | os.PathLike) -> None:
         ) from None
 
 
-def load_checkpoint(path: str | os.PathLike) -> tuple[TaskModule, TrainConfig]:
-    """Load a checkpoint safely (``torch.load(weights_only=True)``) into a fresh model."""
+def load_checkpoint(path: str | os.PathLike, **fields: Any) -> tuple[TaskModule, TrainConfig]:
+    """Load a checkpoint safely (``torch.load(weights_only=True)``) into a fresh model; ``fields``
+    replace config fields of the saved run (how it runs, not what it is: e.g. ``devices``)."""
     config, state = _read_checkpoint(path)
-    cfg = TrainConfig(**copy.deepcopy(config))
+    cfg = TrainConfig(**{**copy.deepcopy(config), **fields})
     module = TaskModule(cfg.to_dict())
     module.load_state_dict(state)
     return module, cfg
@@ -362,20 +363,15 @@ def evaluate(
         )
     if isinstance(context_parallel, bool) or not isinstance(context_parallel, int) or context_parallel < 1:
         raise ValueError(f"context_parallel must be an int >= 1, got {context_parallel!r}")
-    config, state = _read_checkpoint(checkpoint)
     # however the checkpoint was trained (one process, DDP, context parallel: the same files), it
     # is evaluated as one process or as one group of P
-    cfg = TrainConfig(
-        **{
-            **copy.deepcopy(config),
-            "context_parallel": context_parallel,
-            "strategy": "ddp" if context_parallel > 1 else "auto",
-            "devices": context_parallel,
-            "num_nodes": 1,
-        }
+    module, cfg = load_checkpoint(
+        checkpoint,
+        context_parallel=context_parallel,
+        strategy="ddp" if context_parallel > 1 else "auto",
+        devices=context_parallel,
+        num_nodes=1,
     )
-    module = TaskModule(cfg.to_dict())
-    module.load_state_dict(state)
     task = build_task(cfg)
     module.task = task
     dataset = {"train": task.train, "val": task.val, "test": task.test}[split]
