@@ -41,11 +41,15 @@ def _model(**kw):
         ("e3", "target", "none"),
         ("se3", "structure", "none"),
         ("e3", "target", "coulomb"),
+        ("e3", "global", "none"),
     ],
 )
 def test_energy_invariant_forces_equivariant(parity, centring, long_range):
+    """Rotation, reflection (parity e3) and translation to 1e-9 in float64; centring "global"
+    stands for the Hyena-only variant (blocks="global")."""
     pos, z, batch = _structures()
-    model = _model(parity=parity, centring=centring, long_range=long_range)
+    kw = {"blocks": "global"} if centring == "global" else {"centring": centring}
+    model = _model(parity=parity, long_range=long_range, **kw)
 
     def fn(p):
         out = model({"pos": p, "z": z, "batch": batch})
@@ -94,10 +98,23 @@ def test_global_blocks_see_beyond_the_cutoff():
     torch.testing.assert_close(a[7:], b[7:], rtol=1e-12, atol=1e-12)
 
 
-def test_forces_are_exact_gradients():
+def test_global_only_has_no_local_blocks_and_differs_from_hybrid():
+    """blocks="global" builds no E2Former block and gives another energy than the hybrid with the
+    same seed (the local blocks are really skipped, not zeroed)."""
+    pos, z, batch = _structures()
+    glob, hyb = _model(blocks="global"), _model()
+    assert len(glob.local) == 0 and len(hyb.local) == 2
+    assert sum(p.numel() for p in glob.parameters()) < sum(p.numel() for p in hyb.parameters())
+    e_glob = glob({"pos": pos, "z": z, "batch": batch})["energy"]
+    e_hyb = hyb({"pos": pos, "z": z, "batch": batch})["energy"]
+    assert (e_glob - e_hyb).abs().max() > 1e-6
+
+
+@pytest.mark.parametrize("blocks", ["hybrid", "global"])
+def test_forces_are_exact_gradients(blocks):
     pos, z, batch = _structures()
     pos, z = pos[7:], z[7:]  # one structure of 5 atoms: gradcheck cost grows with 3N
-    model = _model(channels=4, num_layers=1, lmax=1)
+    model = _model(channels=4, num_layers=1, lmax=1, blocks=blocks)
     forces = model({"pos": pos, "z": z})["forces"]
     model.compute_forces = False
 
@@ -165,6 +182,8 @@ def test_bad_input_raises():
         HybridNet(parity="o3")
     with pytest.raises(ValueError, match="channels"):
         HybridNet(channels=0)
+    with pytest.raises(ValueError, match="blocks"):
+        HybridNet(blocks="local")
     pos, z, batch = _structures()
     model = _model()
     with pytest.raises(ValueError, match="sorted"):

@@ -188,3 +188,25 @@ def test_dynamics_two_steps_through_the_cli(frames_path, tmp_path):
     assert set(results["baselines"]) == {"untrained: copy frame", "untrained: constant velocity"}
     eq = results["equivariance"]  # se3hyena, parity e3, float64; a sequence model: not permutation
     assert max(eq["rotation"], eq["reflection"], eq["translation"]) < 1e-9 and eq["permutation"] > 1e-6
+
+
+def test_mace_split_files_are_the_task_blocks(frames_path, tmp_path):
+    """`bench mace --task protein` trains MACE on exactly the protein task's time blocks and scores
+    the same test frames (positions, forces, energies and the long-range part)."""
+    from ase.io import read
+
+    from equiscale.bench.mlip import write_protein_splits
+
+    files, ref = write_protein_splits(str(frames_path), str(tmp_path), 2, 2, 2, gap=1)
+    task = protein_task(str(frames_path), n_train=2, n_val=2, n_test=2, gap=1, atom_refs=False)
+    for name, split in (("train", task.train), ("valid", task.val), ("test", task.test)):
+        written = read(files[name], index=":")
+        assert len(written) == len(split)
+        for atoms, item in zip(written, split.items):
+            assert np.allclose(atoms.positions, item["pos"].double().numpy(), atol=1e-5)
+            assert np.allclose(atoms.arrays["REF_forces"], item["forces"].double().numpy(), atol=1e-5)
+            assert np.array_equal(atoms.numbers, item["z"].numpy())
+    assert ref["forces"].shape == ref["forces_long"].shape == (len(task.test) * 22, 3)
+    long = torch.cat([item["forces_long"] for item in task.test.items]).double().numpy()
+    assert np.allclose(ref["forces_long"], long, atol=1e-6)
+    assert np.allclose(ref["energy"], [float(i["energy"]) for i in task.test.items], atol=1e-3)

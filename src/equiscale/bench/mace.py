@@ -34,7 +34,20 @@ __all__ = ["add_arguments", "run", "mace_train_command"]
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--data", default="data/md_CH3CH2OH_xtb.extxyz", help="extxyz with energies and forces"
+        "--task",
+        choices=("md", "protein"),
+        default="md",
+        help="whose split to use: the md task's (random, --seed) or the protein task's "
+        "(contiguous time blocks, --gap; also scores the long-range part of the force)",
+    )
+    parser.add_argument(
+        "--data",
+        default="data/md_CH3CH2OH_xtb.extxyz",
+        help="extxyz with energies and forces (md) or an npz of `equiscale data protein` (protein)",
+    )
+    parser.add_argument("--gap", type=int, default=0, help="frames left out between time blocks (protein)")
+    parser.add_argument(
+        "--dtype", choices=("float64", "float32"), default="float64", help="MACE --default_dtype"
     )
     parser.add_argument("--n-train", type=int, default=1000, help="training frames (the md task's split)")
     parser.add_argument("--n-val", type=int, default=100, help="validation frames")
@@ -106,7 +119,7 @@ def mace_train_command(args: argparse.Namespace, files: dict[str, str], work: Pa
         "0.99",
         "--amsgrad",
         "--default_dtype",
-        "float64",
+        args.dtype,
         "--device",
         "cpu",
         "--eval_interval",
@@ -135,7 +148,7 @@ def _log_times(log: Path) -> tuple[float, int]:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from equiscale.bench.common import write_record
-    from equiscale.bench.mlip import force_energy_errors, write_splits
+    from equiscale.bench.mlip import force_energy_errors, write_protein_splits, write_splits
     from equiscale.data.extxyz import read_extxyz
     from equiscale.train.tasks.molecules import split_indices
 
@@ -151,7 +164,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     out = Path(args.out)
     if (out / "results.json").exists():
         raise FileExistsError(f"{out} already holds a result (results.json); choose another --out")
-    files = write_splits(args.data, str(out / "data"), args.n_train, args.n_val, args.n_test, args.seed)
+    if args.task == "protein":
+        if args.gap < 0:
+            raise ValueError(f"--gap must be >= 0, got {args.gap}")
+        files, reference = write_protein_splits(
+            args.data, str(out / "data"), args.n_train, args.n_val, args.n_test, args.gap
+        )
+    else:
+        files = write_splits(args.data, str(out / "data"), args.n_train, args.n_val, args.n_test, args.seed)
     work = out / "mace"
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
     cmd = mace_train_command(args, files, work)
@@ -178,22 +198,40 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         check=True,
     )
     pred = np.load(pred_path)
-    frames = read_extxyz(args.data)
-    test_idx = split_indices(len(frames), args.n_train, args.n_val, args.n_test, args.seed)[2]
-    energy = np.array([frames[int(k)].energy for k in test_idx])
-    forces = np.concatenate([frames[int(k)].forces for k in test_idx])
+    if args.task == "protein":
+        import torch
+
+        from equiscale.train.tasks.protein import long_range_errors
+
+        energy, forces = reference["energy"], reference["forces"]
+        long = long_range_errors(
+            *(
+                torch.as_tensor(a, dtype=torch.float64)
+                for a in (pred["forces"], forces, reference["forces_long"])
+            )
+        )
+        split = {"n_train": args.n_train, "n_val": args.n_val, "n_test": args.n_test, "gap": args.gap}
+    else:
+        frames = read_extxyz(args.data)
+        test_idx = split_indices(len(frames), args.n_train, args.n_val, args.n_test, args.seed)[2]
+        energy = np.array([frames[int(k)].energy for k in test_idx])
+        forces = np.concatenate([frames[int(k)].forces for k in test_idx])
+        long = {}
+        split = {"n_train": args.n_train, "n_val": args.n_val, "n_test": args.n_test, "seed": args.seed}
     steps_per_epoch = -(-args.n_train // args.batch_size)
+    test = force_energy_errors(pred["energy"], pred["forces"], energy, forces)
+    test.update({k: float(v) for k, v in long.items()})
     record = {
-        "task": "md",
+        "task": args.task,
         "model": "mace",
         "peer": "mace-torch 0.3.16 (mace_run_train)",
         "data": args.data,
-        "split": {"n_train": args.n_train, "n_val": args.n_val, "n_test": args.n_test, "seed": args.seed},
+        "split": split,
         "mace_command": " ".join(Path(c).name if c.startswith("/") else c for c in cmd),
         "epochs_run": epochs,
         "train_steps": epochs * steps_per_epoch,
         "fit_time_s": round(fit_time, 1),
-        "test": force_energy_errors(pred["energy"], pred["forces"], energy, forces),
+        "test": test,
         "n_parameters": int(pred["n_parameters"]),
         "md_seconds_per_call": float(pred["seconds_per_frame"]),
     }

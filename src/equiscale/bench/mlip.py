@@ -13,18 +13,39 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["write_splits", "force_energy_errors"]
+__all__ = ["write_splits", "write_protein_splits", "force_energy_errors"]
+
+
+def _write_xyz(
+    path: Path, frames: list[tuple[np.ndarray, np.ndarray, float, np.ndarray]], cell=None, pbc=None
+) -> None:
+    """One extxyz file of ``(z [n], pos [n, 3], energy, forces [n, 3])`` frames, keys ``REF_energy``
+    and ``REF_forces``, written atomically."""
+    from ase import Atoms
+    from ase.io import write
+
+    from equiscale.provenance import atomic_open
+
+    images = []
+    for k, (z, pos, energy, forces) in enumerate(frames):
+        atoms = Atoms(
+            numbers=z,
+            positions=pos,
+            cell=None if cell is None else cell[k],
+            pbc=False if pbc is None else pbc[k],
+        )
+        atoms.info["REF_energy"] = float(energy)
+        atoms.arrays["REF_forces"] = np.asarray(forces, dtype=np.float64)
+        images.append(atoms)
+    with atomic_open(path, "w") as fh:
+        write(fh, images, format="extxyz")
 
 
 def write_splits(data: str, out_dir: str, n_train: int, n_val: int, n_test: int, seed: int) -> dict[str, str]:
     """Write ``train.xyz``, ``valid.xyz``, ``test.xyz`` (ASE extxyz, keys ``REF_energy`` and
     ``REF_forces``) holding exactly the frames of ``md_task(data, n_train, n_val, n_test, seed)``."""
-    from ase import Atoms
-    from ase.io import write
-
     from equiscale.data.consistency import check_frames
     from equiscale.data.extxyz import read_extxyz
-    from equiscale.provenance import atomic_open
     from equiscale.train.tasks.molecules import split_indices
 
     frames = read_extxyz(data)
@@ -35,18 +56,46 @@ def write_splits(data: str, out_dir: str, n_train: int, n_val: int, n_test: int,
     for name, idx in zip(
         ("train", "valid", "test"), split_indices(len(frames), n_train, n_val, n_test, seed)
     ):
-        images = []
-        for k in idx:
-            f = frames[int(k)]
-            atoms = Atoms(numbers=f.z, positions=f.pos, cell=f.cell, pbc=f.pbc)
-            atoms.info["REF_energy"] = float(f.energy)
-            atoms.arrays["REF_forces"] = np.asarray(f.forces, dtype=np.float64)
-            images.append(atoms)
+        chosen = [frames[int(k)] for k in idx]
         path = out / f"{name}.xyz"
-        with atomic_open(path, "w") as fh:
-            write(fh, images, format="extxyz")
+        _write_xyz(
+            path,
+            [(f.z, f.pos, f.energy, f.forces) for f in chosen],
+            cell=[f.cell for f in chosen],
+            pbc=[f.pbc for f in chosen],
+        )
         paths[name] = str(path)
     return paths
+
+
+def write_protein_splits(
+    data: str, out_dir: str, n_train: int, n_val: int, n_test: int, gap: int
+) -> tuple[dict[str, str], dict[str, np.ndarray]]:
+    """Write the contiguous time blocks of ``protein_task(data, n_train, n_val, n_test, gap)`` as
+    ``train/valid/test.xyz`` (as :func:`write_splits`); return the paths and the test block's
+    ``energy [T]``, ``forces`` and ``forces_long [T * n, 3]`` for scoring. The file is checked as
+    the task checks it."""
+    from equiscale.data.cache import load_npz
+    from equiscale.data.protein import REQUIRED, ProteinFrames, check_protein_arrays, time_block_splits
+
+    arrays = load_npz(data, required=REQUIRED)
+    check_protein_arrays(arrays, system=str(data), split_tol=1e-6)
+    frames = ProteinFrames.from_arrays(arrays)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    blocks = time_block_splits(len(frames), n_train, n_val, n_test, gap)
+    for name, idx in zip(("train", "valid", "test"), blocks):
+        path = out / f"{name}.xyz"
+        _write_xyz(path, [(frames.z, frames.pos[k], frames.energy[k], frames.forces[k]) for k in idx])
+        paths[name] = str(path)
+    test = blocks[2]
+    reference = {
+        "energy": frames.energy[test],
+        "forces": frames.forces[test].reshape(-1, 3),
+        "forces_long": frames.forces_long[test].reshape(-1, 3),
+    }
+    return paths, reference
 
 
 def force_energy_errors(

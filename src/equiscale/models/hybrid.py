@@ -33,6 +33,10 @@ are then pseudovectors). The Hyena blocks are sequence operators: the model is n
 under a permutation of the atoms, only under a consistent relabelling of the topology order
 (``batch`` must list each structure's atoms contiguously, in that order).
 
+``blocks="global"`` drops the E2Former blocks (x^0 goes straight to the Hyena blocks, which then see
+the atoms only through their embeddings and centred positions): SE(3)-Hyena alone as an energy
+model, the "global only" peer of the hybrid at the same width and depth.
+
 ``forward(batch)`` takes ``pos [n_atoms, 3]``, ``z [n_atoms]``, ``batch [n_atoms]`` (structure
 index, sorted; optional for one structure) and returns ``{"energy": [B], "forces": [n_atoms, 3]}``,
 the batch layout of :class:`~equiscale.models.e2former.E2Former`.
@@ -51,6 +55,7 @@ __all__ = ["HybridNet", "coulomb_energy"]
 
 PARITIES = {"e3": ("even", "e3"), "se3": ("even", "se3")}  # parity -> (E2Former, Hyena)
 LONG_RANGE = ("none", "coulomb")
+BLOCKS = ("hybrid", "global")
 COULOMB_EV_A = 14.399645478425668  # e^2 / (4 pi eps_0) in eV A
 
 
@@ -87,6 +92,7 @@ class HybridNet(nn.Module):
         heads, num_radial, cutoff, ffn_multiplier, centring: of the E2Former blocks (cutoff r_c, A).
         filter_hidden, mlp_ratio, length_norm: of the SE(3)-Hyena blocks (non-causal).
         long_range: "none", or "coulomb" for the learned-charge Coulomb term (module docstring).
+        blocks: "hybrid" (local and global blocks) or "global" (SE(3)-Hyena blocks only).
         coulomb_sigma: width (A) of the Gaussian charges of that term.
         parity: "e3" (E(3)-equivariant) or "se3" (no reflections).
         compute_forces: return forces = -dE/dpos.
@@ -111,6 +117,7 @@ class HybridNet(nn.Module):
         parity: str = "e3",
         long_range: str = "none",
         coulomb_sigma: float = 1.0,
+        blocks: str = "hybrid",
         compute_forces: bool = True,
         energy_scale: float = 1.0,
         energy_shift: float = 0.0,
@@ -137,6 +144,9 @@ class HybridNet(nn.Module):
             raise ValueError(f"long_range must be one of {LONG_RANGE}, got {long_range!r}")
         if not (isinstance(coulomb_sigma, (int, float)) and coulomb_sigma > 0):
             raise ValueError(f"coulomb_sigma must be a number > 0, got {coulomb_sigma!r}")
+        if blocks not in BLOCKS:
+            raise ValueError(f"blocks must be one of {BLOCKS}, got {blocks!r}")
+        self.blocks, self.num_layers = blocks, num_layers
         self.long_range, self.coulomb_sigma = long_range, float(coulomb_sigma)
         local_parity, global_parity = PARITIES[parity]
         self.lmax, self.channels, self.cutoff = lmax, channels, float(cutoff)
@@ -154,7 +164,7 @@ class HybridNet(nn.Module):
                 parity=local_parity,
                 centring=centring,
             )
-            for _ in range(num_layers)
+            for _ in range(num_layers if blocks == "hybrid" else 0)
         )
         self.glob = nn.ModuleList(
             SE3HyenaBlock(
@@ -203,11 +213,13 @@ class HybridNet(nn.Module):
         with torch.enable_grad():
             if self.compute_forces and not pos.requires_grad:
                 pos = pos.detach().requires_grad_(True)
-            edge_index, shifts = atoms_graph(batch, pos, self.cutoff)
+            if self.blocks == "hybrid":
+                edge_index, shifts = atoms_graph(batch, pos, self.cutoff)
             x = self.embed(z)[:, None, :]  # [N, 1, C]
             x = torch.cat([x, x.new_zeros(n, (self.lmax + 1) ** 2 - 1, self.channels)], dim=1)
-            for t, block in enumerate(self.local):
-                x = block(x, pos, edge_index, batch=idx, shifts=shifts)
+            for t in range(self.num_layers):
+                if self.blocks == "hybrid":
+                    x = self.local[t](x, pos, edge_index, batch=idx, shifts=shifts)
                 x = self._global(t, x, pos, counts)
             x = self.norm(x)
             e_atom = self.head(x[:, 0]).squeeze(-1) * self.energy_scale + self.energy_shift
