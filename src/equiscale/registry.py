@@ -24,6 +24,7 @@ MODELS: dict[str, str] = {
     "gnn": "equiscale.models.baselines:GNNBaseline",
     "e2former": "equiscale.models.e2former:E2Former",
     "hybrid": "equiscale.models.hybrid:HybridNet",
+    "hybrid_dynamics": "equiscale.models.hybrid:HybridDynamics",
     "se3hyena": "equiscale.models.se3_hyena:SE3HyenaNet",
     "hyena": "equiscale.models.se3_hyena:HyenaNet",
     "eq_transformer": "equiscale.models.equivariant_transformer:EquivariantTransformer",

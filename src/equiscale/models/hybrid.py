@@ -51,7 +51,7 @@ from equiscale.models.atoms_batch import atoms_graph, check_atoms_batch, structu
 from equiscale.nn.e2former import E2FormerBlock, EquivariantRMSNorm
 from equiscale.nn.hyena import SE3HyenaBlock
 
-__all__ = ["HybridNet", "coulomb_energy"]
+__all__ = ["HybridNet", "HybridDynamics", "coulomb_energy"]
 
 PARITIES = {"e3": ("even", "e3"), "se3": ("even", "se3")}  # parity -> (E2Former, Hyena)
 LONG_RANGE = ("none", "coulomb")
@@ -83,7 +83,105 @@ def coulomb_energy(q: Tensor, pos: Tensor, counts: list[int], sigma: float, bloc
     return torch.stack(out) if out else q.new_zeros(0)
 
 
-class HybridNet(nn.Module):
+def _int_at_least_1(**values: object) -> None:
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+
+
+class _LocalGlobalStack(nn.Module):
+    """The trunk shared by :class:`HybridNet` and :class:`HybridDynamics`: ``num_layers`` pairs of
+    (E2Former block within ``cutoff``, SE(3)-Hyena block over each structure's atoms in order);
+    ``blocks`` "hybrid" keeps both, "global" only the Hyena blocks, "local" only the E2Former
+    blocks. Attribute names (local, glob, pos_weight) are those of the state dicts."""
+
+    def __init__(
+        self,
+        channels: int,
+        lmax: int,
+        num_layers: int,
+        *,
+        heads: int,
+        num_radial: int,
+        cutoff: float,
+        ffn_multiplier: int,
+        centring: str,
+        filter_hidden: int,
+        mlp_ratio: int,
+        length_norm: bool,
+        parity: str,
+        blocks: str,
+        allowed_blocks: tuple[str, ...],
+    ) -> None:
+        super().__init__()
+        if isinstance(lmax, bool) or not isinstance(lmax, int) or lmax < 1:
+            raise ValueError(
+                f"lmax must be an int >= 1 (the Hyena blocks read the l = 1 features), got {lmax!r}"
+            )
+        _int_at_least_1(channels=channels, heads=heads, num_layers=num_layers, num_radial=num_radial)
+        if parity not in PARITIES:
+            raise ValueError(f"parity must be one of {sorted(PARITIES)}, got {parity!r}")
+        if not (isinstance(cutoff, (int, float)) and cutoff > 0):
+            raise ValueError(f"cutoff must be a number > 0, got {cutoff!r}")
+        if blocks not in allowed_blocks:
+            raise ValueError(f"blocks must be one of {allowed_blocks}, got {blocks!r}")
+        local_parity, global_parity = PARITIES[parity]
+        self.blocks, self.num_layers = blocks, num_layers
+        self.lmax, self.channels, self.cutoff, self.parity = lmax, channels, float(cutoff), parity
+        self.local = nn.ModuleList(
+            E2FormerBlock(
+                lmax,
+                channels,
+                heads=heads,
+                num_radial=num_radial,
+                cutoff=cutoff,
+                ffn_multiplier=ffn_multiplier,
+                parity=local_parity,
+                centring=centring,
+            )
+            for _ in range(num_layers if blocks != "global" else 0)
+        )
+        self.glob = nn.ModuleList(
+            SE3HyenaBlock(
+                channels,
+                channels,
+                mlp_ratio=mlp_ratio,
+                causal=False,
+                parity=global_parity,
+                filter_hidden=filter_hidden,
+                length_norm=length_norm,
+            )
+            for _ in range(num_layers if blocks != "local" else 0)
+        )
+        self.pos_weight = nn.Parameter(torch.zeros(num_layers, channels))
+        self.norm = EquivariantRMSNorm(lmax, channels)
+
+    def _global(self, t: int, x: Tensor, pos: Tensor, counts: list[int]) -> Tensor:
+        """Hyena block ``t`` over each structure's atoms: ``x [N, (L+1)^2, C] -> same``."""
+        outs = []
+        for xs, ps in zip(x.split(counts), pos.split(counts)):
+            centred = ps - ps.mean(0, keepdim=True)  # [n, 3]
+            s = xs[:, 0]  # [n, C]
+            v = xs[:, 1:4] + centred[:, :, None] * self.pos_weight[t]  # [n, 3, C]
+            s, v = self.glob[t](s[None], v[None])  # one sequence: [1, n, C], [1, n, 3, C]
+            outs.append(torch.cat([s[0, :, None], v[0], xs[:, 4:]], dim=1))
+        return torch.cat(outs) if outs else x
+
+    def trunk(
+        self, x: Tensor, pos: Tensor, batch: dict[str, Tensor], idx: Tensor, counts: list[int]
+    ) -> Tensor:
+        """``x [N, (L+1)^2, C] -> Norm(x^T)``, the same shape (``batch`` for the neighbour list)."""
+        if self.blocks != "global":
+            edge_index, shifts = atoms_graph(batch, pos, self.cutoff)
+        for t in range(self.num_layers):
+            if self.blocks != "global":
+                x = self.local[t](x, pos, edge_index, batch=idx, shifts=shifts)
+            if self.blocks != "local":
+                x = self._global(t, x, pos, counts)
+        return self.norm(x)
+
+
+class HybridNet(_LocalGlobalStack):
     """Energy (and force) model; see the module docstring.
 
     Args:
@@ -122,79 +220,35 @@ class HybridNet(nn.Module):
         energy_scale: float = 1.0,
         energy_shift: float = 0.0,
     ) -> None:
-        super().__init__()
-        if isinstance(lmax, bool) or not isinstance(lmax, int) or lmax < 1:
-            raise ValueError(
-                f"lmax must be an int >= 1 (the Hyena blocks read the l = 1 features), got {lmax!r}"
-            )
-        for name, value in (
-            ("num_elements", num_elements),
-            ("channels", channels),
-            ("heads", heads),
-            ("num_layers", num_layers),
-            ("num_radial", num_radial),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-        if parity not in PARITIES:
-            raise ValueError(f"parity must be one of {sorted(PARITIES)}, got {parity!r}")
-        if not (isinstance(cutoff, (int, float)) and cutoff > 0):
-            raise ValueError(f"cutoff must be a number > 0, got {cutoff!r}")
+        _int_at_least_1(num_elements=num_elements)
+        super().__init__(
+            channels,
+            lmax,
+            num_layers,
+            heads=heads,
+            num_radial=num_radial,
+            cutoff=cutoff,
+            ffn_multiplier=ffn_multiplier,
+            centring=centring,
+            filter_hidden=filter_hidden,
+            mlp_ratio=mlp_ratio,
+            length_norm=length_norm,
+            parity=parity,
+            blocks=blocks,
+            allowed_blocks=BLOCKS,
+        )
         if long_range not in LONG_RANGE:
             raise ValueError(f"long_range must be one of {LONG_RANGE}, got {long_range!r}")
         if not (isinstance(coulomb_sigma, (int, float)) and coulomb_sigma > 0):
             raise ValueError(f"coulomb_sigma must be a number > 0, got {coulomb_sigma!r}")
-        if blocks not in BLOCKS:
-            raise ValueError(f"blocks must be one of {BLOCKS}, got {blocks!r}")
-        self.blocks, self.num_layers = blocks, num_layers
         self.long_range, self.coulomb_sigma = long_range, float(coulomb_sigma)
-        local_parity, global_parity = PARITIES[parity]
-        self.lmax, self.channels, self.cutoff = lmax, channels, float(cutoff)
-        self.parity, self.compute_forces = parity, compute_forces
+        self.compute_forces = compute_forces
         self.energy_scale, self.energy_shift = float(energy_scale), float(energy_shift)
         self.embed = nn.Embedding(num_elements, channels)
-        self.local = nn.ModuleList(
-            E2FormerBlock(
-                lmax,
-                channels,
-                heads=heads,
-                num_radial=num_radial,
-                cutoff=cutoff,
-                ffn_multiplier=ffn_multiplier,
-                parity=local_parity,
-                centring=centring,
-            )
-            for _ in range(num_layers if blocks == "hybrid" else 0)
-        )
-        self.glob = nn.ModuleList(
-            SE3HyenaBlock(
-                channels,
-                channels,
-                mlp_ratio=mlp_ratio,
-                causal=False,
-                parity=global_parity,
-                filter_hidden=filter_hidden,
-                length_norm=length_norm,
-            )
-            for _ in range(num_layers)
-        )
-        self.pos_weight = nn.Parameter(torch.zeros(num_layers, channels))
-        self.norm = EquivariantRMSNorm(lmax, channels)
         self.head = nn.Sequential(nn.Linear(channels, channels), nn.SiLU(), nn.Linear(channels, 1))
         self.atom_ref = nn.Embedding(num_elements, 1)
         nn.init.zeros_(self.atom_ref.weight)
         self.charge_head = nn.Linear(channels, 1) if long_range == "coulomb" else None
-
-    def _global(self, t: int, x: Tensor, pos: Tensor, counts: list[int]) -> Tensor:
-        """Hyena block ``t`` over each structure's atoms: ``x [N, (L+1)^2, C] -> same``."""
-        outs = []
-        for xs, ps in zip(x.split(counts), pos.split(counts)):
-            centred = ps - ps.mean(0, keepdim=True)  # [n, 3]
-            s = xs[:, 0]  # [n, C]
-            v = xs[:, 1:4] + centred[:, :, None] * self.pos_weight[t]  # [n, 3, C]
-            s, v = self.glob[t](s[None], v[None])  # one sequence: [1, n, C], [1, n, 3, C]
-            outs.append(torch.cat([s[0, :, None], v[0], xs[:, 4:]], dim=1))
-        return torch.cat(outs) if outs else x
 
     def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         pos, z = check_atoms_batch(batch, self.embed)
@@ -213,15 +267,9 @@ class HybridNet(nn.Module):
         with torch.enable_grad():
             if self.compute_forces and not pos.requires_grad:
                 pos = pos.detach().requires_grad_(True)
-            if self.blocks == "hybrid":
-                edge_index, shifts = atoms_graph(batch, pos, self.cutoff)
             x = self.embed(z)[:, None, :]  # [N, 1, C]
             x = torch.cat([x, x.new_zeros(n, (self.lmax + 1) ** 2 - 1, self.channels)], dim=1)
-            for t in range(self.num_layers):
-                if self.blocks == "hybrid":
-                    x = self.local[t](x, pos, edge_index, batch=idx, shifts=shifts)
-                x = self._global(t, x, pos, counts)
-            x = self.norm(x)
+            x = self.trunk(x, pos, batch, idx, counts)
             e_atom = self.head(x[:, 0]).squeeze(-1) * self.energy_scale + self.energy_shift
             e_atom = e_atom + self.atom_ref(z).squeeze(-1)
             extra = None
@@ -242,3 +290,78 @@ class HybridNet(nn.Module):
             if extra is not None:
                 out["charges"] = q
             return out
+
+
+class HybridDynamics(_LocalGlobalStack):
+    """Positions ``horizon`` frames ahead from the n-body layout of
+    :func:`~equiscale.train.tasks.protein.protein_dynamics_task`: ``loc, vel [B, N, 3]``,
+    ``charges [B, N]`` (atoms in topology order) -> ``[B, N, 3]``::
+
+        x^0_i = [Lin(q_i), vel_i w, 0, ...]                       [N, (L+1)^2, C]
+        x^T   = trunk(x^0)                                         (as HybridNet)
+        pred_i = loc_i + sum_c x^T_i,l=1,c  a_c                   (a = 0 at initialisation: copy)
+
+    ``blocks``: "hybrid", "global" or "local" (E2Former blocks only: the local peer). Symmetry as
+    :class:`HybridNet` (vel is a polar vector; the prediction moves with translations of loc).
+    """
+
+    def __init__(
+        self,
+        channels: int = 32,
+        lmax: int = 1,
+        num_layers: int = 2,
+        *,
+        heads: int = 4,
+        num_radial: int = 16,
+        cutoff: float = 5.0,
+        ffn_multiplier: int = 2,
+        centring: str = "target",
+        filter_hidden: int = 32,
+        mlp_ratio: int = 2,
+        length_norm: bool = True,
+        parity: str = "e3",
+        blocks: str = "hybrid",
+    ) -> None:
+        super().__init__(
+            channels,
+            lmax,
+            num_layers,
+            heads=heads,
+            num_radial=num_radial,
+            cutoff=cutoff,
+            ffn_multiplier=ffn_multiplier,
+            centring=centring,
+            filter_hidden=filter_hidden,
+            mlp_ratio=mlp_ratio,
+            length_norm=length_norm,
+            parity=parity,
+            blocks=blocks,
+            allowed_blocks=(*BLOCKS, "local"),
+        )
+        self.embed_q = nn.Linear(1, channels)
+        self.vel_weight = nn.Parameter(torch.full((channels,), 0.1))
+        self.out = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, batch: dict[str, Tensor]) -> Tensor:
+        missing = [k for k in ("loc", "vel", "charges") if k not in batch]
+        if missing:
+            raise ValueError(f"batch must hold loc, vel and charges; missing {missing}")
+        loc, vel, q = batch["loc"], batch["vel"], batch["charges"]
+        if loc.dim() != 3 or loc.shape[-1] != 3 or vel.shape != loc.shape or q.shape != loc.shape[:2]:
+            raise ValueError(
+                f"loc and vel must be [B, N, 3] and charges [B, N], got {tuple(loc.shape)}, "
+                f"{tuple(vel.shape)}, {tuple(q.shape)}"
+            )
+        b, n = loc.shape[:2]
+        pos = loc.reshape(b * n, 3)
+        idx = torch.arange(b, device=loc.device).repeat_interleave(n)
+        x = torch.cat(
+            [
+                self.embed_q(q.reshape(b * n, 1))[:, None],  # [BN, 1, C]
+                vel.reshape(b * n, 3, 1) * self.vel_weight,  # [BN, 3, C]
+                loc.new_zeros(b * n, (self.lmax + 1) ** 2 - 4, self.channels),
+            ],
+            dim=1,
+        )
+        x = self.trunk(x, pos, {"pos": pos, "batch": idx}, idx, [n] * b)
+        return loc + (x[:, 1:4] @ self.out).reshape(b, n, 3)
