@@ -140,7 +140,18 @@ def test_shipped_protein_configs_load_and_match():
     assert cfgs["hybrid"].data_args == cfgs["e2former"].data_args  # same data and split
     shared = ("channels", "lmax", "num_layers", "heads", "num_radial", "cutoff")
     assert all(cfgs["hybrid"].model_args[k] == cfgs["e2former"].model_args[k] for k in shared)
-    cfgs["dynamics"] = load_config(root / "hyena_protein_dynamics.yaml")
+    cfgs["egnn"] = load_config(root / "egnn_protein.yaml")
+    assert cfgs["egnn"].data_args == cfgs["hybrid"].data_args
+    # equal budgets: every forces peer stops at the same CPU time, with the same schedule
+    budget = {(c.max_cpu_time, c.scheduler, c.ema_decay) for c in cfgs.values()}
+    assert len(budget) == 1 and next(iter(budget))[0] is not None
+    dyn = {
+        n: load_config(root / f"{n}_protein_dynamics.yaml")
+        for n in ("hyena", "hybrid", "transformer", "egnn")
+    }
+    assert len({(c.max_cpu_time, repr(c.data_args)) for c in dyn.values()}) == 1
+    assert dyn["hybrid"].model_args["channels"] == cfgs["hybrid"].model_args["channels"]
+    cfgs.update(dyn)
     for cfg in cfgs.values():
         registry.load(registry.MODELS, cfg.model, "model")(**cfg.model_args)
 
@@ -210,3 +221,31 @@ def test_mace_split_files_are_the_task_blocks(frames_path, tmp_path):
     long = torch.cat([item["forces_long"] for item in task.test.items]).double().numpy()
     assert np.allclose(ref["forces_long"], long, atol=1e-6)
     assert np.allclose(ref["energy"], [float(i["energy"]) for i in task.test.items], atol=1e-3)
+
+
+def test_cpu_time_budget_stops_the_run_cleanly(frames_path, tmp_path):
+    """max_cpu_time stops training after the step that reaches the budget, before max_epochs; the run
+    still validates, checkpoints and tests, and records its CPU seconds."""
+    out = tmp_path / "run"
+    argv = ["train", "--config", str(CONFIG), "--set", f"data_args.path={frames_path}", "--out", str(out)]
+    assert main([*argv, "--set", "max_epochs=100000", "--max-cpu-time", "00:00:02"]) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["config"]["max_cpu_time"] == "00:00:02"
+    assert 2.0 <= res["fit_cpu_s"] and res["epochs_run"] < 100000
+    assert res["train_steps"] >= 1 and np.isfinite(res["test"]["forces_mae"])
+    assert (out / "checkpoints" / "best.ckpt").is_file()
+
+
+def test_hybrid_dynamics_through_the_cli(frames_path, tmp_path):
+    """The hybrid (and its local-only peer) on the dynamics task: trains, beats nothing in 2 steps
+    but records a finite MSE and the float64 equivariance check (no permutation invariance: a
+    sequence model)."""
+    out = tmp_path / "run"
+    config = Path(__file__).parent / "data" / "tiny_protein_dynamics.yaml"
+    small = "{channels: 4, lmax: 1, num_layers: 1, heads: 2, num_radial: 4, cutoff: 4.0, filter_hidden: 4}"
+    argv = ["train", "--config", str(config), "--set", f"data_args.path={frames_path}", "--out", str(out)]
+    assert main([*argv, "--model", "hybrid_dynamics", "--set", f"model_args={small}"]) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert np.isfinite(res["test"]["mse"])
+    eq = res["equivariance"]
+    assert max(eq["rotation"], eq["reflection"], eq["translation"]) < 1e-9

@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--model", help=f"model name: {', '.join(sorted(registry.MODELS))}")
     t.add_argument("--epochs", type=int, dest="max_epochs", help="number of epochs (max_epochs)")
     t.add_argument("--max-time", dest="max_time", help="wall-clock budget HH:MM:SS; stops cleanly")
+    t.add_argument(
+        "--max-cpu-time", dest="max_cpu_time", help="CPU-time budget HH:MM:SS of the process; stops cleanly"
+    )
     t.add_argument("--lr", type=float, help="learning rate")
     t.add_argument("--batch-size", type=int, dest="batch_size", help="training batch size")
     t.add_argument("--seed", type=int, help="random seed (weights, data order)")
@@ -190,6 +193,11 @@ def _early_stop_note(results: dict[str, Any]) -> str | None:
     done, planned = results.get("epochs_run"), config.get("max_epochs")
     if not isinstance(done, int) or not isinstance(planned, int) or done >= planned:
         return None
+    if config.get("max_cpu_time"):
+        return (
+            f"  WARNING: stopped by its CPU-time budget max_cpu_time ({config['max_cpu_time']}) after "
+            f"{done} of {planned} epochs (a budgeted run: the metrics are those of the budget)"
+        )
     limit = config.get("max_time")
     return (
         f"  WARNING: stopped early {f'by max_time ({limit}) ' if limit else ''}after {done} of "
@@ -214,6 +222,7 @@ def _run(argv: list[str]) -> int:
                 "model",
                 "max_epochs",
                 "max_time",
+                "max_cpu_time",
                 "lr",
                 "batch_size",
                 "seed",

@@ -49,6 +49,7 @@ BENCHES: dict[str, str] = {
     "context-parallel": "equiscale.bench.context_parallel",
     "mace": "equiscale.bench.mace",
     "mlip": "equiscale.bench.mlip_table",
+    "protein-table": "equiscale.bench.protein_table",
     "md-speed": "equiscale.bench.md_speed",
     "symmetry": "equiscale.bench.symmetry",
 }

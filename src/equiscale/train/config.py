@@ -34,6 +34,10 @@ class TrainConfig:
         scheduler: ``none``, ``cosine`` (to 0 over max_epochs) or ``plateau`` (halve on stalled val).
         batch_size, eval_batch_size: samples per step in training / evaluation.
         max_epochs: epochs; max_time: optional wall-clock budget ``"HH:MM:SS"`` (stops cleanly).
+        max_cpu_time: optional budget ``"HH:MM:SS"`` of the training process's CPU time
+            (``time.process_time``, validation included; stops cleanly after the step that
+            reaches it): with one thread, the time one free core would take, so runs that share a
+            busy machine still get equal compute.
         grad_clip: gradient-norm clip (0: off).
         seed: seeds torch, numpy, random and the data order.
         out_dir: run folder (checkpoints/, logs, results.json, plots).
@@ -74,6 +78,7 @@ class TrainConfig:
     eval_batch_size: int = 500
     max_epochs: int = 100
     max_time: str | None = None
+    max_cpu_time: str | None = None
     grad_clip: float = 0.0
     seed: int = 0
     out_dir: str = "runs/default"
@@ -183,14 +188,15 @@ class TrainConfig:
                 )
         if self.init_from is not None and (not isinstance(self.init_from, str) or not self.init_from):
             raise ValueError(f"config field 'init_from' must be a checkpoint path, got {self.init_from!r}")
-        if self.max_time is not None:
-            parts = self.max_time.split(":") if isinstance(self.max_time, str) else []
+        for name in ("max_time", "max_cpu_time"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            parts = value.split(":") if isinstance(value, str) else []
             if len(parts) != 3 or not all(p.isdigit() for p in parts):
-                raise ValueError(f"config field 'max_time' must be 'HH:MM:SS', got {self.max_time!r}")
+                raise ValueError(f"config field {name!r} must be 'HH:MM:SS', got {value!r}")
             if int(parts[0]) * 3600 + int(parts[1]) * 60 + int(parts[2]) <= 0:
-                raise ValueError(
-                    f"config field 'max_time' must be longer than 00:00:00, got {self.max_time!r}"
-                )
+                raise ValueError(f"config field {name!r} must be longer than 00:00:00, got {value!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

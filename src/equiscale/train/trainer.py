@@ -111,6 +111,28 @@ def _max_time(text: str | None) -> dict[str, int] | None:
     return {"hours": h, "minutes": m, "seconds": s}
 
 
+class CpuTimeBudget(L.Callback):
+    """Stop training (cleanly, as Lightning's wall-clock ``max_time`` does) after the first step at
+    which the process has used ``seconds`` of CPU time (``time.process_time``) since training
+    started; ``used`` holds the CPU seconds of the fit."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds, self.start, self.used = float(seconds), 0.0, 0.0
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.start = time.process_time()
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        self.used = time.process_time() - self.start
+        if self.used >= self.seconds:
+            trainer.should_stop = True
+
+
+def _seconds(text: str) -> int:
+    h, m, s = (int(x) for x in text.split(":"))
+    return 3600 * h + 60 * m + s
+
+
 def _trainer(cfg: TrainConfig, out: Path, callbacks: list, loggers: list | bool) -> L.Trainer:
     strategy: Any = cfg.strategy
     if (
@@ -220,12 +242,14 @@ def fit(cfg: TrainConfig, resume: bool | str = False) -> dict[str, Any]:
         from lightning.pytorch.callbacks import EMAWeightAveraging
 
         callbacks.append(EMAWeightAveraging(decay=cfg.ema_decay))
+    if cfg.max_cpu_time is not None:
+        callbacks.append(CpuTimeBudget(_seconds(cfg.max_cpu_time)))
     trainer = _trainer(cfg, out, callbacks, loggers)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
-        fit_started = time.time()
+        fit_started, fit_cpu_started = time.time(), time.process_time()
         trainer.fit(module, train_dl, val_dl, ckpt_path=ckpt_path)
-        fit_time = time.time() - fit_started
+        fit_time, fit_cpu = time.time() - fit_started, time.process_time() - fit_cpu_started
         best = best_cb.best_model_path or str(ckpt_dir / "last.ckpt")
         # the checkpoint's state_dict holds the averaged weights; without the callback, loading it
         # for the test keeps them (the callback would restore the raw weights it also stores)
@@ -239,6 +263,7 @@ def fit(cfg: TrainConfig, resume: bool | str = False) -> dict[str, Any]:
         "epochs_run": trainer.current_epoch,
         "train_steps": trainer.global_step,
         "fit_time_s": round(fit_time, 1),
+        "fit_cpu_s": round(fit_cpu, 1),
         "best_checkpoint": portable_path(best),
         "best_val": float(best_cb.best_model_score) if best_cb.best_model_score is not None else None,
         "test": {k.removeprefix("test/"): float(v) for k, v in test_metrics[0].items()},
