@@ -13,7 +13,12 @@ own virtual environment (``make peers`` makes ``.venv-peers``). This command
 3. predicts the test frames with MACE's ASE calculator (``tools/peers/mace_predict.py``) and writes
    ``results.json`` in the layout of our trainer's: ``test.forces_mae`` etc. by
    :func:`equiscale.bench.mlip.force_energy_errors`, ``n_parameters``, ``epochs_run``,
-   ``train_steps``, ``fit_time_s`` (MACE's training loop, from its log) and ``wall_time_s``.
+   ``train_steps``, ``fit_time_s`` (MACE's training loop, wall-clock from its log),
+   ``mace_run_train_cpu_s`` (CPU time of the whole ``mace_run_train`` process: data loading,
+   training, validation and its final evaluation on every split) and ``wall_time_s``.
+
+``--task protein`` uses the contiguous time blocks of the ``protein`` task instead (``--gap``) and
+also scores ``forces_long_mae``, the error along the long-range part of the force.
 """
 
 from __future__ import annotations
@@ -176,8 +181,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
     cmd = mace_train_command(args, files, work)
     log = out / "mace_train.log"
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with open(log, "w") as fh:
         proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, check=False)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    train_cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     if proc.returncode != 0:
         raise RuntimeError(f"mace_run_train failed (exit {proc.returncode}); see {log}")
     mace_logs = sorted((work / "logs").glob("*.log"))
@@ -231,6 +241,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "epochs_run": epochs,
         "train_steps": epochs * steps_per_epoch,
         "fit_time_s": round(fit_time, 1),
+        "mace_run_train_cpu_s": round(train_cpu, 1),
         "test": test,
         "n_parameters": int(pred["n_parameters"]),
         "md_seconds_per_call": float(pred["seconds_per_frame"]),
