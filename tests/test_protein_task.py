@@ -249,3 +249,20 @@ def test_hybrid_dynamics_through_the_cli(frames_path, tmp_path):
     assert np.isfinite(res["test"]["mse"])
     eq = res["equivariance"]
     assert max(eq["rotation"], eq["reflection"], eq["translation"]) < 1e-9
+
+
+def test_long_range_target(frames_path):
+    """target="long": the samples hold E^long and F^long; zero forces then score mean |F^long|."""
+    from equiscale.data.cache import load_npz
+
+    arrays = load_npz(frames_path)
+    task = protein_task(str(frames_path), n_train=4, n_val=2, n_test=2, target="long", atom_refs=False)
+    for item, k in zip(task.test.items, (6, 7)):
+        assert torch.allclose(item["forces"].double(), torch.from_numpy(arrays["forces_long"][k]), atol=1e-6)
+        assert torch.equal(item["forces"], item["forces_long"])
+        assert float(item["energy"]) == pytest.approx(arrays["energy_long"][k], rel=1e-6)
+    base = task.baselines()
+    mean_long = np.abs(arrays["forces_long"][6:8]).mean()
+    assert base["mean energy, zero forces (forces_mae)"] == pytest.approx(mean_long, rel=1e-5)
+    with pytest.raises(ValueError, match="target"):
+        protein_task(str(frames_path), n_train=4, n_val=2, n_test=2, target="short")

@@ -13,6 +13,10 @@ measure interpolation between almost identical frames.
 Loss: ``energy_weight * MSE(E) + force_weight * MSE(F)`` (eV, eV/A), energies relative to a
 per-element reference fitted on the training split (as the ``md`` task).
 
+``target="long"`` trains on the long-range part alone (E^long, F^long: the pair terms beyond r_c)
+instead of the total: a direct measurement of whether a model can represent the forces a local
+model cannot see (its ``forces_mae`` is then the error on F^long itself).
+
 Metrics (per batch, means over atoms): ``energy_mae``, ``forces_mae`` (monitored), ``forces_rmse``
 over all components, and on the long-range part, with e_i = F_i^pred - F_i and
 u_i = F_i^long / |F_i^long| (u_i = 0 where F_i^long = 0):
@@ -99,8 +103,10 @@ def protein_task(
     force_weight: float = 100.0,
     atom_refs: bool = True,
     split_tol: float = 1e-6,
+    target: str = "total",
 ) -> TaskData:
-    """Frames from an ``.npz`` written by ``equiscale data protein``; contiguous time-block split.
+    """Frames from an ``.npz`` written by ``equiscale data protein``; contiguous time-block split;
+    ``target`` "total" (E, F) or "long" (E^long, F^long: module docstring).
 
     The file's checksum is verified and its frames pass
     :func:`equiscale.data.protein.check_protein_arrays` (finite, eV/A, zero net force of the total
@@ -116,20 +122,23 @@ def protein_task(
             or not (np.isfinite(value) and value >= 0)
         ):
             raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    if target not in ("total", "long"):
+        raise ValueError(f"target must be 'total' or 'long', got {target!r}")
     if not Path(path).is_file():
         raise FileNotFoundError(f"protein data not found at {path}; make it with `equiscale data protein`")
     arrays = load_npz(path, required=REQUIRED)
     data = ProteinFrames.from_arrays(arrays)
     check_protein_arrays(arrays, system=str(path), split_tol=split_tol)
     splits = time_block_splits(len(data), n_train, n_val, n_test, gap)
+    energy, forces = (data.energy, data.forces) if target == "total" else (data.energy_long, data.forces_long)
 
     def structures(idx: np.ndarray) -> list[dict[str, np.ndarray]]:
         return [
             {
                 "z": data.z,
                 "pos": data.pos[k],
-                "energy": float(data.energy[k]),
-                "forces": data.forces[k],
+                "energy": float(energy[k]),
+                "forces": forces[k],
                 "forces_long": data.forces_long[k],
             }
             for k in idx
@@ -173,7 +182,8 @@ def protein_task(
         metrics=_metrics,
         monitor="forces_mae",
         batch_size_of=lambda b: int(b["energy"].shape[0]),
-        describe=f"protein frames from {path} ({data.n_atoms} atoms, r_c {data.cutoff:g} A): "
+        describe=f"protein frames from {path} ({data.n_atoms} atoms, r_c {data.cutoff:g} A, target "
+        f"{'E, F' if target == 'total' else 'E^long, F^long'}): "
         f"{n_train}/{n_val}/{n_test} train/val/test frames in contiguous time blocks (gap {gap})",
         baselines=baselines,
         plot=_learning_curve("forces_mae"),
