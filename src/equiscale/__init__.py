@@ -46,6 +46,7 @@ _EXPORTS: dict[str, str] = {
     "Canonicalize": "equiscale.models.canonicalize",
     "EGNN": "equiscale.models.egnn",
     "GauntNet": "equiscale.models.gaunt_net",
+    "HybridNet": "equiscale.models.hybrid",
 }
 
 __all__ = [
@@ -74,6 +75,7 @@ __all__ = [
     "Canonicalize",
     "EGNN",
     "GauntNet",
+    "HybridNet",
 ]
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; the same names, imported eagerly
@@ -83,6 +85,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; the same names, imported e
     from equiscale.models.equivariant_transformer import EquivariantTransformer
     from equiscale.models.frame_averaging import FrameAveraging
     from equiscale.models.gaunt_net import GauntNet
+    from equiscale.models.hybrid import HybridNet
     from equiscale.models.se3_hyena import HyenaNet, SE3HyenaNet
     from equiscale.nn.attention import EquivariantAttention
     from equiscale.nn.gaunt import GauntConv, GauntManyBody, GauntSelfMix
