@@ -44,6 +44,8 @@ the batch layout of :class:`~equiscale.models.e2former.E2Former`.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 
@@ -75,9 +77,15 @@ def coulomb_energy(q: Tensor, pos: Tensor, counts: list[int], sigma: float, bloc
             d = ps[start:stop, None, :] - ps[None, :, :]  # [b, n, 3]
             rows, cols = torch.arange(start, stop, device=ps.device), torch.arange(n, device=ps.device)
             self_pair = rows[:, None] == cols  # [b, n]
-            r2 = torch.where(self_pair, torch.ones_like(d[..., 0]), (d * d).sum(-1))  # [b, n], 1 on i == j
-            r = r2.sqrt()
-            kernel = torch.where(self_pair, torch.zeros_like(r), torch.erf(r * scale) / r)
+            r2 = (d * d).sum(-1)  # [b, n]
+            # erf(s r) / r -> 2 s / sqrt(pi) (1 - s^2 r^2 / 3) as r -> 0 (atoms on top of each other
+            # have a finite energy and zero force): the series below x = s r = 1e-3 (error ~x^4 / 10),
+            # with r2 kept away from 0 in the other branch so that no gradient is NaN
+            small = r2 * scale**2 < 1e-6
+            r = torch.where(small, torch.ones_like(r2), r2).sqrt()
+            series = (2.0 * scale / math.sqrt(math.pi)) * (1.0 - scale**2 * r2 / 3.0)
+            kernel = torch.where(small, series, torch.erf(r * scale) / r)
+            kernel = torch.where(self_pair, torch.zeros_like(kernel), kernel)
             e = e + 0.5 * (qs[start:stop, None] * qs[None, :] * kernel).sum()  # each pair met twice
         out.append(COULOMB_EV_A * e)
     return torch.stack(out) if out else q.new_zeros(0)
