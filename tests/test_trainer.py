@@ -216,6 +216,28 @@ def test_ddp_on_two_cpu_processes(tmp_path):
     assert "world_size=2" in done.stderr or "Initializing distributed: GLOBAL_RANK: 1" in done.stderr
 
 
+@pytest.mark.slow
+def test_cpu_time_budget_stops_every_ddp_rank(tmp_path):
+    """max_cpu_time under DDP: the ranks' CPU clocks differ, so they must decide together; a rank
+    that stopped alone would leave the other waiting in the next all-reduce (the run would hang
+    until the timeout). The run ends, validated and tested, long before max_epochs."""
+    out = tmp_path / "ddp_budget"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = _train_cmd(out, "max_epochs=100000", "max_cpu_time=00:00:03") + [
+        "--devices",
+        "2",
+        "--strategy",
+        "ddp",
+        "--accelerator",
+        "cpu",
+    ]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = json.loads((out / "results.json").read_text())
+    assert 1 <= results["epochs_run"] < 100000 and results["fit_cpu_s"] >= 3.0
+    assert results["test"]["mse"] > 0
+
+
 def test_ema_weights_are_validated_saved_and_tested(tmp_path):
     """With ``ema_decay`` the checkpoint's state_dict is the exponential moving average (not the raw
     weights, which Lightning keeps beside it), and the reported test metrics are those of the

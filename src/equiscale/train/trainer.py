@@ -114,7 +114,7 @@ def _max_time(text: str | None) -> dict[str, int] | None:
 class CpuTimeBudget(L.Callback):
     """Stop training (cleanly, as Lightning's wall-clock ``max_time`` does) after the first step at
     which the process has used ``seconds`` of CPU time (``time.process_time``) since training
-    started; ``used`` holds the CPU seconds of the fit."""
+    started (under DDP, when any rank has); ``used`` holds the CPU seconds of the fit."""
 
     def __init__(self, seconds: float) -> None:
         self.seconds, self.start, self.used = float(seconds), 0.0, 0.0
@@ -124,7 +124,9 @@ class CpuTimeBudget(L.Callback):
 
     def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
         self.used = time.process_time() - self.start
-        if self.used >= self.seconds:
+        # every rank decides together (as Lightning's Timer does): a rank that stopped alone would
+        # leave the others waiting in the next gradient all-reduce
+        if trainer.strategy.reduce_boolean_decision(self.used >= self.seconds, all=False):
             trainer.should_stop = True
 
 
