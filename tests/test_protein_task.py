@@ -266,3 +266,19 @@ def test_long_range_target(frames_path):
     assert base["mean energy, zero forces (forces_mae)"] == pytest.approx(mean_long, rel=1e-5)
     with pytest.raises(ValueError, match="target"):
         protein_task(str(frames_path), n_train=4, n_val=2, n_test=2, target="short")
+
+
+def test_loss_is_per_atom_energy_plus_forces(frames_path):
+    """loss = w_E mean((dE / n)^2) + w_F mean(dF^2): the energy term per atom, as MACE's weighted
+    loss (a total-energy MSE grows with n^2 and swamped the forces on 2,603 atoms)."""
+    task = protein_task(str(frames_path), n_train=4, n_val=2, n_test=2, energy_weight=2.0, force_weight=30.0)
+    batch = task.collate([task.train[i] for i in range(2)])
+    g = torch.Generator().manual_seed(0)
+    pred = {
+        "energy": batch["energy"] + torch.randn(2, generator=g),
+        "forces": batch["forces"] + 0.1 * torch.randn(batch["forces"].shape, generator=g),
+    }
+    de = (pred["energy"] - batch["energy"]) / 22.0
+    df = pred["forces"] - batch["forces"]
+    expected = 2.0 * (de**2).mean() + 30.0 * (df**2).mean()
+    assert task.loss(pred, batch).item() == pytest.approx(expected.item(), rel=1e-6)

@@ -10,8 +10,11 @@ Splits are contiguous time blocks (train, then validation, then test along the t
 frames dropped between blocks): neighbouring frames are correlated, so a random split would
 measure interpolation between almost identical frames.
 
-Loss: ``energy_weight * MSE(E) + force_weight * MSE(F)`` (eV, eV/A), energies relative to a
-per-element reference fitted on the training split (as the ``md`` task).
+Loss: ``energy_weight * MSE(E / n) + force_weight * MSE(F)`` (eV per atom, eV/A; MACE's weighted
+loss), energies relative to a per-element reference fitted on the training split (as the ``md``
+task). The energy term is per atom because a total-energy MSE grows with n^2: on 2,603 atoms it
+outweighed the force term ~3:1 at the start of training (13 eV energy errors) and the first
+epoch went into the energy offset while the forces stayed at the zero-force baseline.
 
 ``target="long"`` trains on the long-range part alone (E^long, F^long: the pair terms beyond r_c)
 instead of the total: a direct measurement of whether a model can represent the forces a local
@@ -155,7 +158,7 @@ def protein_task(
     train, val, test = datasets
 
     def loss(pred, batch: Batch) -> torch.Tensor:
-        e = ((_pred(pred, "energy") - batch["energy"]) ** 2).mean()
+        e = (((_pred(pred, "energy") - batch["energy"]) / batch["n_atoms"]) ** 2).mean()
         f = ((_pred(pred, "forces") - batch["forces"]) ** 2).mean()
         return energy_weight * e + force_weight * f
 
