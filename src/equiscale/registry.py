@@ -50,6 +50,7 @@ BENCHES: dict[str, str] = {
     "mlip": "equiscale.bench.mlip_table",
     "md-speed": "equiscale.bench.md_speed",
     "symmetry": "equiscale.bench.symmetry",
+    "protein-scale": "equiscale.bench.protein_scale",
 }
 
 DATASETS: dict[str, str] = {
