@@ -56,7 +56,7 @@ def test_bench_runs_and_records(tmp_path) -> None:
     record, saved = _run(tmp_path, "--no-plot")
     assert saved["benchmark"] == "protein-scale" and saved["command"] and saved["git_commit"]
     assert saved["memory_method"] == record["memory_method"]
-    models = ["hybrid", "e2former", "transformer"]
+    models = list(protein_scale.MODELS)
     assert {(r["model"], r["mode"], r["n"]) for r in saved["rows"]} == {
         (m, mode, n) for m in models for mode in protein_scale.MODES for n in (64, 128, 256)
     }

@@ -80,7 +80,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--models",
         nargs="+",
-        default=["hybrid", "e2former", "transformer"],
+        default=list(MODELS),
         choices=MODELS,
         help="models to measure (hybrid_coulomb: the O(N^2) direct Coulomb term on top)",
     )
@@ -105,7 +105,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--memory-cap-gb", type=float, default=12.0, help="stop where predicted peak memory exceeds this"
     )
     parser.add_argument(
-        "--time-cap-s", type=float, default=300.0, help="stop where a predicted call exceeds this (s)"
+        "--time-cap-s", type=float, default=120.0, help="stop where a predicted call exceeds this (s)"
     )
     parser.add_argument("--fit-from", type=int, default=4096, help="fit exponents over sizes N >= this")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
