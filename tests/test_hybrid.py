@@ -171,6 +171,35 @@ def test_coulomb_term_is_the_pair_sum():
     )
 
 
+def test_coulomb_blocks_give_the_gradients_of_the_full_pair_matrix():
+    """Row blocks under checkpointing: forces and a force loss's gradients (create_graph) equal
+    those of the whole pair matrix at once."""
+    import math
+
+    from equiscale.models.hybrid import COULOMB_EV_A, coulomb_energy
+
+    g = torch.Generator().manual_seed(2)
+    pos0 = torch.randn(9, 3, generator=g, dtype=torch.float64) * 2
+    q0 = torch.randn(9, generator=g, dtype=torch.float64)
+    sigma = 0.8
+
+    def full(q, pos):
+        d = pos[:, None] - pos[None]
+        off = ~torch.eye(9, dtype=torch.bool)
+        r = torch.where(off, (d * d).sum(-1), torch.ones(9, 9, dtype=pos.dtype)).sqrt()
+        k = torch.where(off, torch.erf(r / (math.sqrt(2) * sigma)) / r, torch.zeros_like(r))
+        return (COULOMB_EV_A * 0.5 * (q[:, None] * q[None] * k).sum())[None]
+
+    results = []
+    for energy_of in (full, lambda q, p: coulomb_energy(q, p, [9], sigma, block=2)):
+        q, pos = q0.clone().requires_grad_(True), pos0.clone().requires_grad_(True)
+        (forces,) = torch.autograd.grad(-energy_of(q, pos).sum(), pos, create_graph=True)
+        forces.square().sum().backward()
+        results.append((forces.detach(), q.grad, pos.grad))
+    for got, want in zip(results[1], results[0]):
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
 def test_bad_input_raises():
     with pytest.raises(ValueError, match="long_range"):
         HybridNet(long_range="ewald")

@@ -52,6 +52,7 @@ BENCHES: dict[str, str] = {
     "protein-table": "equiscale.bench.protein_table",
     "md-speed": "equiscale.bench.md_speed",
     "symmetry": "equiscale.bench.symmetry",
+    "protein-scale": "equiscale.bench.protein_scale",
 }
 
 DATASETS: dict[str, str] = {

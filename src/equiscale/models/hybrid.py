@@ -17,8 +17,8 @@ made neutral per structure (q_i - mean_b q), with the exact pair sum
     E_coul = k_e sum_{i<j} q_i q_j erf(r_ij / (sqrt(2) sigma)) / r_ij,      k_e = 14.3996 eV A / e^2
 
 added to E (Gaussian charges of width ``coulomb_sigma``: finite at r -> 0, 1/r beyond a few
-sigma). The sum is direct, O(N^2) time and O(block N) memory per structure: exact, not yet the
-O(N log N) of an Ewald/FMM-type method.
+sigma). The sum is direct, O(N^2) time and, for energy and forces, O(block N) memory per structure
+(row blocks under activation checkpointing): exact, not yet the O(N log N) of an Ewald/FMM-type method.
 
 ``rbar`` is the mean position of the structure, ``w_t [C]`` a learned weight per vector channel:
 the Hyena block sees the centred positions as well as the local features, so its cross- and
@@ -48,6 +48,7 @@ import math
 
 import torch
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from equiscale.models.atoms_batch import atoms_graph, check_atoms_batch, structure_index
 from equiscale.nn.e2former import E2FormerBlock, EquivariantRMSNorm
@@ -61,32 +62,48 @@ BLOCKS = ("hybrid", "global")
 COULOMB_EV_A = 14.399645478425668  # e^2 / (4 pi eps_0) in eV A
 
 
+def _coulomb_rows(qs: Tensor, ps: Tensor, start: int, stop: int, scale: float) -> Tensor:
+    """0.5 sum_{i in [start, stop), j != i} q_i q_j erf(r_ij scale) / r_ij (without k_e)."""
+    n = ps.shape[0]
+    d = ps[start:stop, None, :] - ps[None, :, :]  # [b, n, 3]
+    rows, cols = torch.arange(start, stop, device=ps.device), torch.arange(n, device=ps.device)
+    self_pair = rows[:, None] == cols  # [b, n]
+    r2 = (d * d).sum(-1)  # [b, n]
+    # erf(s r) / r -> 2 s / sqrt(pi) (1 - s^2 r^2 / 3) as r -> 0 (atoms on top of each other have a
+    # finite energy and zero force): the series below x = s r = 1e-3 (error ~x^4 / 10), with r2
+    # kept away from 0 in the other branch so that no gradient is NaN
+    small = r2 * scale**2 < 1e-6
+    r = torch.where(small, torch.ones_like(r2), r2).sqrt()
+    series = (2.0 * scale / math.sqrt(math.pi)) * (1.0 - scale**2 * r2 / 3.0)
+    kernel = torch.where(small, series, torch.erf(r * scale) / r)
+    kernel = torch.where(self_pair, torch.zeros_like(kernel), kernel)
+    return 0.5 * (qs[start:stop, None] * qs[None, :] * kernel).sum()  # each pair met twice
+
+
 def coulomb_energy(q: Tensor, pos: Tensor, counts: list[int], sigma: float, block: int = 1024) -> Tensor:
     """Per-structure energy ``[B]`` of Gaussian charges ``q [N]`` (e) at ``pos [N, 3]`` (A):
     k_e sum_{i<j} q_i q_j erf(r_ij / (sqrt(2) sigma)) / r_ij over pairs of one structure (atoms of
-    structure b are the ``counts[b]`` rows after those of structures < b). Direct sum, O(N^2)."""
+    structure b are the ``counts[b]`` rows after those of structures < b). Direct sum, O(N^2) time.
+
+    Memory: each block of ``block`` rows runs under activation checkpointing when gradients are
+    recorded, so autograd keeps only ``q`` and ``pos``, not the ``[block, n]`` pair tensors of every
+    block (which would be O(N^2)); they are recomputed one block at a time in the backward pass:
+    O(block N) for the energy and forces. With ``create_graph`` (a force loss), the recomputed
+    blocks are part of the graph of the forces and memory is O(N^2) again."""
     if not sigma > 0:
         raise ValueError(f"sigma must be > 0, got {sigma!r}")
     scale = 1.0 / (2.0**0.5 * sigma)
+    record = torch.is_grad_enabled() and (q.requires_grad or pos.requires_grad)
     out = []
     for qs, ps in zip(q.split(counts), pos.split(counts)):
         n = ps.shape[0]
         e = qs.new_zeros(())
         for start in range(0, n, block):
             stop = min(start + block, n)
-            d = ps[start:stop, None, :] - ps[None, :, :]  # [b, n, 3]
-            rows, cols = torch.arange(start, stop, device=ps.device), torch.arange(n, device=ps.device)
-            self_pair = rows[:, None] == cols  # [b, n]
-            r2 = (d * d).sum(-1)  # [b, n]
-            # erf(s r) / r -> 2 s / sqrt(pi) (1 - s^2 r^2 / 3) as r -> 0 (atoms on top of each other
-            # have a finite energy and zero force): the series below x = s r = 1e-3 (error ~x^4 / 10),
-            # with r2 kept away from 0 in the other branch so that no gradient is NaN
-            small = r2 * scale**2 < 1e-6
-            r = torch.where(small, torch.ones_like(r2), r2).sqrt()
-            series = (2.0 * scale / math.sqrt(math.pi)) * (1.0 - scale**2 * r2 / 3.0)
-            kernel = torch.where(small, series, torch.erf(r * scale) / r)
-            kernel = torch.where(self_pair, torch.zeros_like(kernel), kernel)
-            e = e + 0.5 * (qs[start:stop, None] * qs[None, :] * kernel).sum()  # each pair met twice
+            if record:
+                e = e + checkpoint(_coulomb_rows, qs, ps, start, stop, scale, use_reentrant=False)
+            else:
+                e = e + _coulomb_rows(qs, ps, start, stop, scale)
         out.append(COULOMB_EV_A * e)
     return torch.stack(out) if out else q.new_zeros(0)
 
