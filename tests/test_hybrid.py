@@ -361,3 +361,27 @@ def test_coulomb_term_is_finite_for_atoms_on_top_of_each_other():
         assert torch.autograd.gradcheck(
             lambda x: coulomb_energy(q, x, [3], sigma), (near,), eps=1e-7, atol=1e-6
         )
+
+
+def test_checkpointed_blocks_give_the_same_energy_forces_and_training_gradients():
+    """checkpoint_blocks=True recomputes each block in the backward pass: energy, forces and the
+    parameter gradients of a force loss (double backward, as in training) are those of the plain
+    model to float64 rounding."""
+    pos, z, batch = _structures()
+    plain, ckpt = _model(), _model(checkpoint_blocks=True)
+    ckpt.load_state_dict(plain.state_dict())
+    for m in (plain, ckpt):
+        m.train()
+    outs, grads = [], []
+    for m in (plain, ckpt):
+        out = m({"pos": pos, "z": z, "batch": batch})
+        loss = (out["forces"] ** 2).sum() + out["energy"].sum()
+        m.zero_grad()
+        loss.backward()
+        outs.append(out)
+        grads.append({k: p.grad.clone() for k, p in m.named_parameters() if p.grad is not None})
+    torch.testing.assert_close(outs[0]["energy"], outs[1]["energy"], rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(outs[0]["forces"], outs[1]["forces"], rtol=1e-12, atol=1e-12)
+    assert set(grads[0]) == set(grads[1]) and len(grads[0]) > 10
+    for k in grads[0]:
+        torch.testing.assert_close(grads[0][k], grads[1][k], rtol=1e-10, atol=1e-12)

@@ -12,6 +12,8 @@ Models (one structure, float32; width and depth of ``configs/hybrid_protein.yaml
 - ``hybrid``: :class:`~equiscale.models.hybrid.HybridNet` (E2Former blocks within ``--cutoff`` +
   SE(3)-Hyena blocks over the atoms in topology order), ``long_range="none"``;
 - ``hybrid_coulomb``: the same with ``long_range="coulomb"`` (direct pair sum, O(N^2));
+- ``hybrid_checkpointed``: the hybrid with ``checkpoint_blocks=True`` (each block's activations
+  recomputed in the backward pass instead of kept: less memory for one more forward per block);
 - ``e2former``: the local :class:`~equiscale.models.e2former.E2Former` at the same width;
 - ``transformer``: :class:`~equiscale.models.equivariant_transformer.EquivariantTransformer`
   (``--channels`` scalar and vector channels, ``--layers`` blocks, ``--heads`` heads,
@@ -63,7 +65,7 @@ from equiscale.bench.context import memory_method, peak_bytes, set_allocator_mod
 
 __all__ = ["add_arguments", "run", "protein_copies", "replicate", "MODELS", "MODES"]
 
-MODELS = ("hybrid", "e2former", "transformer", "hybrid_coulomb")
+MODELS = ("hybrid", "e2former", "transformer", "hybrid_coulomb", "hybrid_checkpointed")
 MODES = ("forward", "forward_backward")
 SYSTEM = "t4-lysozyme"
 
@@ -82,7 +84,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         nargs="+",
         default=list(MODELS),
         choices=MODELS,
-        help="models to measure (hybrid_coulomb: the O(N^2) direct Coulomb term on top)",
+        help="models to measure (hybrid_coulomb: the O(N^2) direct Coulomb term on top; "
+        "hybrid_checkpointed: the hybrid with checkpoint_blocks=True)",
     )
     parser.add_argument("--gap", type=float, default=4.0, help="gap (A) between replicated copies")
     parser.add_argument("--channels", type=int, default=16, help="channels C of every model")
@@ -162,7 +165,7 @@ def _build(name: str, args: argparse.Namespace) -> torch.nn.Module:
     from equiscale.models.hybrid import HybridNet
 
     local = {"num_radial": args.num_radial, "cutoff": args.cutoff}
-    if name in ("hybrid", "hybrid_coulomb"):
+    if name in ("hybrid", "hybrid_coulomb", "hybrid_checkpointed"):
         return HybridNet(
             20,
             args.channels,
@@ -171,6 +174,7 @@ def _build(name: str, args: argparse.Namespace) -> torch.nn.Module:
             heads=args.heads,
             filter_hidden=args.filter_hidden,
             long_range="coulomb" if name == "hybrid_coulomb" else "none",
+            checkpoint_blocks=name == "hybrid_checkpointed",
             **local,
         )
     if name == "e2former":

@@ -137,8 +137,10 @@ class _LocalGlobalStack(nn.Module):
         parity: str,
         blocks: str,
         allowed_blocks: tuple[str, ...],
+        checkpoint_blocks: bool = False,
     ) -> None:
         super().__init__()
+        self.checkpoint_blocks = bool(checkpoint_blocks)
         if isinstance(lmax, bool) or not isinstance(lmax, int) or lmax < 1:
             raise ValueError(
                 f"lmax must be an int >= 1 (the Hyena blocks read the l = 1 features), got {lmax!r}"
@@ -198,11 +200,20 @@ class _LocalGlobalStack(nn.Module):
         """``x [N, (L+1)^2, C] -> Norm(x^T)``, the same shape (``batch`` for the neighbour list)."""
         if self.blocks != "global":
             edge_index, shifts = atoms_graph(batch, pos, self.cutoff)
+        ckpt = self.checkpoint_blocks and torch.is_grad_enabled()
         for t in range(self.num_layers):
             if self.blocks != "global":
-                x = self.local[t](x, pos, edge_index, batch=idx, shifts=shifts)
+                if ckpt:
+                    x = checkpoint(
+                        self.local[t], x, pos, edge_index, batch=idx, shifts=shifts, use_reentrant=False
+                    )
+                else:
+                    x = self.local[t](x, pos, edge_index, batch=idx, shifts=shifts)
             if self.blocks != "local":
-                x = self._global(t, x, pos, counts)
+                if ckpt:
+                    x = checkpoint(self._global, t, x, pos, counts, use_reentrant=False)
+                else:
+                    x = self._global(t, x, pos, counts)
         return self.norm(x)
 
 
@@ -216,6 +227,9 @@ class HybridNet(_LocalGlobalStack):
         filter_hidden, mlp_ratio, length_norm: of the SE(3)-Hyena blocks (non-causal).
         long_range: "none", or "coulomb" for the learned-charge Coulomb term (module docstring).
         blocks: "hybrid" (local and global blocks) or "global" (SE(3)-Hyena blocks only).
+        checkpoint_blocks: run every block under activation checkpointing when gradients are
+            recorded (forces, training): autograd keeps each block's input, not its activations,
+            and recomputes them in the backward pass (less memory, one more forward of each block).
         coulomb_sigma: width (A) of the Gaussian charges of that term.
         parity: "e3" (E(3)-equivariant) or "se3" (no reflections).
         compute_forces: return forces = -dE/dpos.
@@ -241,6 +255,7 @@ class HybridNet(_LocalGlobalStack):
         long_range: str = "none",
         coulomb_sigma: float = 1.0,
         blocks: str = "hybrid",
+        checkpoint_blocks: bool = False,
         compute_forces: bool = True,
         energy_scale: float = 1.0,
         energy_shift: float = 0.0,
@@ -261,6 +276,7 @@ class HybridNet(_LocalGlobalStack):
             parity=parity,
             blocks=blocks,
             allowed_blocks=BLOCKS,
+            checkpoint_blocks=checkpoint_blocks,
         )
         if long_range not in LONG_RANGE:
             raise ValueError(f"long_range must be one of {LONG_RANGE}, got {long_range!r}")
