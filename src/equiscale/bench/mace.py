@@ -68,6 +68,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--batch-size", type=int, default=10, help="MACE --batch_size (training frames per step)"
     )
+    parser.add_argument(
+        "--valid-batch-size",
+        type=int,
+        default=50,
+        help="MACE --valid_batch_size (frames per evaluation batch; 2,603-atom frames need a few: "
+        "50 of them took 22 GB)",
+    )
     parser.add_argument("--threads", type=int, default=1, help="OMP/torch threads for MACE")
     parser.add_argument(
         "--peers-python",
@@ -116,7 +123,7 @@ def mace_train_command(args: argparse.Namespace, files: dict[str, str], work: Pa
         "--batch_size",
         str(args.batch_size),
         "--valid_batch_size",
-        "50",
+        str(args.valid_batch_size),
         "--max_num_epochs",
         str(args.epochs),
         "--ema",
@@ -158,7 +165,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from equiscale.train.tasks.molecules import split_indices
 
     started = time.time()
-    for name in ("n_train", "n_val", "n_test", "epochs", "channels", "batch_size", "threads"):
+    for name in (
+        "n_train",
+        "n_val",
+        "n_test",
+        "epochs",
+        "channels",
+        "batch_size",
+        "valid_batch_size",
+        "threads",
+    ):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     python = Path(args.peers_python)
