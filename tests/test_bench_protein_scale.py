@@ -93,3 +93,18 @@ def test_stopping_rule_extrapolates_memory() -> None:
     quadratic = [{**linear[0]}, {**linear[1], "peak_mb": 400.0}]
     assert "memory" in protein_scale._stop_reason(quadratic, 4000, args)  # 1600 MB
     assert protein_scale._stop_reason(linear[:1], 10000, args) is None  # linear from one size
+
+
+def test_energy_mode_is_the_forward_pass_alone(tmp_path) -> None:
+    """--modes energy: rows for that mode only; it costs less than energy and forces at the same size
+    (no graph is kept), and the model's compute_forces is restored after the call."""
+    _, saved = _run(tmp_path, "--models", "hybrid", "--modes", "energy", "forward", "--no-plot")
+    assert {r["mode"] for r in saved["rows"]} == {"energy", "forward"}
+    assert set(saved["stopped"]["hybrid"]) == {"energy", "forward"}
+    parser = argparse.ArgumentParser()
+    protein_scale.add_arguments(parser)
+    args = parser.parse_args(TINY)
+    p, z, _ = protein_scale.replicate(*protein_scale.protein_copies(), 64, 4.0)
+    model, calls = protein_scale._calls("hybrid", p, z, args)
+    calls["energy"]()
+    assert model.compute_forces is True

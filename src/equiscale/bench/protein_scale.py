@@ -19,7 +19,9 @@ Models (one structure, float32; width and depth of ``configs/hybrid_protein.yaml
   (``--channels`` scalar and vector channels, ``--layers`` blocks, ``--heads`` heads,
   bidirectional) in the n-body layout (``loc`` = positions, ``vel`` random, ``charges`` = Z / 10).
 
-Modes: ``forward`` is inference (energy models: energy and forces, one ``autograd.grad`` without
+Modes: ``energy`` is the forward pass alone (energy models with ``compute_forces=False`` under
+``no_grad``: what a screening or sampling loop pays per structure; the transformer's ``energy`` is
+its ``forward``); ``forward`` is inference (energy models: energy and forces, one ``autograd.grad`` without
 ``create_graph``, ``model.eval()`` under ``no_grad``; transformer: the model call under
 ``no_grad``); ``forward_backward`` is a training step (energy models in ``train()`` mode: forces
 with ``create_graph=True``, loss = mean(E^2) + mean(F^2), ``loss.backward()``; transformer:
@@ -66,7 +68,7 @@ from equiscale.bench.context import memory_method, peak_bytes, set_allocator_mod
 __all__ = ["add_arguments", "run", "protein_copies", "replicate", "MODELS", "MODES"]
 
 MODELS = ("hybrid", "e2former", "transformer", "hybrid_coulomb", "hybrid_checkpointed")
-MODES = ("forward", "forward_backward")
+MODES = ("energy", "forward", "forward_backward")
 SYSTEM = "t4-lysozyme"
 
 
@@ -86,6 +88,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=MODELS,
         help="models to measure (hybrid_coulomb: the O(N^2) direct Coulomb term on top; "
         "hybrid_checkpointed: the hybrid with checkpoint_blocks=True)",
+    )
+    parser.add_argument(
+        "--modes",
+        nargs="+",
+        default=list(MODES),
+        choices=MODES,
+        help="energy: the forward pass alone (no forces); forward: energy and forces (inference); "
+        "forward_backward: a training step",
     )
     parser.add_argument("--gap", type=float, default=4.0, help="gap (A) between replicated copies")
     parser.add_argument("--channels", type=int, default=16, help="channels C of every model")
@@ -210,6 +220,8 @@ def _calls(
             model.zero_grad(set_to_none=True)
             (model(batch) - batch["loc"]).square().mean().backward()
 
+        energy = forward  # the transformer's forward pass is all it computes
+
     else:
         batch = {"pos": p, "z": torch.tensor(z, device=device)}
 
@@ -224,7 +236,16 @@ def _calls(
             out = model(batch)  # forces with create_graph=True
             (out["energy"].square().mean() + out["forces"].square().mean()).backward()
 
-    return model, {"forward": forward, "forward_backward": forward_backward}
+        def energy() -> None:
+            model.eval()
+            model.compute_forces = False
+            try:
+                with torch.no_grad():
+                    model(batch)  # the forward pass alone: no graph, no forces
+            finally:
+                model.compute_forces = True
+
+    return model, {"energy": energy, "forward": forward, "forward_backward": forward_backward}
 
 
 def _measure(fn: Callable[[], None], args: argparse.Namespace) -> dict[str, Any]:
@@ -329,7 +350,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     )
     rows: list[dict[str, Any]] = []
     systems: list[dict[str, Any]] = []
-    stopped: dict[str, dict[str, Any]] = {m: {mode: None for mode in MODES} for m in args.models}
+    stopped: dict[str, dict[str, Any]] = {m: {mode: None for mode in args.modes} for m in args.models}
     for n in sizes:
         pos, z, info = replicate(base_pos, base_z, n, args.gap)
         systems.append({"n": n, **info, **_neighbours(pos, args)})
@@ -340,7 +361,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
         for name in args.models:
             active = []
-            for mode in MODES:
+            for mode in args.modes:
                 if stopped[name][mode] is not None:
                     continue
                 done = [r for r in rows if r["model"] == name and r["mode"] == mode]
@@ -367,7 +388,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     largest: dict[str, Any] = {}
     for name in args.models:
         exponents[name], largest[name] = {}, {}
-        for mode in MODES:
+        for mode in args.modes:
             sub = [r for r in rows if r["model"] == name and r["mode"] == mode]
             largest[name][mode] = max((r["n"] for r in sub), default=None)
             exponents[name][mode] = {
@@ -395,7 +416,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     out = Path(args.out or f"results/protein/scale_{device_slug(args.device)}.json")
     full = write_record(out, record, device=args.device, started=started)
     for name in args.models:
-        for mode in MODES:
+        for mode in args.modes:
             e = exponents[name][mode]
             text = ", ".join(f"{k} {v['exponent']:.2f}" for k, v in e.items() if v is not None)
             print(f"  {name:<15s} {mode:<16s} exponents ({text}), largest N {largest[name][mode]}")
@@ -415,9 +436,9 @@ def _plot(record: dict[str, Any], path: Path) -> Path:
     from equiscale.provenance import save_figure
 
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.8))
-    style = {"forward": "x--", "forward_backward": "o-"}
+    style = {"energy": "s:", "forward": "x--", "forward_backward": "o-"}
     for i, name in enumerate(record["config"]["models"]):
-        for mode in MODES:
+        for mode in record["config"].get("modes", MODES):
             sub = sorted(
                 (r for r in record["rows"] if r["model"] == name and r["mode"] == mode), key=lambda r: r["n"]
             )
