@@ -385,3 +385,27 @@ def test_checkpointed_blocks_give_the_same_energy_forces_and_training_gradients(
     assert set(grads[0]) == set(grads[1]) and len(grads[0]) > 10
     for k in grads[0]:
         torch.testing.assert_close(grads[0][k], grads[1][k], rtol=1e-10, atol=1e-12)
+
+
+def test_global_only_model_trains_its_forces_from_initialisation():
+    """blocks="global": the forces depend on the positions at initialisation and a force loss has a
+    non-zero gradient for the position channel (with a zero-initialised position weight both were
+    exactly 0: the forces stayed at 0 for the whole T4 run)."""
+    torch.manual_seed(0)
+    model = HybridNet(
+        num_elements=10,
+        channels=8,
+        lmax=1,
+        num_layers=2,
+        heads=2,
+        num_radial=4,
+        cutoff=3.0,
+        filter_hidden=8,
+        blocks="global",
+    ).train()
+    pos, z, _ = _structures()
+    out = model({"pos": pos.float()[:7], "z": z[:7]})
+    assert out["forces"].abs().max() > 1e-4
+    loss = ((out["forces"] - 1.0) ** 2).mean()
+    loss.backward()
+    assert model.pos_weight.grad.abs().max() > 1e-6

@@ -180,7 +180,12 @@ class _LocalGlobalStack(nn.Module):
             )
             for _ in range(num_layers if blocks != "local" else 0)
         )
-        self.pos_weight = nn.Parameter(torch.zeros(num_layers, channels))
+        # hybrid: 0 at initialisation (the Hyena blocks start from the local features); global
+        # only: 1, since with 0 the energy would not depend on the positions at all and the
+        # gradient of a force loss with respect to this weight would be exactly 0 (a fixed point:
+        # the forces stayed at 0 through training)
+        init = torch.zeros if blocks == "hybrid" else torch.ones
+        self.pos_weight = nn.Parameter(init(num_layers, channels))
         self.norm = EquivariantRMSNorm(lmax, channels)
 
     def _global(self, t: int, x: Tensor, pos: Tensor, counts: list[int]) -> Tensor:
