@@ -30,7 +30,8 @@ of the topology from the start, the largest constraint violation, and the larges
 distance (a molecule that flies apart shows there first).
 
 ``python -m equiscale.train.nve --checkpoint C`` runs both engines from the first test-split frame
-of the checkpoint's own data set and writes one JSON record (``--out``).
+of the checkpoint's own data set and writes one JSON record (``--out``; ``--plot``: a PNG of the
+total energies beside it).
 """
 
 from __future__ import annotations
@@ -425,6 +426,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--platform", default="Reference", choices=["Reference", "CPU"])
     parser.add_argument("--tolerance", type=float, default=1e-10, help="OpenMM constraint tolerance")
     parser.add_argument("--out", default="results/protein/nve.json")
+    parser.add_argument("--plot", action="store_true", help="total energy against time, PNG beside --out")
     args = parser.parse_args(argv)
     started = time.time()
     torch.set_num_threads(1)
@@ -472,7 +474,15 @@ def main(argv: list[str] | None = None) -> dict:
         "model_evaluation": "float64 (EquiscaleCalculator, forces = -dE/dr by autograd)",
         "runs": runs,
     }
-    return write_record(args.out, record, started=started)
+    full = write_record(args.out, record, started=started)
+    if args.plot:
+        from pathlib import Path
+
+        from equiscale.train.plots import plot_nve
+
+        png = plot_nve(runs, Path(args.out).with_suffix(".png"), f"NVE, {system}, start frame {frame}")
+        print(f"plot: {png}")
+    return full
 
 
 if __name__ == "__main__":
