@@ -413,7 +413,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     import torch
 
-    from equiscale.provenance import portable_path, write_record
+    from equiscale.provenance import _git_commit, portable_path, write_record
     from equiscale.train.ase_calculator import EquiscaleCalculator
     from equiscale.train.trainer import load_checkpoint
 
@@ -429,6 +429,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--plot", action="store_true", help="total energy against time, PNG beside --out")
     args = parser.parse_args(argv)
     started = time.time()
+    _git_commit()  # the record names the code at start, whatever changes while the run goes on
     torch.set_num_threads(1)
     _, cfg = load_checkpoint(args.checkpoint)
     if cfg.task != "protein":
