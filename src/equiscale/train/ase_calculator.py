@@ -18,7 +18,9 @@ import numpy as np
 import torch
 from ase.calculators.calculator import Calculator, all_changes
 
-__all__ = ["EquiscaleCalculator"]
+from equiscale.train.nve import nve_drift
+
+__all__ = ["EquiscaleCalculator", "nve_drift"]
 
 # QM9 targets that are potential energies of the geometry (eV), so -dE/dr are forces
 POTENTIAL_ENERGY_TARGETS = frozenset({"U0"})
@@ -50,11 +52,13 @@ class EquiscaleCalculator(Calculator):
 
         module, cfg = load_checkpoint(path)
         target = (cfg.data_args or {}).get("target", "U0")
-        if cfg.task != "md" and not (cfg.task == "qm9" and target in POTENTIAL_ENERGY_TARGETS):
+        if cfg.task not in ("md", "protein") and not (
+            cfg.task == "qm9" and target in POTENTIAL_ENERGY_TARGETS
+        ):
             what = f"task {cfg.task!r}" + (f" (target {target!r})" if cfg.task == "qm9" else "")
             raise ValueError(
                 f"checkpoint {path} was trained on {what}, not on a potential energy: "
-                "the calculator needs an 'md' checkpoint or a 'qm9' one with target "
+                "the calculator needs an 'md' or 'protein' checkpoint or a 'qm9' one with target "
                 f"in {sorted(POTENTIAL_ENERGY_TARGETS)}"
             )
         refs = getattr(build_task(cfg).train, "atom_refs", None)
@@ -90,65 +94,6 @@ class EquiscaleCalculator(Calculator):
 
             s = out["stress"].detach().cpu().numpy().astype(np.float64)[0]
             self.results["stress"] = full_3x3_to_voigt_6_stress(s)
-
-
-def nve_drift(
-    atoms,
-    calc,
-    *,
-    temperature: float = 300.0,
-    timestep_fs: float = 0.5,
-    steps: int = 2000,
-    record_every: int = 10,
-    seed: int = 0,
-) -> dict:
-    """Velocity-Verlet NVE from Maxwell-Boltzmann velocities; total-energy drift and fluctuation.
-
-    Returns times (fs), total/potential/kinetic energies (eV) every ``record_every`` steps, the
-    end-minus-start drift, the least-squares drift rate (eV/ps) and the standard deviation of the
-    total energy, each also per atom.
-    """
-    from ase import units
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary, ZeroRotation
-    from ase.md.verlet import VelocityVerlet
-
-    atoms = atoms.copy()
-    atoms.calc = calc
-    MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=np.random.default_rng(seed))
-    Stationary(atoms)
-    ZeroRotation(atoms)
-    dyn = VelocityVerlet(atoms, timestep_fs * units.fs)
-    t, etot, epot, ekin = [], [], [], []
-
-    def record():
-        p, k = atoms.get_potential_energy(), atoms.get_kinetic_energy()
-        t.append(dyn.nsteps * timestep_fs)
-        epot.append(float(p))
-        ekin.append(float(k))
-        etot.append(float(p + k))
-
-    dyn.attach(record, interval=record_every)
-    dyn.run(steps)
-    tt, ee = np.array(t), np.array(etot)
-    slope = float(np.polyfit(tt / 1000.0, ee, 1)[0]) if len(tt) > 1 else 0.0
-    n = len(atoms)
-    return {
-        "atoms": n,
-        "steps": steps,
-        "timestep_fs": timestep_fs,
-        "duration_ps": steps * timestep_fs / 1000,
-        "temperature_K": temperature,
-        "drift_eV": float(ee[-1] - ee[0]),
-        "drift_eV_per_atom": float(ee[-1] - ee[0]) / n,
-        "drift_rate_eV_per_ps": slope,
-        "drift_rate_eV_per_atom_per_ps": slope / n,
-        "total_energy_std_eV": float(ee.std()),
-        "potential_energy_std_eV": float(np.std(epot)),
-        "mean_temperature_K": float(np.mean(ekin) / (1.5 * units.kB * n)),
-        "time_fs": t,
-        "total_energy_eV": etot,
-        "potential_energy_eV": epot,
-    }
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from equiscale.provenance import save_figure
 
-__all__ = ["plot_learning_curves", "read_metrics"]
+__all__ = ["plot_learning_curves", "plot_nve", "read_metrics"]
 
 
 def read_metrics(log_dir: str | Path) -> dict[str, list[tuple[int, float]]]:
@@ -59,6 +59,35 @@ def plot_learning_curves(log_dir: str | Path, out_png: str | Path, metric: str =
     ax.set_ylabel(metric)
     ax.grid(alpha=0.3)
     ax.legend()
+    fig.tight_layout()
+    save_figure(fig, out_png)
+    return str(out_png)
+
+
+def plot_nve(runs: dict[str, dict], out_png: str | Path, title: str = "") -> str:
+    """Total energy minus its start (meV) against time (ps), one line per NVE run (``runs``: name ->
+    a summary of :func:`equiscale.train.nve.energy_summary` with ``timestep_fs``)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for name, r in runs.items():
+        t = [x / 1000.0 for x in r["time_fs"]]
+        e0 = r["total_energy_eV"][0]
+        ax.plot(
+            t,
+            [1e3 * (e - e0) for e in r["total_energy_eV"]],
+            lw=0.8,
+            label=f"{name} ({r['timestep_fs']:g} fs)",
+        )
+    ax.set_xlabel("time (ps)")
+    ax.set_ylabel("E_total - E_total(0) (meV)")
+    if title:
+        ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     save_figure(fig, out_png)
     return str(out_png)
