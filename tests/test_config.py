@@ -24,6 +24,9 @@ def test_yaml_and_overrides(tmp_path):
         ("scheduler=linear", "scheduler"),
         ("max_time=5", "max_time"),
         ("model_args=3", "model_args"),
+        ("equivariance_trials=-1", "equivariance_trials"),
+        ("equivariance_samples=0", "equivariance_samples"),
+        ("equivariance_samples=true", "equivariance_samples"),
     ],
 )
 def test_invalid_config_names_the_field(override, field):

@@ -251,6 +251,25 @@ def test_hybrid_dynamics_through_the_cli(frames_path, tmp_path):
     assert max(eq["rotation"], eq["reflection"], eq["translation"]) < 1e-9
 
 
+def test_equivariance_check_size_is_set_by_the_config(frames_path, tmp_path):
+    """equivariance_samples / equivariance_trials bound the float64 check (it dominates short runs
+    on big systems); trials 0 leaves it out; the record says what was checked."""
+    config = Path(__file__).parent / "data" / "tiny_protein_dynamics.yaml"
+    argv = ["train", "--config", str(config), "--set", f"data_args.path={frames_path}"]
+    out = tmp_path / "small"
+    assert (
+        main([*argv, "--out", str(out), "--set", "equivariance_samples=1", "--set", "equivariance_trials=2"])
+        == 0
+    )
+    res = json.loads((out / "results.json").read_text())
+    assert res["equivariance_check"] == {"trials": 2, "samples": 1}
+    assert max(res["equivariance"][k] for k in ("rotation", "reflection", "translation")) < 1e-9
+    out = tmp_path / "none"
+    assert main([*argv, "--out", str(out), "--set", "equivariance_trials=0"]) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert "equivariance" not in res and "equivariance_check" not in res
+
+
 def test_long_range_target(frames_path):
     """target="long": the samples hold E^long and F^long; zero forces then score mean |F^long|."""
     from equiscale.data.cache import load_npz

@@ -62,6 +62,11 @@ class TrainConfig:
             ``schedule`` (``auto``, ``warmup``, ``constant``), ``warmup_steps``, ``ema``,
             ``max_ratio``, ``translation_scale``; see ``equiscale.train.soft_equivariance``. The
             task must declare its symmetry (n-body does). Empty: off.
+        equivariance_trials: random group elements per batch and symmetry in the float64
+            equivariance check of the trained model on the test split (0: no check).
+        equivariance_samples: check only the first this many test samples (None: all); the check
+            runs the model 4 x trials times per sample in float64, which on thousands of atoms
+            costs more than a short training run.
     """
 
     task: str = "nbody"
@@ -95,6 +100,8 @@ class TrainConfig:
     progress: bool = True
     init_from: str | None = None
     soft_equivariance: dict[str, Any] = field(default_factory=dict)
+    equivariance_trials: int = 8
+    equivariance_samples: int | None = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -131,7 +138,7 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"config field {name!r} must be > 0, got {getattr(self, name)!r}")
-        for name in ("weight_decay", "grad_clip", "num_workers"):
+        for name in ("weight_decay", "grad_clip", "num_workers", "equivariance_trials"):
             if getattr(self, name) < 0:
                 raise ValueError(f"config field {name!r} must be >= 0, got {getattr(self, name)!r}")
         from equiscale import registry
@@ -186,6 +193,11 @@ class TrainConfig:
                     f"divide the number of processes (devices x num_nodes = "
                     f"{self.devices!r} x {self.num_nodes})"
                 )
+        samples = self.equivariance_samples
+        if samples is not None and (isinstance(samples, bool) or not isinstance(samples, int) or samples < 1):
+            raise ValueError(
+                f"config field 'equivariance_samples' must be an int >= 1 or None (all), got {samples!r}"
+            )
         if self.init_from is not None and (not isinstance(self.init_from, str) or not self.init_from):
             raise ValueError(f"config field 'init_from' must be a checkpoint path, got {self.init_from!r}")
         for name in ("max_time", "max_cpu_time"):

@@ -13,7 +13,7 @@ import copy
 from collections.abc import Callable, Sequence
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from equiscale.testing import SYMMETRIES, relative_equivariance_error
 from equiscale.train.task import Batch, SymmetrySpec
@@ -31,16 +31,24 @@ def equivariance_on_split(
     trials: int = 8,
     batch_size: int = 500,
     seed: int = 0,
+    max_samples: int | None = None,
 ) -> dict[str, float]:
     """``{symmetry: relative equivariance error}`` of ``model`` on ``dataset`` (sample mean).
 
     Batch ``k`` uses the group elements of seed ``seed + k``, so models compared on one split see
-    the same elements.
+    the same elements. ``max_samples`` keeps the first that many samples (``None``: all).
     """
     if not isinstance(spec, SymmetrySpec):
         raise TypeError(f"spec must be a SymmetrySpec, got {type(spec).__name__}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
+        raise ValueError(f"trials must be an int >= 1, got {trials!r}")
+    if max_samples is not None:
+        if isinstance(max_samples, bool) or not isinstance(max_samples, int) or max_samples < 1:
+            raise ValueError(f"max_samples must be an int >= 1 or None, got {max_samples!r}")
+        if max_samples < len(dataset):  # type: ignore[arg-type]
+            dataset = Subset(dataset, range(max_samples))
     ref = copy.deepcopy(model).to("cpu", torch.float64).eval()
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)
     sums = dict.fromkeys(symmetries, 0.0)

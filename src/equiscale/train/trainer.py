@@ -274,14 +274,24 @@ def fit(cfg: TrainConfig, resume: bool | str = False) -> dict[str, Any]:
         "baselines": task.baselines() if task.baselines is not None else {},
         "n_parameters": sum(p.numel() for p in module.model.parameters()),
     }
-    if task.symmetry is not None and trainer.is_global_zero:
+    if task.symmetry is not None and trainer.is_global_zero and cfg.equivariance_trials > 0:
         from equiscale.train.equivariance_eval import equivariance_on_split
 
         eq_started = time.time()
         results["equivariance"] = equivariance_on_split(
-            module.model, task.test, task.collate, task.symmetry, batch_size=cfg.eval_batch_size
+            module.model,
+            task.test,
+            task.collate,
+            task.symmetry,
+            batch_size=cfg.eval_batch_size,
+            trials=cfg.equivariance_trials,
+            max_samples=cfg.equivariance_samples,
         )
         results["equivariance_time_s"] = round(time.time() - eq_started, 1)
+        results["equivariance_check"] = {
+            "trials": cfg.equivariance_trials,
+            "samples": min(len(task.test), cfg.equivariance_samples or len(task.test)),
+        }
     if trainer.is_global_zero:
         results.update(_provenance(cfg, started))
         write_json(out / "results.json", results)
