@@ -35,7 +35,11 @@ under a permutation of the atoms, only under a consistent relabelling of the top
 
 ``blocks="global"`` drops the E2Former blocks (x^0 goes straight to the Hyena blocks, which then see
 the atoms only through their embeddings and centred positions): SE(3)-Hyena alone as an energy
-model, the "global only" peer of the hybrid at the same width and depth.
+model, the "global only" peer of the hybrid at the same width and depth. ``blocks="attention"``
+does the same with equivariant multi-head attention (:class:`~equiscale.nn.attention.EquivariantAttention`,
+O(N^2) time) as the token mixer of those blocks in place of the Hyena operator: the equivariant
+transformer as an energy model, everything else shared. Attention without positional encodings
+is also invariant under any permutation of the atoms.
 
 ``forward(batch)`` takes ``pos [n_atoms, 3]``, ``z [n_atoms]``, ``batch [n_atoms]`` (structure
 index, sorted; optional for one structure) and returns ``{"energy": [B], "forces": [n_atoms, 3]}``,
@@ -48,9 +52,11 @@ import math
 
 import torch
 from torch import Tensor, nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.checkpoint import checkpoint
 
 from equiscale.models.atoms_batch import atoms_graph, check_atoms_batch, structure_index
+from equiscale.nn.attention import EquivariantAttention
 from equiscale.nn.e2former import E2FormerBlock, EquivariantRMSNorm
 from equiscale.nn.hyena import SE3HyenaBlock
 
@@ -58,7 +64,7 @@ __all__ = ["HybridNet", "HybridDynamics", "coulomb_energy"]
 
 PARITIES = {"e3": ("even", "e3"), "se3": ("even", "se3")}  # parity -> (E2Former, Hyena)
 LONG_RANGE = ("none", "coulomb")
-BLOCKS = ("hybrid", "global")
+BLOCKS = ("hybrid", "global", "attention")
 COULOMB_EV_A = 14.399645478425668  # e^2 / (4 pi eps_0) in eV A
 
 
@@ -117,8 +123,9 @@ def _int_at_least_1(**values: object) -> None:
 class _LocalGlobalStack(nn.Module):
     """The trunk shared by :class:`HybridNet` and :class:`HybridDynamics`: ``num_layers`` pairs of
     (E2Former block within ``cutoff``, SE(3)-Hyena block over each structure's atoms in order);
-    ``blocks`` "hybrid" keeps both, "global" only the Hyena blocks, "local" only the E2Former
-    blocks. Attribute names (local, glob, pos_weight) are those of the state dicts."""
+    ``blocks`` "hybrid" keeps both, "global" only the Hyena blocks, "attention" only global blocks
+    with attention as mixer, "local" only the E2Former blocks. Attribute names (local, glob,
+    pos_weight) are those of the state dicts."""
 
     def __init__(
         self,
@@ -166,20 +173,31 @@ class _LocalGlobalStack(nn.Module):
                 parity=local_parity,
                 centring=centring,
             )
-            for _ in range(num_layers if blocks != "global" else 0)
+            for _ in range(num_layers if blocks in ("hybrid", "local") else 0)
         )
-        self.glob = nn.ModuleList(
-            SE3HyenaBlock(
-                channels,
-                channels,
-                mlp_ratio=mlp_ratio,
-                causal=False,
-                parity=global_parity,
-                filter_hidden=filter_hidden,
-                length_norm=length_norm,
+        if blocks == "attention":
+            self.glob = nn.ModuleList(
+                SE3HyenaBlock(
+                    channels,
+                    channels,
+                    mlp_ratio=mlp_ratio,
+                    mixer=EquivariantAttention(channels, channels, heads),
+                )
+                for _ in range(num_layers)
             )
-            for _ in range(num_layers if blocks != "local" else 0)
-        )
+        else:
+            self.glob = nn.ModuleList(
+                SE3HyenaBlock(
+                    channels,
+                    channels,
+                    mlp_ratio=mlp_ratio,
+                    causal=False,
+                    parity=global_parity,
+                    filter_hidden=filter_hidden,
+                    length_norm=length_norm,
+                )
+                for _ in range(num_layers if blocks != "local" else 0)
+            )
         # hybrid: 0 at initialisation (the Hyena blocks start from the local features); global
         # only: 1, since with 0 the energy would not depend on the positions at all and the
         # gradient of a force loss with respect to this weight would be exactly 0 (a fixed point:
@@ -203,11 +221,11 @@ class _LocalGlobalStack(nn.Module):
         self, x: Tensor, pos: Tensor, batch: dict[str, Tensor], idx: Tensor, counts: list[int]
     ) -> Tensor:
         """``x [N, (L+1)^2, C] -> Norm(x^T)``, the same shape (``batch`` for the neighbour list)."""
-        if self.blocks != "global":
+        if self.blocks in ("hybrid", "local"):
             edge_index, shifts = atoms_graph(batch, pos, self.cutoff)
         ckpt = self.checkpoint_blocks and torch.is_grad_enabled()
         for t in range(self.num_layers):
-            if self.blocks != "global":
+            if self.blocks in ("hybrid", "local"):
                 if ckpt:
                     x = checkpoint(
                         self.local[t], x, pos, edge_index, batch=idx, shifts=shifts, use_reentrant=False
@@ -231,7 +249,8 @@ class HybridNet(_LocalGlobalStack):
         heads, num_radial, cutoff, ffn_multiplier, centring: of the E2Former blocks (cutoff r_c, A).
         filter_hidden, mlp_ratio, length_norm: of the SE(3)-Hyena blocks (non-causal).
         long_range: "none", or "coulomb" for the learned-charge Coulomb term (module docstring).
-        blocks: "hybrid" (local and global blocks) or "global" (SE(3)-Hyena blocks only).
+        blocks: "hybrid" (local and global blocks), "global" (SE(3)-Hyena blocks only) or
+            "attention" (the global blocks with equivariant attention as mixer, no local blocks).
         checkpoint_blocks: run every block under activation checkpointing when gradients are
             recorded (forces, training): autograd keeps each block's input, not its activations,
             and recomputes them in the backward pass (less memory, one more forward of each block).
@@ -315,7 +334,13 @@ class HybridNet(_LocalGlobalStack):
                 pos = pos.detach().requires_grad_(True)
             x = self.embed(z)[:, None, :]  # [N, 1, C]
             x = torch.cat([x, x.new_zeros(n, (self.lmax + 1) ** 2 - 1, self.channels)], dim=1)
-            x = self.trunk(x, pos, batch, idx, counts)
+            if self.blocks == "attention" and self.compute_forces and self.training:
+                # a force loss differentiates the forces again; SDPA's fused CPU kernel has no
+                # double backward, its math kernel (plain differentiable ops) does
+                with sdpa_kernel(SDPBackend.MATH):
+                    x = self.trunk(x, pos, batch, idx, counts)
+            else:
+                x = self.trunk(x, pos, batch, idx, counts)
             e_atom = self.head(x[:, 0]).squeeze(-1) * self.energy_scale + self.energy_shift
             e_atom = e_atom + self.atom_ref(z).squeeze(-1)
             extra = None
@@ -347,7 +372,8 @@ class HybridDynamics(_LocalGlobalStack):
         x^T   = trunk(x^0)                                         (as HybridNet)
         pred_i = loc_i + sum_c x^T_i,l=1,c  a_c                   (a = 0 at initialisation: copy)
 
-    ``blocks``: "hybrid", "global" or "local" (E2Former blocks only: the local peer). Symmetry as
+    ``blocks``: "hybrid", "global", "attention" (as HybridNet) or "local" (E2Former blocks only:
+    the local peer). Symmetry as
     :class:`HybridNet` (vel is a polar vector; the prediction moves with translations of loc).
     """
 

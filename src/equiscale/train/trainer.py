@@ -104,13 +104,6 @@ def _loaders(cfg: TrainConfig, task: TaskData, distributed: bool) -> tuple[DataL
     return train, val, test
 
 
-def _max_time(text: str | None) -> dict[str, int] | None:
-    if text is None:
-        return None
-    h, m, s = (int(x) for x in text.split(":"))
-    return {"hours": h, "minutes": m, "seconds": s}
-
-
 class CpuTimeBudget(L.Callback):
     """Stop training (cleanly, as Lightning's wall-clock ``max_time`` does) after the first step at
     which the process has used ``seconds`` of CPU time (``time.process_time``) since training
@@ -131,6 +124,7 @@ class CpuTimeBudget(L.Callback):
 
 
 def _seconds(text: str) -> int:
+    """Seconds of a validated ``"HH:MM:SS"`` budget."""
     h, m, s = (int(x) for x in text.split(":"))
     return 3600 * h + 60 * m + s
 
@@ -154,7 +148,7 @@ def _trainer(cfg: TrainConfig, out: Path, callbacks: list, loggers: list | bool)
     return L.Trainer(
         default_root_dir=str(out),
         max_epochs=cfg.max_epochs,
-        max_time=_max_time(cfg.max_time),
+        max_time=None if cfg.max_time is None else {"seconds": _seconds(cfg.max_time)},
         accelerator=cfg.accelerator,
         devices=cfg.devices,
         num_nodes=cfg.num_nodes,
