@@ -18,7 +18,9 @@ made neutral per structure (q_i - mean_b q), with the exact pair sum
 
 added to E (Gaussian charges of width ``coulomb_sigma``: finite at r -> 0, 1/r beyond a few
 sigma). The sum is direct, O(N^2) time and, for energy and forces, O(block N) memory per structure
-(row blocks under activation checkpointing): exact, not yet the O(N log N) of an Ewald/FMM-type method.
+(row blocks under activation checkpointing): exact. ``long_range="coulomb_mesh"`` computes the same
+energy by a particle-mesh split (:mod:`equiscale.ops.coulomb`): O(N + M log M) for M mesh points,
+to the mesh's error, not exact, and with invariance to the same error.
 
 ``rbar`` is the mean position of the structure, ``w_t [C]`` a learned weight per vector channel:
 the Hyena block sees the centred positions as well as the local features, so its cross- and
@@ -48,8 +50,6 @@ the batch layout of :class:`~equiscale.models.e2former.E2Former`.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor, nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -59,59 +59,13 @@ from equiscale.models.atoms_batch import atoms_graph, check_atoms_batch, structu
 from equiscale.nn.attention import EquivariantAttention
 from equiscale.nn.e2former import E2FormerBlock, EquivariantRMSNorm
 from equiscale.nn.hyena import SE3HyenaBlock
+from equiscale.ops.coulomb import COULOMB_EV_A, coulomb_energy, coulomb_energy_mesh
 
-__all__ = ["HybridNet", "HybridDynamics", "coulomb_energy"]
+__all__ = ["HybridNet", "HybridDynamics", "coulomb_energy", "coulomb_energy_mesh", "COULOMB_EV_A"]
 
 PARITIES = {"e3": ("even", "e3"), "se3": ("even", "se3")}  # parity -> (E2Former, Hyena)
-LONG_RANGE = ("none", "coulomb")
+LONG_RANGE = ("none", "coulomb", "coulomb_mesh")
 BLOCKS = ("hybrid", "global", "attention")
-COULOMB_EV_A = 14.399645478425668  # e^2 / (4 pi eps_0) in eV A
-
-
-def _coulomb_rows(qs: Tensor, ps: Tensor, start: int, stop: int, scale: float) -> Tensor:
-    """0.5 sum_{i in [start, stop), j != i} q_i q_j erf(r_ij scale) / r_ij (without k_e)."""
-    n = ps.shape[0]
-    d = ps[start:stop, None, :] - ps[None, :, :]  # [b, n, 3]
-    rows, cols = torch.arange(start, stop, device=ps.device), torch.arange(n, device=ps.device)
-    self_pair = rows[:, None] == cols  # [b, n]
-    r2 = (d * d).sum(-1)  # [b, n]
-    # erf(s r) / r -> 2 s / sqrt(pi) (1 - s^2 r^2 / 3) as r -> 0 (atoms on top of each other have a
-    # finite energy and zero force): the series below x = s r = 1e-3 (error ~x^4 / 10), with r2
-    # kept away from 0 in the other branch so that no gradient is NaN
-    small = r2 * scale**2 < 1e-6
-    r = torch.where(small, torch.ones_like(r2), r2).sqrt()
-    series = (2.0 * scale / math.sqrt(math.pi)) * (1.0 - scale**2 * r2 / 3.0)
-    kernel = torch.where(small, series, torch.erf(r * scale) / r)
-    kernel = torch.where(self_pair, torch.zeros_like(kernel), kernel)
-    return 0.5 * (qs[start:stop, None] * qs[None, :] * kernel).sum()  # each pair met twice
-
-
-def coulomb_energy(q: Tensor, pos: Tensor, counts: list[int], sigma: float, block: int = 1024) -> Tensor:
-    """Per-structure energy ``[B]`` of Gaussian charges ``q [N]`` (e) at ``pos [N, 3]`` (A):
-    k_e sum_{i<j} q_i q_j erf(r_ij / (sqrt(2) sigma)) / r_ij over pairs of one structure (atoms of
-    structure b are the ``counts[b]`` rows after those of structures < b). Direct sum, O(N^2) time.
-
-    Memory: each block of ``block`` rows runs under activation checkpointing when gradients are
-    recorded, so autograd keeps only ``q`` and ``pos``, not the ``[block, n]`` pair tensors of every
-    block (which would be O(N^2)); they are recomputed one block at a time in the backward pass:
-    O(block N) for the energy and forces. With ``create_graph`` (a force loss), the recomputed
-    blocks are part of the graph of the forces and memory is O(N^2) again."""
-    if not sigma > 0:
-        raise ValueError(f"sigma must be > 0, got {sigma!r}")
-    scale = 1.0 / (2.0**0.5 * sigma)
-    record = torch.is_grad_enabled() and (q.requires_grad or pos.requires_grad)
-    out = []
-    for qs, ps in zip(q.split(counts), pos.split(counts)):
-        n = ps.shape[0]
-        e = qs.new_zeros(())
-        for start in range(0, n, block):
-            stop = min(start + block, n)
-            if record:
-                e = e + checkpoint(_coulomb_rows, qs, ps, start, stop, scale, use_reentrant=False)
-            else:
-                e = e + _coulomb_rows(qs, ps, start, stop, scale)
-        out.append(COULOMB_EV_A * e)
-    return torch.stack(out) if out else q.new_zeros(0)
 
 
 def _int_at_least_1(**values: object) -> None:
@@ -248,13 +202,17 @@ class HybridNet(_LocalGlobalStack):
         channels, lmax, num_layers: width C, degree L (>= 1), number T of (local, global) pairs.
         heads, num_radial, cutoff, ffn_multiplier, centring: of the E2Former blocks (cutoff r_c, A).
         filter_hidden, mlp_ratio, length_norm: of the SE(3)-Hyena blocks (non-causal).
-        long_range: "none", or "coulomb" for the learned-charge Coulomb term (module docstring).
+        long_range: "none", "coulomb" for the learned-charge Coulomb term (module docstring), or
+            "coulomb_mesh" for the same energy by the particle-mesh sum
+            (:func:`equiscale.ops.coulomb.coulomb_energy_mesh`: O(N + M log M), to a mesh error).
         blocks: "hybrid" (local and global blocks), "global" (SE(3)-Hyena blocks only) or
             "attention" (the global blocks with equivariant attention as mixer, no local blocks).
         checkpoint_blocks: run every block under activation checkpointing when gradients are
             recorded (forces, training): autograd keeps each block's input, not its activations,
             and recomputes them in the backward pass (less memory, one more forward of each block).
         coulomb_sigma: width (A) of the Gaussian charges of that term.
+        mesh_spacing: mesh spacing (A) of "coulomb_mesh" (the smoothing width is then
+            max(coulomb_sigma, 2 mesh_spacing)).
         parity: "e3" (E(3)-equivariant) or "se3" (no reflections).
         compute_forces: return forces = -dE/dpos.
         energy_scale, energy_shift: per-atom output scale and shift (data statistics).
@@ -278,6 +236,7 @@ class HybridNet(_LocalGlobalStack):
         parity: str = "e3",
         long_range: str = "none",
         coulomb_sigma: float = 1.0,
+        mesh_spacing: float = 0.5,
         blocks: str = "hybrid",
         checkpoint_blocks: bool = False,
         compute_forces: bool = True,
@@ -306,14 +265,19 @@ class HybridNet(_LocalGlobalStack):
             raise ValueError(f"long_range must be one of {LONG_RANGE}, got {long_range!r}")
         if not (isinstance(coulomb_sigma, (int, float)) and coulomb_sigma > 0):
             raise ValueError(f"coulomb_sigma must be a number > 0, got {coulomb_sigma!r}")
+        if not (
+            isinstance(mesh_spacing, (int, float)) and not isinstance(mesh_spacing, bool) and mesh_spacing > 0
+        ):
+            raise ValueError(f"mesh_spacing must be a number > 0, got {mesh_spacing!r}")
         self.long_range, self.coulomb_sigma = long_range, float(coulomb_sigma)
+        self.mesh_spacing = float(mesh_spacing)
         self.compute_forces = compute_forces
         self.energy_scale, self.energy_shift = float(energy_scale), float(energy_shift)
         self.embed = nn.Embedding(num_elements, channels)
         self.head = nn.Sequential(nn.Linear(channels, channels), nn.SiLU(), nn.Linear(channels, 1))
         self.atom_ref = nn.Embedding(num_elements, 1)
         nn.init.zeros_(self.atom_ref.weight)
-        self.charge_head = nn.Linear(channels, 1) if long_range == "coulomb" else None
+        self.charge_head = nn.Linear(channels, 1) if long_range != "none" else None
 
     def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         pos, z = check_atoms_batch(batch, self.embed)
@@ -348,7 +312,10 @@ class HybridNet(_LocalGlobalStack):
                 q = self.charge_head(x[:, 0]).squeeze(-1)  # [N]
                 size = torch.tensor(counts, dtype=q.dtype, device=q.device).clamp_min(1)  # [B]
                 q = q - (q.new_zeros(n_struct).index_add(0, idx, q) / size)[idx]  # neutral per structure
-                extra = coulomb_energy(q, pos, counts, self.coulomb_sigma)
+                if self.long_range == "coulomb":
+                    extra = coulomb_energy(q, pos, counts, self.coulomb_sigma)
+                else:
+                    extra = coulomb_energy_mesh(q, pos, counts, self.coulomb_sigma, spacing=self.mesh_spacing)
             energy = e_atom.new_zeros(n_struct).index_add(0, idx, e_atom)  # [B]
             if extra is not None:
                 energy = energy + extra

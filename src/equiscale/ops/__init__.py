@@ -1,6 +1,7 @@
 """equiscale.ops"""
 
 from equiscale.ops._wigner6j_conv import Wigner6jConv, conv_paths, edge_reference, wigner6j_conv
+from equiscale.ops.coulomb import coulomb_energy, coulomb_energy_mesh
 from equiscale.ops.gaunt import (
     CGOddPaths,
     GauntPowers,
@@ -23,6 +24,8 @@ from equiscale.ops.long_conv import (
 from equiscale.ops.neighbors import Neighbors, edge_vectors, neighbor_list
 
 __all__ = [
+    "coulomb_energy",
+    "coulomb_energy_mesh",
     "CGOddPaths",
     "GauntPowers",
     "GauntProduct",
