@@ -108,3 +108,18 @@ def test_energy_mode_is_the_forward_pass_alone(tmp_path) -> None:
     model, calls = protein_scale._calls("hybrid", p, z, args)
     calls["energy"]()
     assert model.compute_forces is True
+
+
+def test_coulomb_terms_are_measured_on_request(tmp_path) -> None:
+    """--models coulomb_direct coulomb_mesh hybrid_coulomb_mesh: rows for each (not in the default
+    list); the two Coulomb terms compute the same energy and forces to the mesh error."""
+    names = ["coulomb_direct", "coulomb_mesh", "hybrid_coulomb_mesh"]
+    _, saved = _run(tmp_path, "--no-plot", "--models", *names, "--modes", "forward", "--mesh-spacing", "0.5")
+    assert {(r["model"], r["n"]) for r in saved["rows"]} == {(m, n) for m in names for n in (64, 128, 256)}
+    assert not set(names) & set(protein_scale.MODELS)
+    pos, z = protein_scale.protein_copies()
+    batch = {"pos": torch.tensor(pos[:300]), "z": torch.tensor(z[:300])}
+    direct = protein_scale._CoulombTerm(None).double()(batch)
+    mesh = protein_scale._CoulombTerm(0.5).double()(batch)
+    torch.testing.assert_close(mesh["energy"], direct["energy"], rtol=1e-6, atol=1e-8)
+    torch.testing.assert_close(mesh["forces"], direct["forces"], rtol=1e-4, atol=1e-5)

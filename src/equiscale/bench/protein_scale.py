@@ -14,6 +14,10 @@ Models (one structure, float32; width and depth of ``configs/hybrid_protein.yaml
 - ``hybrid_coulomb``: the same with ``long_range="coulomb"`` (direct pair sum, O(N^2));
 - ``hybrid_checkpointed``: the hybrid with ``checkpoint_blocks=True`` (each block's activations
   recomputed in the backward pass instead of kept: less memory for one more forward per block);
+- not by default (``--models``): ``hybrid_coulomb_mesh``, the hybrid with the particle-mesh
+  Coulomb term (``long_range="coulomb_mesh"``, ``--mesh-spacing``); ``coulomb_direct`` and
+  ``coulomb_mesh``, the Coulomb energy and forces of fixed charges alone by the direct pair sum
+  (O(N^2)) or the particle-mesh sum (:func:`equiscale.ops.coulomb.coulomb_energy_mesh`);
 - ``e2former``: the local :class:`~equiscale.models.e2former.E2Former` at the same width;
 - ``transformer``: :class:`~equiscale.models.equivariant_transformer.EquivariantTransformer`
   (``--channels`` scalar and vector channels, ``--layers`` blocks, ``--heads`` heads,
@@ -65,9 +69,10 @@ import torch
 from equiscale.bench.common import check_bench_args, device_slug, fit_exponent, time_fn, write_record
 from equiscale.bench.context import memory_method, peak_bytes, set_allocator_mode
 
-__all__ = ["add_arguments", "run", "protein_copies", "replicate", "MODELS", "MODES"]
+__all__ = ["add_arguments", "run", "protein_copies", "replicate", "MODELS", "MODES", "TERMS"]
 
 MODELS = ("hybrid", "e2former", "transformer", "hybrid_coulomb", "hybrid_checkpointed")
+TERMS = ("hybrid_coulomb_mesh", "coulomb_direct", "coulomb_mesh")  # chosen with --models only
 MODES = ("energy", "forward", "forward_backward")
 SYSTEM = "t4-lysozyme"
 
@@ -85,9 +90,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--models",
         nargs="+",
         default=list(MODELS),
-        choices=MODELS,
+        choices=MODELS + TERMS,
         help="models to measure (hybrid_coulomb: the O(N^2) direct Coulomb term on top; "
-        "hybrid_checkpointed: the hybrid with checkpoint_blocks=True)",
+        "hybrid_checkpointed: the hybrid with checkpoint_blocks=True; not by default: "
+        "hybrid_coulomb_mesh, the particle-mesh Coulomb term on top; coulomb_direct / coulomb_mesh: "
+        "the Coulomb energy of fixed charges alone, direct or particle-mesh sum)",
     )
     parser.add_argument(
         "--modes",
@@ -105,6 +112,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-radial", type=int, default=8, help="radial basis size (E2Former blocks)")
     parser.add_argument("--cutoff", type=float, default=5.0, help="neighbour cutoff (A)")
     parser.add_argument("--filter-hidden", type=int, default=16, help="Hyena filter MLP width")
+    parser.add_argument(
+        "--mesh-spacing", type=float, default=0.75, help="mesh spacing (A) of the particle-mesh Coulomb sum"
+    )
     parser.add_argument("--repeats", type=int, default=3, help="timed calls of a short call")
     parser.add_argument("--warmup", type=int, default=1, help="untimed calls after the memory calls")
     parser.add_argument(
@@ -169,13 +179,42 @@ def replicate(pos: np.ndarray, z: np.ndarray, n: int, gap: float) -> tuple[np.nd
 # models and calls
 
 
+class _CoulombTerm(torch.nn.Module):
+    """The Coulomb energy (and forces) of fixed charges ``(z - mean z) / 10`` (neutral), width 1 A:
+    the direct pair sum (``mesh_spacing=None``) or the particle-mesh sum; the batch layout and
+    ``compute_forces`` switch of the energy models."""
+
+    def __init__(self, mesh_spacing: float | None) -> None:
+        super().__init__()
+        self.mesh_spacing, self.compute_forces = mesh_spacing, True
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        from equiscale.ops.coulomb import coulomb_energy, coulomb_energy_mesh
+
+        z = batch["z"].to(batch["pos"].dtype)
+        q = (z - z.mean()) / 10.0
+        with torch.enable_grad():
+            pos = batch["pos"].detach().requires_grad_(self.compute_forces)
+            n = [pos.shape[0]]
+            if self.mesh_spacing is None:
+                energy = coulomb_energy(q, pos, n, 1.0)
+            else:
+                energy = coulomb_energy_mesh(q, pos, n, 1.0, spacing=self.mesh_spacing)
+            if not self.compute_forces:
+                return {"energy": energy}
+            (grad,) = torch.autograd.grad(energy.sum(), pos, create_graph=self.training)
+        return {"energy": energy, "forces": -grad}
+
+
 def _build(name: str, args: argparse.Namespace) -> torch.nn.Module:
     from equiscale.models.e2former import E2Former
     from equiscale.models.equivariant_transformer import EquivariantTransformer
     from equiscale.models.hybrid import HybridNet
 
     local = {"num_radial": args.num_radial, "cutoff": args.cutoff}
-    if name in ("hybrid", "hybrid_coulomb", "hybrid_checkpointed"):
+    if name in ("coulomb_direct", "coulomb_mesh"):
+        return _CoulombTerm(mesh_spacing=args.mesh_spacing if name == "coulomb_mesh" else None)
+    if name.startswith("hybrid"):
         return HybridNet(
             20,
             args.channels,
@@ -183,7 +222,8 @@ def _build(name: str, args: argparse.Namespace) -> torch.nn.Module:
             args.layers,
             heads=args.heads,
             filter_hidden=args.filter_hidden,
-            long_range="coulomb" if name == "hybrid_coulomb" else "none",
+            long_range={"hybrid_coulomb": "coulomb", "hybrid_coulomb_mesh": "coulomb_mesh"}.get(name, "none"),
+            mesh_spacing=args.mesh_spacing,
             checkpoint_blocks=name == "hybrid_checkpointed",
             **local,
         )
