@@ -121,6 +121,10 @@ def test_bad_inputs_are_named():
     bad[3, 1] = math.nan
     with pytest.raises(ValueError, match="NaN"):
         coulomb_energy_mesh(q, bad, [10], 1.0)
+    far = pos.clone()
+    far[0] += 5000.0  # one atom 5,000 A away: a mesh of ~10^12 points is refused, not allocated
+    with pytest.raises(ValueError, match="max_points"):
+        coulomb_energy_mesh(q, far, [10], 1.0)
 
 
 def test_hybrid_mesh_option_matches_the_direct_option():

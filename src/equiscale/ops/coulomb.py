@@ -113,13 +113,20 @@ def _mesh_kernel_fft(shape: tuple[int, ...], spacing: float, b: float, like: Ten
     return torch.fft.rfftn(_erf_over_r(r2, 1.0 / (math.sqrt(2.0) * b)))
 
 
-def _mesh_energy(qs: Tensor, ps: Tensor, spacing: float, a: float, b: float) -> Tensor:
+def _mesh_energy(qs: Tensor, ps: Tensor, spacing: float, a: float, b: float, max_points: int) -> Tensor:
     """``1/2 h^6 sum_{g,g'} rho_g K_b(x_g - x_g') rho_g'`` for one structure (without k_e)."""
     h = spacing
     p = math.ceil(_TRUNCATION * a / h)  # stencil half-width
     lo = ps.detach().min(0).values - (p + 1) * h  # mesh origin [3]
     span = ps.detach().max(0).values - lo
     size = [int(math.ceil(float(x) / h)) + p + 2 for x in span]  # mesh points per axis, M_d
+    shape = tuple(next_fast_size(2 * m - 1) for m in size)
+    if math.prod(shape) > max_points:
+        raise ValueError(
+            f"the padded mesh of a structure {[round(float(x), 1) for x in span]} A wide at spacing "
+            f"{h} A has {math.prod(shape):,} points > max_points = {max_points:,}: raise spacing "
+            "(and smoothing) or max_points, or split the structure"
+        )
     base = torch.round((ps.detach() - lo) / h).long()  # nearest mesh point [n, 3]
     offs = torch.arange(-p, p + 1, device=ps.device)  # [S]
     idx = base[:, :, None] + offs  # [n, 3, S]
@@ -131,7 +138,6 @@ def _mesh_energy(qs: Tensor, ps: Tensor, spacing: float, a: float, b: float) -> 
     rho = qs.new_zeros(m0 * m1 * m2).index_add(
         0, flat.reshape(-1), (qs[:, None, None, None] * weights).reshape(-1)
     )
-    shape = tuple(next_fast_size(2 * m - 1) for m in size)
     kernel = _mesh_kernel_fft(shape, h, b, ps.detach())
     rho = rho.reshape(m0, m1, m2)
     pot = torch.fft.irfftn(torch.fft.rfftn(rho, s=shape) * kernel, s=shape)[:m0, :m1, :m2]
@@ -146,6 +152,7 @@ def coulomb_energy_mesh(
     *,
     spacing: float = 0.5,
     smoothing: float | None = None,
+    max_points: int = 2**29,
 ) -> Tensor:
     """The energy of :func:`coulomb_energy` by the particle-mesh split of the module docstring.
 
@@ -153,6 +160,8 @@ def coulomb_energy_mesh(
         q: charges ``[N]`` (e); pos: ``[N, 3]`` (A); counts: atoms per structure; sigma: charge width.
         spacing: mesh spacing ``h`` (A); memory and time grow like ``(extent / h)^3``.
         smoothing: split width ``s`` (A), ``>= max(sigma, 2 h)``; ``None``: that bound.
+        max_points: largest padded mesh (points) of one structure; a larger one raises
+            ``ValueError`` instead of allocating it (a structure spread over a wide box).
     Returns:
         ``[B]`` energies (eV), differentiable (twice) in ``q`` and ``pos``.
     """
@@ -180,7 +189,10 @@ def coulomb_energy_mesh(
         if ps.shape[0] == 0:
             out.append(qs.new_zeros(()))
             continue
-        e = _mesh_energy(qs, ps, float(spacing), a, b) - 0.5 * math.sqrt(2.0 / math.pi) / s * (qs * qs).sum()
+        e = (
+            _mesh_energy(qs, ps, float(spacing), a, b, max_points)
+            - 0.5 * math.sqrt(2.0 / math.pi) / s * (qs * qs).sum()
+        )
         if short:
             nb = neighbor_list(ps.detach(), 4.0 * math.sqrt(2.0) * s)
             j, i = nb.edge_index
