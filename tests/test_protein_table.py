@@ -10,7 +10,7 @@ import pytest
 from equiscale.bench import protein_table
 
 
-def _ours(tmp_path, name, task="protein", gap=5, **test):
+def _ours(tmp_path, name, task="protein", gap=5, target=None, **test):
     data_args = {
         "path": "data/protein_t4-lysozyme.npz",
         "n_train": 140,
@@ -20,6 +20,8 @@ def _ours(tmp_path, name, task="protein", gap=5, **test):
     }
     if task == "protein_dynamics":
         data_args["horizon"] = 1
+    if target is not None:
+        data_args["target"] = target
     res = {
         "task": task,
         "model": name,
@@ -61,9 +63,13 @@ def _mace(tmp_path, gap=5):
     return str(path)
 
 
-def _args(tmp_path, forces=(), dynamics=()):
+def _args(tmp_path, forces=(), dynamics=(), long=()):
     return argparse.Namespace(
-        forces=list(forces), dynamics=list(dynamics), title="T4", out=str(tmp_path / "table.json")
+        forces=list(forces),
+        dynamics=list(dynamics),
+        long=list(long),
+        title="T4",
+        out=str(tmp_path / "table.json"),
     )
 
 
@@ -93,3 +99,28 @@ def test_table_refuses_mixed_splits_and_tasks(tmp_path):
         protein_table.run(_args(tmp_path, [str(tmp_path / "missing.json")]))
     with pytest.raises(ValueError, match="at least one run"):
         protein_table.run(_args(tmp_path))
+
+
+def test_long_range_target_runs_get_their_own_table(tmp_path):
+    """target=long runs go under --long, in their own section; a target=long run given to --forces
+    (or a total run to --long) is refused: the two error scales must not share a column."""
+    total = _ours(tmp_path, "hybrid", forces_mae=0.25, forces_rmse=0.35, forces_long_mae=0.08, energy_mae=2.0)
+    long = _ours(
+        tmp_path,
+        "e2former",
+        target="long",
+        forces_mae=0.04,
+        forces_rmse=0.06,
+        forces_long_mae=0.07,
+        energy_mae=9.0,
+    )
+    rec = protein_table.run(_args(tmp_path, [total], long=[f"e2former-long={long}"]))
+    assert [r["model"] for r in rec["long"]["rows"]] == ["e2former-long"]
+    assert rec["long"]["split"][-1] == "long" and rec["forces"]["split"][-1] == "total"
+    text = (tmp_path / "table.md").read_text()
+    assert "## The long-range part alone (target=long)" in text
+    assert "| e2former-long | 12,345 | 2 | 280 | 20.0 | 4.29 | 40.0 | 60.0 | 70.0 | 9000.0 |" in text
+    with pytest.raises(ValueError, match="target 'long'"):
+        protein_table.run(_args(tmp_path, [total, long]))
+    with pytest.raises(ValueError, match="--long"):
+        protein_table.run(_args(tmp_path, long=[total]))

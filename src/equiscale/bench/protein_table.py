@@ -10,6 +10,11 @@ RMSE, the error along the long-range part of the force (``forces_long_mae``, see
 tasks print (zero forces; exact short-range forces, which miss exactly the long-range part; copy
 and constant-velocity frames). Rows keep the command and commit that produced them. A row may
 name the model with ``LABEL=path/results.json`` (e.g. ``hybrid+coulomb=...``).
+
+``--long`` takes ``protein`` runs trained on the long-range part alone (``data_args.target=long``)
+and tables them apart: there ``forces_mae`` is the error on F^long itself and the zero-force
+baseline is mean |F^long| per component. Runs of the two targets never share a table (the split
+check compares the target too).
 """
 
 from __future__ import annotations
@@ -29,6 +34,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dynamics", nargs="*", default=[], help="results.json of protein_dynamics runs, [LABEL=]PATH"
     )
+    parser.add_argument(
+        "--long",
+        nargs="*",
+        default=[],
+        help="results.json of protein runs with data_args.target=long, [LABEL=]PATH",
+    )
     parser.add_argument("--title", default="", help="heading of the markdown table")
     parser.add_argument(
         "--out",
@@ -40,18 +51,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _split_of(res: dict[str, Any]) -> tuple:
     if res.get("model") == "mace":
         s = res["split"]
-        return (Path(res["data"]).name, s["n_train"], s["n_val"], s["n_test"], s["gap"], None)
+        return (Path(res["data"]).name, s["n_train"], s["n_val"], s["n_test"], s["gap"], None, "total")
     d = res["config"]["data_args"]
-    return (Path(d["path"]).name, d["n_train"], d["n_val"], d["n_test"], d.get("gap", 0), d.get("horizon"))
+    target = d.get("target", "total") if res.get("task") == "protein" else None
+    return (
+        Path(d["path"]).name,
+        d["n_train"],
+        d["n_val"],
+        d["n_test"],
+        d.get("gap", 0),
+        d.get("horizon"),
+        target,
+    )
 
 
-def _load(spec: str, task: str) -> tuple[str, dict[str, Any], str]:
+def _load(spec: str, key: str) -> tuple[str, dict[str, Any], str]:
+    task = "protein_dynamics" if key == "dynamics" else "protein"
     label, _, path = spec.rpartition("=")
     if not Path(path).is_file():
-        raise FileNotFoundError(f"--{'forces' if task == 'protein' else 'dynamics'}: {path} not found")
+        raise FileNotFoundError(f"--{key}: {path} not found")
     res = json.loads(Path(path).read_text())
     if res.get("task") != task:
-        raise ValueError(f"{path} is a run of task {res.get('task')!r}, expected {task!r}")
+        raise ValueError(f"--{key}: {path} is a run of task {res.get('task')!r}, expected {task!r}")
+    if task == "protein":
+        target = _split_of(res)[-1]
+        want = "long" if key == "long" else "total"
+        if target != want:
+            raise ValueError(
+                f"--{key}: {path} was trained on target {target!r}; --forces takes target 'total', "
+                "--long target 'long'"
+            )
     return label or res["model"], res, path
 
 
@@ -82,28 +111,34 @@ def _fmt(value: Any, scale: float = 1.0, digits: int = 1) -> str:
 def markdown(record: dict[str, Any], title: str) -> str:
     """The record as markdown: forces table, dynamics table, baselines, commands."""
     out = [f"# {title or 'protein models'}\n"]
-    forces, dynamics = record["forces"], record["dynamics"]
-    if forces:
-        data, n_train, n_val, n_test, gap, _ = forces["split"]
+    forces, dynamics, long = record["forces"], record["dynamics"], record.get("long") or {}
+    sections = (
+        (forces, "Energies and forces", "test-set errors"),
+        (long, "The long-range part alone (target=long)", "test-set errors against E^long, F^long"),
+    )
+    for part, heading, what in sections:
+        if not part:
+            continue
+        data, n_train, n_val, n_test, gap = part["split"][:5]
         out.append(
-            f"\n## Energies and forces\n\n{data}: {n_train}/{n_val}/{n_test} train/val/test frames in "
-            f"contiguous time blocks (gap {gap}); test-set errors.\n\n"
+            f"\n## {heading}\n\n{data}: {n_train}/{n_val}/{n_test} train/val/test frames in "
+            f"contiguous time blocks (gap {gap}); {what}.\n\n"
             "| model | parameters | epochs | steps | training CPU (min) | CPU s per step | "
             "force MAE (meV/A) | force RMSE (meV/A) | long-range force error (meV/A) | energy MAE (meV) |\n"
             "|---|---|---|---|---|---|---|---|---|---|\n"
         )
-        for r in forces["rows"]:
+        for r in part["rows"]:
             out.append(
                 f"| {r['model']} | {r['n_parameters']:,} | {r['epochs']} | {r['train_steps']} | "
                 f"{r['fit_cpu_min']} | {r['cpu_per_step_s']} | {_fmt(r.get('forces_mae'), 1e3)} | "
                 f"{_fmt(r.get('forces_rmse'), 1e3)} | {_fmt(r.get('forces_long_mae'), 1e3)} | "
                 f"{_fmt(r.get('energy_mae'), 1e3)} |\n"
             )
-        if forces["baselines"]:
+        if part["baselines"]:
             out.append("\nBaselines (test set, meV/A or meV):\n\n")
-            out.extend(f"- {k}: {1e3 * v:.1f}\n" for k, v in forces["baselines"].items())
+            out.extend(f"- {k}: {1e3 * v:.1f}\n" for k, v in part["baselines"].items())
     if dynamics:
-        data, n_train, n_val, n_test, gap, horizon = dynamics["split"]
+        data, n_train, n_val, n_test, gap, horizon = dynamics["split"][:6]
         out.append(
             f"\n## Dynamics\n\n{data}: positions {horizon} frame(s) ahead; {n_train}/{n_val}/{n_test} "
             f"frames in contiguous time blocks (gap {gap}); test MSE per atom and coordinate.\n\n"
@@ -118,7 +153,7 @@ def markdown(record: dict[str, Any], title: str) -> str:
         out.append("\nBaselines (test MSE, A^2):\n\n")
         out.extend(f"- {k}: {v:.4f}\n" for k, v in dynamics["baselines"].items())
     out.append("\nCommands:\n\n")
-    for part in (forces, dynamics):
+    for part in (forces, long, dynamics):
         for r in part.get("rows", []) if part else []:
             out.append(f"- {r['model']}: `{r['command']}` (commit {r['git_commit']})\n")
     return "".join(out)
@@ -128,16 +163,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from equiscale.bench.common import write_record
     from equiscale.provenance import atomic_write_bytes
 
-    if not args.forces and not args.dynamics:
-        raise ValueError("give at least one run with --forces or --dynamics")
-    record: dict[str, Any] = {"benchmark": "protein-table", "forces": {}, "dynamics": {}}
-    for key, specs, task in (
-        ("forces", args.forces, "protein"),
-        ("dynamics", args.dynamics, "protein_dynamics"),
-    ):
+    long_runs = getattr(args, "long", [])
+    if not args.forces and not args.dynamics and not long_runs:
+        raise ValueError("give at least one run with --forces, --long or --dynamics")
+    record: dict[str, Any] = {"benchmark": "protein-table", "forces": {}, "long": {}, "dynamics": {}}
+    for key, specs in (("forces", args.forces), ("long", long_runs), ("dynamics", args.dynamics)):
         if not specs:
             continue
-        runs = [_load(s, task) for s in specs]
+        runs = [_load(s, key) for s in specs]
         splits = {path: _split_of(res) for _, res, path in runs}
         if len(set(splits.values())) != 1:
             raise ValueError(f"--{key} runs use different data or splits: {splits}")
