@@ -117,6 +117,8 @@ def test_coulomb_terms_are_measured_on_request(tmp_path) -> None:
     _, saved = _run(tmp_path, "--no-plot", "--models", *names, "--modes", "forward", "--mesh-spacing", "0.5")
     assert {(r["model"], r["n"]) for r in saved["rows"]} == {(m, n) for m in names for n in (64, 128, 256)}
     assert not set(names) & set(protein_scale.MODELS)
+    with pytest.raises(ValueError, match="--mesh-spacing"):
+        _run(tmp_path, "--models", "coulomb_mesh", "--mesh-spacing", "0")
     pos, z = protein_scale.protein_copies()
     batch = {"pos": torch.tensor(pos[:300]), "z": torch.tensor(z[:300])}
     direct = protein_scale._CoulombTerm(None).double()(batch)

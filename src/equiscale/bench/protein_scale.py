@@ -375,7 +375,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         lists_at_least_one=("atoms",),
     )
     check_bench_args(args, at_least_one=("long_repeats", "threads"))
-    for name in ("gap", "cutoff", "memory_cap_gb", "time_cap_s"):
+    for name in ("gap", "cutoff", "memory_cap_gb", "time_cap_s", "mesh_spacing"):
         if not getattr(args, name) > 0:
             raise ValueError(f"--{name.replace('_', '-')} must be > 0, got {getattr(args, name)}")
     if torch.device(args.device).type == "cpu":
