@@ -281,3 +281,25 @@ def test_pair_forces_bad_side(omm):
         protein.pair_forces(np.zeros((22, 3)), params, 0.5, "middle")
     with pytest.raises(ValueError, match="cutoff_nm"):
         protein.pair_forces(np.zeros((22, 3)), params, float("nan"))
+
+
+def test_coulomb_beyond_is_the_coulomb_part_of_the_long_range_forces(ala, omm):
+    """coulomb_beyond with the file's charges equals the pair sum beyond r_c with the Lennard-Jones
+    terms switched off (no exception pair is beyond 4 A in alanine dipeptide), and differs from
+    forces_long by the Lennard-Jones tail alone, which is small beside the Coulomb part."""
+    data, _ = ala
+    _, params = omm
+    coulomb_only = {
+        **params,
+        "epsilon": np.zeros_like(params["epsilon"]),
+        "exc_eps": np.zeros_like(params["exc_eps"]),
+    }
+    for k in (0, 3):
+        pos_nm = data.pos[k] * protein.NM_PER_A
+        want = protein.pair_forces(pos_nm, coulomb_only, 0.4, "long")[1] * protein.FORCE_UNIT
+        got = protein.coulomb_beyond(data.pos[k], data.charges, 4.0)
+        np.testing.assert_allclose(got, want, atol=1e-10, rtol=0)
+        assert np.abs(got).max() > 1e-2
+        assert np.linalg.norm(got - data.forces_long[k]) < 0.2 * np.linalg.norm(data.forces_long[k])
+    with pytest.raises(ValueError, match="cutoff_A"):
+        protein.coulomb_beyond(data.pos[0], data.charges, 0.0)

@@ -283,6 +283,15 @@ def test_long_range_target(frames_path):
     base = task.baselines()
     mean_long = np.abs(arrays["forces_long"][6:8]).mean()
     assert base["mean energy, zero forces (forces_mae)"] == pytest.approx(mean_long, rel=1e-5)
+    # the Coulomb forces of the file's charges beyond r_c: that baseline's error is |F_coul - F^long|
+    from equiscale.data.protein import coulomb_beyond
+
+    far = np.stack(
+        [coulomb_beyond(arrays["pos"][k], arrays["charges"], float(arrays["cutoff"])) for k in (6, 7)]
+    )
+    key = "exact short-range + Coulomb of the file's charges beyond r_c (forces_mae)"
+    assert base[key] == pytest.approx(np.abs(far - arrays["forces_long"][6:8]).mean(), rel=1e-5)
+    assert base[key] < 0.5 * mean_long  # the long-range part is mostly the charges' Coulomb forces
     with pytest.raises(ValueError, match="target"):
         protein_task(str(frames_path), n_train=4, n_val=2, n_test=2, target="short")
 

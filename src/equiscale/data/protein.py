@@ -88,6 +88,7 @@ __all__ = [
     "generate",
     "pair_forces",
     "pair_forces_at",
+    "coulomb_beyond",
     "nonbonded_parameters",
     "long_range_fraction",
     "time_block_splits",
@@ -353,6 +354,33 @@ def pair_forces_at(
         np.add.at(forces[k], ei, fk[:, None] * d)
         np.add.at(forces[k], ej, -fk[:, None] * d)
     return list(zip(energy, forces))
+
+
+def coulomb_beyond(pos_A: np.ndarray, charges: np.ndarray, cutoff_A: float, block: int = 256) -> np.ndarray:
+    """Coulomb forces ``[N, 3]`` (eV/A) of the point charges ``charges`` (e) on each other, over the
+    pairs farther apart than ``cutoff_A``, in float64: F_i = k_e sum_{j: r_ij > r_c} q_i q_j
+    (r_i - r_j) / r_ij^3, O(N^2) time, O(block N) memory.
+
+    With the force field's own charges this is the Coulomb part of ``forces_long`` as long as no
+    excluded or scaled (1-2, 1-3, 1-4) pair is farther apart than r_c (so for r_c >= 4 A); the
+    rest is the Lennard-Jones tail beyond r_c. It is what a global term of learned charges could
+    reach at best, and a physics check of the labels' long-range part."""
+    if not (np.isfinite(cutoff_A) and cutoff_A > 0):
+        raise ValueError(f"cutoff_A must be a finite number > 0, got {cutoff_A!r}")
+    pos = np.asarray(pos_A, dtype=np.float64)
+    q = np.asarray(charges, dtype=np.float64)
+    if pos.ndim != 2 or pos.shape[1] != 3 or q.shape != pos.shape[:1]:
+        raise ValueError(f"pos_A must be [N, 3] and charges [N], got {pos.shape} and {q.shape}")
+    k_e = ONE_4PI_EPS0 / KJ_PER_MOL_PER_EV / NM_PER_A  # kJ/mol nm / e^2 -> eV A / e^2 (14.3996)
+    out = np.zeros_like(pos)
+    for start in range(0, len(pos), block):
+        stop = min(start + block, len(pos))
+        d = pos[start:stop, None, :] - pos[None, :, :]  # [B, N, 3]
+        r = np.sqrt((d * d).sum(-1))
+        far = r > cutoff_A  # i == j has r = 0: never far
+        w = np.where(far, q[start:stop, None] * q[None, :] / np.where(far, r, 1.0) ** 3, 0.0)
+        out[start:stop] = k_e * np.einsum("bn,bnc->bc", w, d)
+    return out
 
 
 def short_range_system(system, cutoff_nm: float):

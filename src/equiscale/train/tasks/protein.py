@@ -116,7 +116,13 @@ def protein_task(
     and of both parts, |F - F^short - F^long| <= ``split_tol``) before any training.
     """
     from equiscale.data.cache import load_npz
-    from equiscale.data.protein import REQUIRED, ProteinFrames, check_protein_arrays, time_block_splits
+    from equiscale.data.protein import (
+        REQUIRED,
+        ProteinFrames,
+        check_protein_arrays,
+        coulomb_beyond,
+        time_block_splits,
+    )
 
     for name, value in (("energy_weight", energy_weight), ("force_weight", force_weight)):
         if (
@@ -168,12 +174,26 @@ def protein_task(
         fl = torch.cat([s["forces_long"] for s in test.items])
         short = long_range_errors(f - fl, f, fl)  # exact short-range forces, long-range part missed
         zero = long_range_errors(torch.zeros_like(f), f, fl)
+        # the long-range part replaced by the Coulomb forces of the file's charges beyond r_c
+        far = torch.cat(
+            [
+                torch.as_tensor(coulomb_beyond(data.pos[k], data.charges, data.cutoff), dtype=f.dtype)
+                for k in splits[2]
+            ]
+        )
+        coul = long_range_errors(f - fl + far, f, fl)
         return {
             "mean energy, zero forces (forces_mae)": float(f.abs().mean()),
             "mean energy, zero forces (energy_mae)": float(e.abs().mean()),
             "mean energy, zero forces (forces_long_mae)": float(zero["forces_long_mae"]),
             "exact short-range forces (forces_mae)": float(fl.abs().mean()),
             "exact short-range forces (forces_long_mae)": float(short["forces_long_mae"]),
+            "exact short-range + Coulomb of the file's charges beyond r_c (forces_mae)": float(
+                (far - fl).abs().mean()
+            ),
+            "exact short-range + Coulomb of the file's charges beyond r_c (forces_long_mae)": float(
+                coul["forces_long_mae"]
+            ),
         }
 
     return TaskData(
@@ -256,7 +276,12 @@ def protein_dynamics_task(
     from torch.utils.data import default_collate
 
     from equiscale.data.cache import load_npz
-    from equiscale.data.protein import REQUIRED, ProteinFrames, check_protein_arrays, time_block_splits
+    from equiscale.data.protein import (
+        REQUIRED,
+        ProteinFrames,
+        check_protein_arrays,
+        time_block_splits,
+    )
 
     if not Path(path).is_file():
         raise FileNotFoundError(f"protein data not found at {path}; make it with `equiscale data protein`")
