@@ -97,6 +97,12 @@ def test_table_refuses_mixed_splits_and_tasks(tmp_path):
         protein_table.run(_args(tmp_path, [dyn]))
     with pytest.raises(FileNotFoundError, match="--forces"):
         protein_table.run(_args(tmp_path, [str(tmp_path / "missing.json")]))
+    c = _ours(tmp_path, "other", forces_mae=0.2, forces_rmse=0.3, energy_mae=1.0)
+    res = json.loads(open(c).read())
+    res["baselines"]["exact short-range forces (forces_long_mae)"] = 0.2  # another test set
+    open(c, "w").write(json.dumps(res))
+    with pytest.raises(ValueError, match="not the same test set"):
+        protein_table.run(_args(tmp_path, [a, c]))
     with pytest.raises(ValueError, match="at least one run"):
         protein_table.run(_args(tmp_path))
 

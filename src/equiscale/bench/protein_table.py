@@ -174,7 +174,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         splits = {path: _split_of(res) for _, res, path in runs}
         if len(set(splits.values())) != 1:
             raise ValueError(f"--{key} runs use different data or splits: {splits}")
-        baselines = next((res["baselines"] for _, res, _ in runs if res.get("baselines")), {})
+        baselines: dict[str, float] = {}  # every run's, merged: the same test split gives the same values
+        for _, res, path in runs:
+            for name, value in (res.get("baselines") or {}).items():
+                if name in baselines and abs(baselines[name] - value) > 1e-6 * max(1.0, abs(value)):
+                    raise ValueError(
+                        f"--{key}: baseline {name!r} is {value} in {path} but {baselines[name]} in "
+                        "an earlier run: not the same test set"
+                    )
+                baselines.setdefault(name, value)
         record[key] = {
             "split": list(next(iter(splits.values()))),
             "rows": [_row(*r) for r in runs],  # in the order given
