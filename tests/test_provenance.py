@@ -23,3 +23,20 @@ def test_write_record_carries_provenance_and_writes_atomically(tmp_path, monkeyp
     for key in ("command", "git_commit", "versions", "wall_time_s"):
         assert key in on_disk
     assert not list(tmp_path.glob("*.tmp*"))  # no temporary file left behind
+
+
+def test_command_line_names_a_module_run_as_python_m(monkeypatch):
+    """``python -m equiscale.train.nve ...`` is recorded as typed, not as ``nve.py ...``; the
+    console script stays ``equiscale ...``."""
+    import sys
+    import types
+
+    from equiscale.provenance import command_line
+
+    main = types.ModuleType("__main__")
+    main.__spec__ = types.SimpleNamespace(name="equiscale.train.nve")
+    monkeypatch.setitem(sys.modules, "__main__", main)
+    monkeypatch.setattr(sys, "argv", ["/somewhere/equiscale/train/nve.py", "--checkpoint", "a b.ckpt"])
+    assert command_line() == "python -m equiscale.train.nve --checkpoint 'a b.ckpt'"
+    monkeypatch.setattr(sys, "argv", ["/venv/bin/equiscale", "train", "--config", "c.yaml"])
+    assert command_line() == "equiscale train --config c.yaml"

@@ -37,10 +37,13 @@ def command_line() -> str:
     import shlex
     import sys
 
-    prog = Path(sys.argv[0]).name
-    if prog in ("cli.py", "__main__.py", "equiscale"):
-        prog = "equiscale"
-    return " ".join(shlex.quote(a) for a in [prog, *sys.argv[1:]])
+    prog = [Path(sys.argv[0]).name]
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)  # set under ``python -m``
+    if prog[0] in ("cli.py", "__main__.py", "equiscale"):
+        prog = ["equiscale"]
+    elif spec is not None and spec.name.startswith("equiscale."):
+        prog = ["python", "-m", spec.name]  # e.g. python -m equiscale.train.nve, not "nve.py"
+    return " ".join(shlex.quote(a) for a in [*prog, *sys.argv[1:]])
 
 
 @functools.cache
