@@ -43,13 +43,18 @@ def _model(**kw):
         ("e3", "target", "coulomb"),
         ("e3", "global", "none"),
         ("e3", "attention", "none"),
+        ("e3", "hybrid_attention", "none"),
     ],
 )
 def test_energy_invariant_forces_equivariant(parity, centring, long_range):
     """Rotation, reflection (parity e3) and translation to 1e-9 in float64; centring "global" /
     "attention" stand for the global-only variants (blocks="global" / "attention")."""
     pos, z, batch = _structures()
-    kw = {"blocks": centring} if centring in ("global", "attention") else {"centring": centring}
+    kw = (
+        {"blocks": centring}
+        if centring in ("global", "attention", "hybrid_attention")
+        else {"centring": centring}
+    )
     model = _model(parity=parity, long_range=long_range, **kw)
 
     def fn(p):
@@ -111,7 +116,7 @@ def test_global_only_has_no_local_blocks_and_differs_from_hybrid():
     assert (e_glob - e_hyb).abs().max() > 1e-6
 
 
-@pytest.mark.parametrize("blocks", ["hybrid", "global", "attention"])
+@pytest.mark.parametrize("blocks", ["hybrid", "global", "attention", "hybrid_attention"])
 def test_forces_are_exact_gradients(blocks):
     pos, z, batch = _structures()
     pos, z = pos[7:], z[7:]  # one structure of 5 atoms: gradcheck cost grows with 3N

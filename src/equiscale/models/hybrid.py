@@ -41,7 +41,8 @@ model, the "global only" peer of the hybrid at the same width and depth. ``block
 does the same with equivariant multi-head attention (:class:`~equiscale.nn.attention.EquivariantAttention`,
 O(N^2) time) as the token mixer of those blocks in place of the Hyena operator: the equivariant
 transformer as an energy model, everything else shared. Attention without positional encodings
-is also invariant under any permutation of the atoms.
+is also invariant under any permutation of the atoms. ``blocks="hybrid_attention"`` keeps the
+E2Former blocks and swaps only the global mixer: the hybrid's O(N^2) counterpart.
 
 ``forward(batch)`` takes ``pos [n_atoms, 3]``, ``z [n_atoms]``, ``batch [n_atoms]`` (structure
 index, sorted; optional for one structure) and returns ``{"energy": [B], "forces": [n_atoms, 3]}``,
@@ -65,7 +66,9 @@ __all__ = ["HybridNet", "HybridDynamics", "coulomb_energy", "coulomb_energy_mesh
 
 PARITIES = {"e3": ("even", "e3"), "se3": ("even", "se3")}  # parity -> (E2Former, Hyena)
 LONG_RANGE = ("none", "coulomb", "coulomb_mesh")
-BLOCKS = ("hybrid", "global", "attention")
+BLOCKS = ("hybrid", "global", "attention", "hybrid_attention")
+_LOCAL = ("hybrid", "local", "hybrid_attention")  # the variants with E2Former blocks
+_ATTENTION = ("attention", "hybrid_attention")  # the variants whose global mixer is attention
 
 
 def _int_at_least_1(**values: object) -> None:
@@ -78,7 +81,8 @@ class _LocalGlobalStack(nn.Module):
     """The trunk shared by :class:`HybridNet` and :class:`HybridDynamics`: ``num_layers`` pairs of
     (E2Former block within ``cutoff``, SE(3)-Hyena block over each structure's atoms in order);
     ``blocks`` "hybrid" keeps both, "global" only the Hyena blocks, "attention" only global blocks
-    with attention as mixer, "local" only the E2Former blocks. Attribute names (local, glob,
+    with attention as mixer, "hybrid_attention" both with attention as mixer, "local" only the
+    E2Former blocks. Attribute names (local, glob,
     pos_weight) are those of the state dicts."""
 
     def __init__(
@@ -127,9 +131,9 @@ class _LocalGlobalStack(nn.Module):
                 parity=local_parity,
                 centring=centring,
             )
-            for _ in range(num_layers if blocks in ("hybrid", "local") else 0)
+            for _ in range(num_layers if blocks in _LOCAL else 0)
         )
-        if blocks == "attention":
+        if blocks in _ATTENTION:
             self.glob = nn.ModuleList(
                 SE3HyenaBlock(
                     channels,
@@ -156,7 +160,7 @@ class _LocalGlobalStack(nn.Module):
         # only: 1, since with 0 the energy would not depend on the positions at all and the
         # gradient of a force loss with respect to this weight would be exactly 0 (a fixed point:
         # the forces stayed at 0 through training)
-        init = torch.zeros if blocks == "hybrid" else torch.ones
+        init = torch.zeros if blocks in ("hybrid", "hybrid_attention") else torch.ones
         self.pos_weight = nn.Parameter(init(num_layers, channels))
         self.norm = EquivariantRMSNorm(lmax, channels)
 
@@ -175,11 +179,11 @@ class _LocalGlobalStack(nn.Module):
         self, x: Tensor, pos: Tensor, batch: dict[str, Tensor], idx: Tensor, counts: list[int]
     ) -> Tensor:
         """``x [N, (L+1)^2, C] -> Norm(x^T)``, the same shape (``batch`` for the neighbour list)."""
-        if self.blocks in ("hybrid", "local"):
+        if self.blocks in _LOCAL:
             edge_index, shifts = atoms_graph(batch, pos, self.cutoff)
         ckpt = self.checkpoint_blocks and torch.is_grad_enabled()
         for t in range(self.num_layers):
-            if self.blocks in ("hybrid", "local"):
+            if self.blocks in _LOCAL:
                 if ckpt:
                     x = checkpoint(
                         self.local[t], x, pos, edge_index, batch=idx, shifts=shifts, use_reentrant=False
@@ -206,7 +210,8 @@ class HybridNet(_LocalGlobalStack):
             "coulomb_mesh" for the same energy by the particle-mesh sum
             (:func:`equiscale.ops.coulomb.coulomb_energy_mesh`: O(N + M log M), to a mesh error).
         blocks: "hybrid" (local and global blocks), "global" (SE(3)-Hyena blocks only) or
-            "attention" (the global blocks with equivariant attention as mixer, no local blocks).
+            "attention" (the global blocks with equivariant attention as mixer, no local blocks),
+            "hybrid_attention" (the hybrid with attention in place of the Hyena operator).
         checkpoint_blocks: run every block under activation checkpointing when gradients are
             recorded (forces, training): autograd keeps each block's input, not its activations,
             and recomputes them in the backward pass (less memory, one more forward of each block).
@@ -298,7 +303,7 @@ class HybridNet(_LocalGlobalStack):
                 pos = pos.detach().requires_grad_(True)
             x = self.embed(z)[:, None, :]  # [N, 1, C]
             x = torch.cat([x, x.new_zeros(n, (self.lmax + 1) ** 2 - 1, self.channels)], dim=1)
-            if self.blocks == "attention" and self.compute_forces and self.training:
+            if self.blocks in _ATTENTION and self.compute_forces and self.training:
                 # a force loss differentiates the forces again; SDPA's fused CPU kernel has no
                 # double backward, its math kernel (plain differentiable ops) does
                 with sdpa_kernel(SDPBackend.MATH):
@@ -339,9 +344,9 @@ class HybridDynamics(_LocalGlobalStack):
         x^T   = trunk(x^0)                                         (as HybridNet)
         pred_i = loc_i + sum_c x^T_i,l=1,c  a_c                   (a = 0 at initialisation: copy)
 
-    ``blocks``: "hybrid", "global", "attention" (as HybridNet) or "local" (E2Former blocks only:
-    the local peer). Symmetry as
-    :class:`HybridNet` (vel is a polar vector; the prediction moves with translations of loc).
+    ``blocks``: "hybrid", "global", "attention", "hybrid_attention" (as HybridNet) or "local"
+    (E2Former blocks only: the local peer). Symmetry as :class:`HybridNet` (vel is a polar
+    vector; the prediction moves with translations of loc).
     """
 
     def __init__(
