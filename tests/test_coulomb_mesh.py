@@ -121,6 +121,14 @@ def test_bad_inputs_are_named():
     bad[3, 1] = math.nan
     with pytest.raises(ValueError, match="NaN"):
         coulomb_energy_mesh(q, bad, [10], 1.0)
+    with pytest.raises(ValueError, match="dtype"):
+        coulomb_energy_mesh(q.float(), pos, [10], 1.0)
+    # a non-contiguous view gives the energy of its contiguous copy
+    wide = torch.cat([pos, pos], dim=1)[:, ::2]  # [10, 3], stride 2
+    assert not wide.is_contiguous()
+    torch.testing.assert_close(
+        coulomb_energy_mesh(q, wide, [10], 1.0), coulomb_energy_mesh(q, wide.contiguous(), [10], 1.0)
+    )
     far = pos.clone()
     far[0] += 5000.0  # one atom 5,000 A away: a mesh of ~10^12 points is refused, not allocated
     with pytest.raises(ValueError, match="max_points"):

@@ -180,6 +180,11 @@ def coulomb_energy_mesh(
             f"q [N] and pos [N, 3] must hold sum(counts) = {sum(counts)} atoms, got "
             f"{tuple(q.shape)} and {tuple(pos.shape)}"
         )
+    if q.dtype != pos.dtype or q.device != pos.device:
+        raise ValueError(
+            f"q and pos must share dtype and device, got {q.dtype} on {q.device} and "
+            f"{pos.dtype} on {pos.device}"
+        )
     if not bool(torch.isfinite(pos).all()):
         raise ValueError("pos holds NaN or inf")
     a = b = s / math.sqrt(3.0)
