@@ -330,6 +330,11 @@ def test_dynamics_bad_input_raises():
         model({"loc": loc[0], "vel": vel[0], "charges": q[0]})
     with pytest.raises(ValueError, match="blocks"):
         HybridDynamics(blocks="nothing")
+    with pytest.raises(TypeError, match="radial_basis"):  # a misspelt trunk option is not swallowed
+        HybridDynamics(radial_basis=4)
+    # the trunk options reach the trunk: HybridNet's defaults, and what is passed
+    assert HybridDynamics().cutoff == HybridNet().cutoff == 5.0
+    assert HybridDynamics(cutoff=3.5, checkpoint_blocks=True).checkpoint_blocks
 
 
 def test_coulomb_term_is_finite_for_atoms_on_top_of_each_other():

@@ -51,6 +51,8 @@ the batch layout of :class:`~equiscale.models.e2former.E2Former`.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -91,17 +93,17 @@ class _LocalGlobalStack(nn.Module):
         lmax: int,
         num_layers: int,
         *,
-        heads: int,
-        num_radial: int,
-        cutoff: float,
-        ffn_multiplier: int,
-        centring: str,
-        filter_hidden: int,
-        mlp_ratio: int,
-        length_norm: bool,
-        parity: str,
-        blocks: str,
         allowed_blocks: tuple[str, ...],
+        heads: int = 4,
+        num_radial: int = 16,
+        cutoff: float = 5.0,
+        ffn_multiplier: int = 2,
+        centring: str = "target",
+        filter_hidden: int = 32,
+        mlp_ratio: int = 2,
+        length_norm: bool = True,
+        parity: str = "e3",
+        blocks: str = "hybrid",
         checkpoint_blocks: bool = False,
     ) -> None:
         super().__init__()
@@ -345,42 +347,18 @@ class HybridDynamics(_LocalGlobalStack):
         pred_i = loc_i + sum_c x^T_i,l=1,c  a_c                   (a = 0 at initialisation: copy)
 
     ``blocks``: "hybrid", "global", "attention", "hybrid_attention" (as HybridNet) or "local"
-    (E2Former blocks only: the local peer). Symmetry as :class:`HybridNet` (vel is a polar
-    vector; the prediction moves with translations of loc).
+    (E2Former blocks only: the local peer). The other keyword arguments (``heads``,
+    ``num_radial``, ``cutoff``, ``ffn_multiplier``, ``centring``, ``filter_hidden``, ``mlp_ratio``,
+    ``length_norm``, ``parity``, ``checkpoint_blocks``) and their defaults are :class:`HybridNet`'s.
+    Symmetry as :class:`HybridNet` (vel is a polar vector; the prediction moves with translations
+    of loc).
     """
 
     def __init__(
-        self,
-        channels: int = 32,
-        lmax: int = 1,
-        num_layers: int = 2,
-        *,
-        heads: int = 4,
-        num_radial: int = 16,
-        cutoff: float = 5.0,
-        ffn_multiplier: int = 2,
-        centring: str = "target",
-        filter_hidden: int = 32,
-        mlp_ratio: int = 2,
-        length_norm: bool = True,
-        parity: str = "e3",
-        blocks: str = "hybrid",
+        self, channels: int = 32, lmax: int = 1, num_layers: int = 2, *, blocks: str = "hybrid", **trunk: Any
     ) -> None:
         super().__init__(
-            channels,
-            lmax,
-            num_layers,
-            heads=heads,
-            num_radial=num_radial,
-            cutoff=cutoff,
-            ffn_multiplier=ffn_multiplier,
-            centring=centring,
-            filter_hidden=filter_hidden,
-            mlp_ratio=mlp_ratio,
-            length_norm=length_norm,
-            parity=parity,
-            blocks=blocks,
-            allowed_blocks=(*BLOCKS, "local"),
+            channels, lmax, num_layers, blocks=blocks, allowed_blocks=(*BLOCKS, "local"), **trunk
         )
         self.embed_q = nn.Linear(1, channels)
         self.vel_weight = nn.Parameter(torch.full((channels,), 0.1))
