@@ -335,6 +335,8 @@ def test_dynamics_bad_input_raises():
     # the trunk options reach the trunk: HybridNet's defaults, and what is passed
     assert HybridDynamics().cutoff == HybridNet().cutoff == 5.0
     assert HybridDynamics(cutoff=3.5, checkpoint_blocks=True).checkpoint_blocks
+    with pytest.raises(TypeError, match="radial_basis"):
+        HybridNet(radial_basis=4)
 
 
 def test_coulomb_term_is_finite_for_atoms_on_top_of_each_other():

@@ -206,21 +206,24 @@ class HybridNet(_LocalGlobalStack):
     Args:
         num_elements: size of the atomic-number embedding (z < num_elements).
         channels, lmax, num_layers: width C, degree L (>= 1), number T of (local, global) pairs.
-        heads, num_radial, cutoff, ffn_multiplier, centring: of the E2Former blocks (cutoff r_c, A).
-        filter_hidden, mlp_ratio, length_norm: of the SE(3)-Hyena blocks (non-causal).
+        heads, num_radial, cutoff, ffn_multiplier, centring: of the E2Former blocks (cutoff r_c, A;
+            defaults 4, 16, 5.0, 2, "target"), keywords.
+        filter_hidden, mlp_ratio, length_norm: of the SE(3)-Hyena blocks (non-causal; defaults 32,
+            2, True), keywords.
         long_range: "none", "coulomb" for the learned-charge Coulomb term (module docstring), or
             "coulomb_mesh" for the same energy by the particle-mesh sum
             (:func:`equiscale.ops.coulomb.coulomb_energy_mesh`: O(N + M log M), to a mesh error).
         blocks: "hybrid" (local and global blocks), "global" (SE(3)-Hyena blocks only) or
             "attention" (the global blocks with equivariant attention as mixer, no local blocks),
             "hybrid_attention" (the hybrid with attention in place of the Hyena operator).
-        checkpoint_blocks: run every block under activation checkpointing when gradients are
-            recorded (forces, training): autograd keeps each block's input, not its activations,
-            and recomputes them in the backward pass (less memory, one more forward of each block).
+        checkpoint_blocks: (keyword, default False) run every block under activation
+            checkpointing when gradients are recorded (forces, training): autograd keeps each
+            block's input, not its activations, and recomputes them in the backward pass (less
+            memory, one more forward of each block).
         coulomb_sigma: width (A) of the Gaussian charges of that term.
         mesh_spacing: mesh spacing (A) of "coulomb_mesh" (the smoothing width is then
             max(coulomb_sigma, 2 mesh_spacing)).
-        parity: "e3" (E(3)-equivariant) or "se3" (no reflections).
+        parity: (keyword, default "e3") "e3" (E(3)-equivariant) or "se3" (no reflections).
         compute_forces: return forces = -dE/dpos.
         energy_scale, energy_shift: per-atom output scale and shift (data statistics).
     """
@@ -232,42 +235,17 @@ class HybridNet(_LocalGlobalStack):
         lmax: int = 1,
         num_layers: int = 2,
         *,
-        heads: int = 4,
-        num_radial: int = 16,
-        cutoff: float = 5.0,
-        ffn_multiplier: int = 2,
-        centring: str = "target",
-        filter_hidden: int = 32,
-        mlp_ratio: int = 2,
-        length_norm: bool = True,
-        parity: str = "e3",
         long_range: str = "none",
         coulomb_sigma: float = 1.0,
         mesh_spacing: float = 0.5,
         blocks: str = "hybrid",
-        checkpoint_blocks: bool = False,
         compute_forces: bool = True,
         energy_scale: float = 1.0,
         energy_shift: float = 0.0,
+        **trunk: Any,
     ) -> None:
         _int_at_least_1(num_elements=num_elements)
-        super().__init__(
-            channels,
-            lmax,
-            num_layers,
-            heads=heads,
-            num_radial=num_radial,
-            cutoff=cutoff,
-            ffn_multiplier=ffn_multiplier,
-            centring=centring,
-            filter_hidden=filter_hidden,
-            mlp_ratio=mlp_ratio,
-            length_norm=length_norm,
-            parity=parity,
-            blocks=blocks,
-            allowed_blocks=BLOCKS,
-            checkpoint_blocks=checkpoint_blocks,
-        )
+        super().__init__(channels, lmax, num_layers, blocks=blocks, allowed_blocks=BLOCKS, **trunk)
         if long_range not in LONG_RANGE:
             raise ValueError(f"long_range must be one of {LONG_RANGE}, got {long_range!r}")
         if not (isinstance(coulomb_sigma, (int, float)) and coulomb_sigma > 0):
