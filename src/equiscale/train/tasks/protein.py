@@ -276,12 +276,7 @@ def protein_dynamics_task(
     from torch.utils.data import default_collate
 
     from equiscale.data.cache import load_npz
-    from equiscale.data.protein import (
-        REQUIRED,
-        ProteinFrames,
-        check_protein_arrays,
-        time_block_splits,
-    )
+    from equiscale.data.protein import REQUIRED, ProteinFrames, check_protein_arrays, time_block_splits
 
     if not Path(path).is_file():
         raise FileNotFoundError(f"protein data not found at {path}; make it with `equiscale data protein`")
